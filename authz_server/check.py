@@ -1,0 +1,165 @@
+"""The check pipeline, top to bottom: credential → route → token → caveats → ledger → response."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+
+from authz_server.credential import bearer_token
+from authz_server.judge import judge
+from authz_server.request_facts import request_facts
+from authz_server.responses import Allow, allow_response, deny_response
+from satgate.caveats import Denial
+from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
+from satgate.routes import RouteConfigError, RouteTable
+from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
+
+log = structlog.get_logger("satgate.authz")
+
+UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
+REVOKED = Denial(401, "revoked", "token has been revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSettings:
+    leeway_seconds: float = 30.0
+    default_cost: int = 1
+    attribute_headers: tuple[str, ...] = ()
+    decision_log: str = "all"  # all | deny | none
+
+
+@dataclass(slots=True)
+class _Decision:
+    response: CheckResponse
+    status: int
+    error: str | None = None
+    token: VerifiedToken | None = None
+    charged: int = 0
+    remaining: int | None = None
+
+
+class CheckPipeline:
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier,
+        ledger: Ledger,
+        routes: RouteTable,
+        settings: CheckSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._verifier = verifier
+        self._ledger = ledger
+        self._routes = routes
+        self._settings = settings
+        self._clock = clock
+
+    async def close(self) -> None:
+        await self._ledger.close()
+
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        started = time.perf_counter()
+        request_id = request.attributes.request.http.headers.get("x-request-id", "")
+        try:
+            decision = await self._decide(request, request_id)
+        except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
+            log.exception("check_failed", request_id=request_id)
+            decision = _Decision(deny_response(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
+        self._log(request, request_id, decision, started)
+        return decision.response
+
+    async def _decide(self, request: CheckRequest, request_id: str) -> _Decision:
+        http = request.attributes.request.http
+        facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
+
+        # 1. credential
+        token_text = bearer_token(http.headers.get("authorization", ""))
+        if isinstance(token_text, Denial):
+            return self._deny(token_text, request_id)
+
+        # 2. route settings (context_extensions over the server-side route table)
+        try:
+            route = self._routes.settings_for(
+                facts.host, facts.path, facts.method, request.attributes.context_extensions
+            )
+        except RouteConfigError as exc:
+            log.error("route_config_invalid", detail=str(exc), path=facts.path)
+            return self._deny(UNAVAILABLE, request_id)
+        if route.mcp:  # fail closed: tool caveats and per-tool prices need the JSON-RPC body
+            log.error("route_config_invalid", detail="mcp routes are not supported by this version", path=facts.path)
+            return self._deny(UNAVAILABLE, request_id)
+        if route.scopes:
+            facts = dataclasses.replace(facts, required_scopes=route.scopes)
+
+        # 3. token: signature chain verified before any side effect
+        try:
+            token = self._verifier.verify(token_text)
+        except TokenRejected as exc:
+            return self._deny(exc.denial, request_id)
+
+        # 4. caveats
+        denial = judge(token, route, facts)
+        if denial is not None:
+            return self._deny(denial, request_id, token)
+
+        # 5. ledger: revocation, idempotency and every budget bucket in one atomic step
+        cost = self._settings.default_cost if route.cost is None else route.cost
+        idempotency_key = f"{token.fingerprint}:{request_id}" if request_id else None
+        try:
+            result = await self._ledger.debit(
+                DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, idempotency_key)
+            )
+        except LedgerUnavailable as exc:
+            log.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
+            return self._deny(UNAVAILABLE, request_id, token)
+        if result.outcome is Outcome.REVOKED:
+            return self._deny(REVOKED, request_id, token)
+        if result.outcome is Outcome.INSUFFICIENT:
+            exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
+            return self._deny(exhausted, request_id, token, cost=cost, remaining=result.remaining)
+
+        # 6. response
+        allow = Allow(
+            tenant=token.tenant,
+            token_id=token.token_id,
+            charged=result.charged,
+            remaining=result.remaining,
+            attributes={a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None},
+        )
+        return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
+
+    def _deny(self, denial: Denial, request_id: str, token: VerifiedToken | None = None, **extra: Any) -> _Decision:
+        response = deny_response(
+            denial,
+            request_id,
+            extra={k: v for k, v in extra.items() if v is not None},
+            token_id=token.token_id if token else None,
+            tenant=token.tenant if token else None,
+        )
+        return _Decision(response, denial.status, denial.error, token, 0, extra.get("remaining"))
+
+    def _log(self, request: CheckRequest, request_id: str, decision: _Decision, started: float) -> None:
+        mode = self._settings.decision_log
+        if mode == "none" or (mode == "deny" and decision.status == 200):
+            return
+        http = request.attributes.request.http
+        token = decision.token
+        log.info(
+            "decision",
+            request_id=request_id,
+            method=http.method,
+            route=http.path.partition("?")[0],
+            status=decision.status,
+            error=decision.error,
+            token_id=token.token_id if token else None,
+            tenant=token.tenant if token else None,
+            credits=decision.charged,
+            remaining=decision.remaining,
+            latency_us=round((time.perf_counter() - started) * 1e6),
+        )

@@ -1,0 +1,100 @@
+"""Step 6: decisions as CheckResponse messages — never gRPC errors, which Envoy treats as an outage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.service.auth.v3.external_auth_pb2 import CheckResponse, DeniedHttpResponse, OkHttpResponse
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct
+from google.rpc.status_pb2 import Status
+
+from satgate.caveats import Denial
+
+OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+WWW_AUTHENTICATE = 'Bearer realm="satgate", error="invalid_token"'
+SATGATE_HEADER_PREFIX = "x-satgate-"
+_GRPC_CODE = {401: 16, 402: 7, 403: 7, 503: 14}  # UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    tenant: str
+    token_id: str
+    charged: int
+    remaining: int | None
+    attributes: Mapping[str, str]
+
+
+def _header(key: str, value: str) -> HeaderValueOption:
+    return HeaderValueOption(header=HeaderValue(key=key, value=value), append_action=OVERWRITE)
+
+
+def _metadata(values: Mapping[str, str | int | None]) -> Struct:
+    metadata = Struct()
+    metadata.update({k: v for k, v in values.items() if v is not None})
+    return metadata
+
+
+def allow_response(allow: Allow, request_headers: Iterable[str]) -> CheckResponse:
+    remaining = "unlimited" if allow.remaining is None else str(allow.remaining)
+    injected = {
+        "x-satgate-token-id": allow.token_id,
+        "x-satgate-tenant": allow.tenant,
+        "x-satgate-credits-charged": str(allow.charged),
+        "x-satgate-credits-remaining": remaining,
+    }
+    for key, value in allow.attributes.items():
+        injected[f"x-satgate-attr-{key}"] = value
+    # Overwriting covers the headers we set; any other client-sent x-satgate-* is a spoof attempt.
+    spoofed = [h for h in request_headers if h.startswith(SATGATE_HEADER_PREFIX) and h not in injected]
+    return CheckResponse(
+        status=Status(code=0),
+        ok_response=OkHttpResponse(
+            headers=[_header(k, v) for k, v in injected.items()],
+            headers_to_remove=["authorization", *spoofed],
+            response_headers_to_add=[_header("x-satgate-credits-remaining", remaining)],
+        ),
+        dynamic_metadata=_metadata(
+            {
+                "token_id": allow.token_id,
+                "tenant": allow.tenant,
+                "charged": allow.charged,
+                "remaining": remaining,
+            }
+        ),
+    )
+
+
+def deny_body(denial: Denial, request_id: str, extra: Mapping[str, object]) -> dict[str, object]:
+    body: dict[str, object] = {"error": denial.error, "message": denial.message, "request_id": request_id}
+    if denial.caveat is not None:
+        body["caveat"] = denial.caveat
+    body.update(extra)
+    return body
+
+
+def deny_response(
+    denial: Denial,
+    request_id: str,
+    *,
+    extra: Mapping[str, object] | None = None,
+    token_id: str | None = None,
+    tenant: str | None = None,
+) -> CheckResponse:
+    headers = [_header("content-type", "application/json"), _header("cache-control", "no-store")]
+    if denial.status == 401:
+        headers.append(_header("www-authenticate", WWW_AUTHENTICATE))
+    body = deny_body(denial, request_id, extra or {})
+    return CheckResponse(
+        status=Status(code=_GRPC_CODE.get(denial.status, 7), message=denial.error),
+        denied_response=DeniedHttpResponse(
+            status=HttpStatus(code=denial.status),  # type: ignore[arg-type]
+            headers=headers,
+            body=json.dumps(body, separators=(",", ":")),
+        ),
+        dynamic_metadata=_metadata({"error": denial.error, "token_id": token_id, "tenant": tenant}),
+    )

@@ -1,0 +1,127 @@
+"""grpc.aio server: ext_authz Authorization/Check plus grpc.health.v1; N worker processes share the
+port through SO_REUSEPORT, each with its own ledger connection (SQLite WAL is multi-process safe)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import grpc
+import structlog
+from envoy.service.auth.v3 import external_auth_pb2_grpc
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from authz_server.check import CheckPipeline, CheckSettings
+from satgate.config import Config
+from satgate.keyring import load_keyring
+from satgate.ledger.url import open_ledger
+from satgate.logs import configure_logging
+from satgate.tokens.verify import TokenVerifier
+
+log = structlog.get_logger("satgate.authz")
+AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
+_MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # MCP bodies arrive inside the CheckRequest (Envoy bounds them first)
+
+
+class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
+    def __init__(self, pipeline: CheckPipeline) -> None:
+        self._pipeline = pipeline
+
+    async def Check(self, request: CheckRequest, context: grpc.aio.ServicerContext) -> CheckResponse:
+        return await self._pipeline.check(request)
+
+
+def build_pipeline(config: Config) -> CheckPipeline:
+    authz = config.authz
+    return CheckPipeline(
+        verifier=TokenVerifier(
+            load_keyring(config.keyring),
+            attribute_keys=authz.attributes,
+            tenants=authz.tenants,
+            cache_size=authz.token_cache_size,
+        ),
+        ledger=open_ledger(config.ledger),
+        routes=authz.route_table(),
+        settings=CheckSettings(
+            leeway_seconds=authz.leeway_seconds,
+            default_cost=authz.default_cost,
+            attribute_headers=tuple(authz.attributes),
+            decision_log=authz.decision_log,
+        ),
+    )
+
+
+async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None) -> None:
+    pipeline = build_pipeline(config)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ]
+    )
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(config.authz.listen)
+    if port == 0:
+        raise OSError(f"authz: cannot listen on {config.authz.listen}")
+    await server.start()
+    for service in ("", AUTHZ_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("authz_listening", listen=config.authz.listen, pid=os.getpid())
+    if on_ready is not None:
+        on_ready(port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("authz_stopping", pid=os.getpid())
+    await health.enter_graceful_shutdown()
+    await server.stop(grace=5)
+    await pipeline.close()
+
+
+def _worker_main(config: Config) -> None:
+    configure_logging(config.log_level, component="authz")
+    asyncio.run(serve(config))
+
+
+def run(config: Config) -> None:
+    """Serve in this process, or supervise `authz.workers` processes (restarting any that die)."""
+    configure_logging(config.log_level, component="authz")
+    if config.authz.workers == 1:
+        asyncio.run(serve(config))
+        return
+    ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork
+    workers = [ctx.Process(target=_worker_main, args=(config,), daemon=True) for _ in range(config.authz.workers)]
+    for worker in workers:
+        worker.start()
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)  # type: ignore[arg-type]
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while True:
+        for index, worker in enumerate(workers):
+            worker.join(timeout=0.2)
+            if worker.exitcode is not None and not stopping:
+                log.error("authz_worker_died", pid=worker.pid, exitcode=worker.exitcode)
+                time.sleep(0.5)
+                workers[index] = ctx.Process(target=_worker_main, args=(config,), daemon=True)
+                workers[index].start()
+        if stopping and all(not w.is_alive() for w in workers):
+            return

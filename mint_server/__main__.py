@@ -1,0 +1,5 @@
+import sys
+
+from satgate.cli import main
+
+main(["mint", *sys.argv[1:]])

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from satgate.caveats.base import Denial, RequestFacts
+from satgate.caveats.grammar import CaveatSyntaxError, split_list
+
+# Segments of [A-Za-z0-9_.-] joined by ':'; a pattern may be '*' or end in ':*'.
+_SCOPE_RE = re.compile(r"[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*")
+
+
+def is_valid_scope(scope: str) -> bool:
+    return _SCOPE_RE.fullmatch(scope) is not None
+
+
+def is_valid_pattern(pattern: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(":*"):
+        return is_valid_scope(pattern[:-2])
+    return is_valid_scope(pattern)
+
+
+def scope_matches(pattern: str, scope: str) -> bool:
+    """`*` matches all; `a:*` matches `a:<one or more segments>` but not `a`; otherwise exact."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(":*"):
+        prefix = pattern[:-1]  # keeps the ':'
+        return len(scope) > len(prefix) and scope.startswith(prefix)
+    return pattern == scope
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Every scope the route requires must be matched by some pattern of THIS caveat."""
+
+    key: ClassVar[str] = "scope"
+    patterns: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        patterns = split_list(value, cls.key)
+        bad = [p for p in patterns if not is_valid_pattern(p)]
+        if bad:
+            raise CaveatSyntaxError(f"caveat 'scope': invalid pattern(s) {', '.join(bad)}")
+        return cls(patterns=patterns)
+
+    def check(self, facts: RequestFacts) -> Denial | None:
+        for required in facts.required_scopes:
+            if not any(scope_matches(p, required) for p in self.patterns):
+                return Denial(403, "insufficient_scope", f"scope {required!r} is required", self.key)
+        return None

@@ -1,0 +1,357 @@
+"""The `satgate` command: run the servers, the whole local stack, and work with tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from satgate.config import ConfigError, load_config
+from satgate.keyring import KeyringError, load_keyring, load_or_create_keyring
+from satgate.ledger import LedgerUnavailable
+from satgate.timefmt import format_utc
+
+
+def _config(path: str | None):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _keyring(config):
+    try:
+        return load_keyring(config.keyring)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `90m`, `8h`, `7d` → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise click.BadParameter(f"{text!r} is not a duration like 90m, 8h or 7d")
+    return int(text[:-1]) * units[text[-1]]
+
+
+def _caveat_pairs(items: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--caveat")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _standard_caveats(scope: str | None, budget: int | None, ttl: str | None, extra: tuple[str, ...]):
+    caveats: list[tuple[str, str]] = []
+    if ttl:
+        caveats.append(("expires", format_utc(time.time() + parse_duration(ttl))))
+    if scope:
+        caveats.append(("scope", scope))
+    if budget is not None:
+        caveats.append(("budget", str(budget)))
+    return caveats + _caveat_pairs(extra)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SATGATE_CONFIG",
+    help="satgate.yaml (default: embedded defaults, state in ./.satgate)",
+)
+
+
+@click.group()
+@click.version_option(package_name="satgate-envoy")
+def cli() -> None:
+    """SatGate for Envoy: economic access control with macaroon tokens."""
+
+
+@cli.command()
+@config_option
+@click.option("--workers", type=click.IntRange(1, 64), help="worker processes sharing the port (SO_REUSEPORT)")
+@click.option("--listen", help="host:port for the gRPC server")
+def authz(config_path: str | None, workers: int | None, listen: str | None) -> None:
+    """Run the Envoy ext_authz gRPC server."""
+    from authz_server.server import run  # noqa: PLC0415 - grpc server only when serving
+
+    config = _config(config_path)
+    updates = {k: v for k, v in {"workers": workers, "listen": listen}.items() if v is not None}
+    if updates:
+        try:
+            config = config.model_copy(
+                update={"authz": config.authz.model_validate({**config.authz.model_dump(), **updates})}
+            )
+        except ValueError as exc:
+            raise click.ClickException(f"authz: {exc}") from None
+    _keyring(config)  # refuse to start on a bad keyring, with its own message
+    run(config)
+
+
+@cli.command()
+@config_option
+def mint(config_path: str | None) -> None:
+    """Run the Mint HTTP API."""
+    from mint_server.app import run  # noqa: PLC0415
+    from satgate.logs import configure_logging  # noqa: PLC0415
+
+    config = _config(config_path)
+    _keyring(config)
+    configure_logging(config.log_level, component="mint")
+    run(config)
+
+
+@cli.command("demo-upstream", hidden=True)
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=8000)
+def demo_upstream(host: str, port: int) -> None:
+    """Echo server used by `satgate up`."""
+    from satgate.demo_upstream import run  # noqa: PLC0415
+
+    run(host, port)
+
+
+@cli.group()
+def keys() -> None:
+    """Manage the keyring."""
+
+
+@keys.command("init")
+@config_option
+def keys_init(config_path: str | None) -> None:
+    """Create the keyring (mode 0600) if it does not exist."""
+    config = _config(config_path)
+    try:
+        _, created = load_or_create_keyring(config.keyring)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'created' if created else 'exists'}: {config.keyring}")
+
+
+@cli.group()
+def token() -> None:
+    """Mint, attenuate, inspect and revoke tokens."""
+
+
+@token.command("mint")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--scope", help="comma list of scope patterns, e.g. api:read,mcp:*")
+@click.option("--budget", type=click.IntRange(1, 10**15), help="credits")
+@click.option("--ttl", help="lifetime, e.g. 90m, 8h, 7d")
+@click.option("--caveat", "extra", multiple=True, help="extra caveat key=value (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON object instead of the bare token")
+def token_mint(config_path, tenant, scope, budget, ttl, extra, as_json) -> None:
+    """Mint a token from the keyring (offline; no server needed)."""
+    from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
+
+    config = _config(config_path)
+    caveats = _standard_caveats(scope, budget, ttl, extra)
+    try:
+        minted = mint_token(_keyring(config), tenant, caveats, attribute_keys=config.authz.attributes)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "token": minted.token,
+                    "token_id": minted.identifier.token_id,
+                    "tenant": tenant,
+                    "caveats": [f"{k} = {v}" for k, v in caveats],
+                }
+            )
+        )
+    else:
+        click.echo(minted.token)
+
+
+@token.command("attenuate")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+@click.option("--scope")
+@click.option("--budget", type=click.IntRange(1, 10**15))
+@click.option("--ttl")
+@click.option("--caveat", "extra", multiple=True)
+def token_attenuate(config_path, token_text, scope, budget, ttl, extra) -> None:
+    """Add caveats to TOKEN (offline, needs no key). The child can only do less than its parent."""
+    from satgate.tokens.mint import attenuate  # noqa: PLC0415
+    from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
+
+    config = _config(config_path)
+    caveats = _standard_caveats(scope, budget, ttl, extra)
+    if not caveats:
+        raise click.UsageError("give at least one of --scope, --budget, --ttl, --caveat")
+    try:
+        click.echo(attenuate(_read_token(token_text), caveats, attribute_keys=config.authz.attributes))
+    except (MalformedToken, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _read_token(text: str) -> str:
+    return sys.stdin.read().strip() if text == "-" else text.strip()
+
+
+@token.command("inspect")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+def token_inspect(config_path, token_text) -> None:
+    """Verify TOKEN against the keyring and show its caveats, revocation and remaining credits."""
+    from satgate.ledger.url import open_ledger  # noqa: PLC0415
+    from satgate.tokens.verify import TokenRejected, TokenVerifier  # noqa: PLC0415
+
+    config = _config(config_path)
+    verifier = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes)
+    try:
+        verified = verifier.verify(_read_token(token_text))
+    except TokenRejected as exc:
+        click.echo(json.dumps({"valid": False, "error": exc.denial.error, "message": exc.denial.message}))
+        sys.exit(1)
+
+    async def ledger_view() -> tuple[bool, int | None]:
+        ledger = open_ledger(config.ledger)
+        try:
+            return (
+                await ledger.is_revoked(verified.tenant, verified.revocation_ids),
+                await ledger.remaining(verified.tenant, verified.buckets),
+            )
+        finally:
+            await ledger.close()
+
+    try:
+        revoked, remaining = asyncio.run(ledger_view())
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        json.dumps(
+            {
+                "valid": not revoked,
+                "revoked": revoked,
+                "tenant": verified.tenant,
+                "token_id": verified.token_id,
+                "kid": verified.identifier.kid,
+                "caveats": list(verified.caveat_texts),
+                "revocation_ids": list(verified.revocation_ids),
+                "buckets": [{"bucket_id": b.bucket_id, "limit": b.limit} for b in verified.buckets],
+                "remaining": remaining,
+            },
+            indent=2,
+        )
+    )
+
+
+@token.command("revoke")
+@config_option
+@click.argument("token_text", metavar="TOKEN", required=False)
+@click.option("--id", "revocation_id", help="a token_id or delegation id (instead of TOKEN)")
+@click.option("--tenant", help="tenant of --id")
+@click.option("--reason", default="")
+def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None:
+    """Revoke TOKEN (its token_id: the token and every token attenuated from it), or an id."""
+    import re  # noqa: PLC0415
+
+    from satgate.ledger.url import open_ledger  # noqa: PLC0415
+    from satgate.tokens.verify import TokenRejected, TokenVerifier  # noqa: PLC0415
+
+    config = _config(config_path)
+    if token_text:
+        try:
+            verified = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes).verify(
+                _read_token(token_text)
+            )
+        except TokenRejected as exc:
+            raise click.ClickException(f"cannot revoke: {exc.denial.message}") from None
+        tenant, revocation_id = verified.tenant, verified.token_id
+    elif not (revocation_id and tenant):
+        raise click.UsageError("give TOKEN, or --id with --tenant")
+    elif not re.fullmatch(r"[0-9a-f]{32}", revocation_id):
+        raise click.BadParameter("must be 32 lowercase hex", param_hint="--id")
+
+    async def do_revoke() -> bool:
+        ledger = open_ledger(config.ledger)
+        try:
+            return await ledger.revoke(tenant, revocation_id, reason)
+        finally:
+            await ledger.close()
+
+    try:
+        fresh = asyncio.run(do_revoke())
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"revoked": revocation_id, "tenant": tenant, "already_revoked": not fresh}))
+
+
+@cli.command()
+@click.option("--state-dir", type=click.Path(file_okay=False), default=".satgate", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="Envoy listener port")
+@click.option("--admin-port", type=int, default=9901, show_default=True)
+@click.option("--authz-port", type=int, default=9191, show_default=True)
+@click.option("--mint-port", type=int, default=8081, show_default=True)
+@click.option("--upstream-port", type=int, default=8000, show_default=True)
+def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port) -> None:
+    """Start Envoy + authz + mint + a demo upstream on embedded defaults, print a working curl."""
+    import signal  # noqa: PLC0415
+
+    from satgate.devstack import Stack, StackPorts  # noqa: PLC0415
+    from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
+
+    stack = Stack(Path(state_dir).resolve(), StackPorts(port, admin_port, authz_port, mint_port, upstream_port))
+    click.echo(
+        f"starting envoy :{port}, authz :{authz_port}, mint :{mint_port}, upstream :{upstream_port} "
+        f"(state in {stack.state_dir})"
+    )
+    try:
+        stack.start()
+    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+        raise click.ClickException(f"stack failed to start: {exc}") from None
+    config = _config(str(stack.config_path))
+    demo = mint_token(
+        _keyring(config),
+        "demo",
+        [
+            ("expires", format_utc(time.time() + 86400)),
+            ("scope", "api:*"),
+            ("budget", "100"),
+        ],
+    )
+    click.echo(f"\nready. A demo token (tenant demo, scope api:*, 100 credits, 24h):\n\n  {demo.token}\n")
+    click.echo("try it:\n")
+    click.echo(f"  curl -i -H {shlex.quote('Authorization: Bearer ' + demo.token)} {stack.url}/v1/hello\n", nl=True)
+    click.echo(f"logs: {stack.state_dir}/*.log   stop: Ctrl-C", nl=True)
+    sys.stdout.flush()
+    stopped = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopped:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    click.echo(f"{name} exited ({proc.returncode}); stopping.\n{stack.log_tail(name)}", err=True)
+                    stopped = True
+                    break
+            time.sleep(0.2)
+    finally:
+        stack.stop()
+        click.echo("stopped.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="satgate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""satgate.yaml: one validated model for both servers. A bad file refuses to start and names the field."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from satgate.caveats import BUILTIN
+from satgate.ledger.url import validate_ledger_url
+from satgate.routes import RouteConfigError, RouteRule, RouteSettings, RouteTable
+from satgate.tokens.identifier import TENANT_RE
+
+DEFAULT_STATE_DIR = Path(".satgate")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
+class RouteMatchConfig(_Strict):
+    host: str | None = None
+    path_prefix: str = "/"
+    methods: list[Annotated[str, Field(pattern=r"^[A-Z]{1,16}$")]] | None = None
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+
+class RouteRuleConfig(_Strict):
+    match: RouteMatchConfig = RouteMatchConfig()
+    settings: dict[str, str]
+
+    @field_validator("settings")
+    @classmethod
+    def _valid_settings(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            RouteSettings.from_mapping(value)
+        except RouteConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+
+class AuthzConfig(_Strict):
+    listen: str = "127.0.0.1:9191"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
+    default_cost: Annotated[int, Field(ge=0, le=10**15)] = 1
+    tenants: list[str] | None = None
+    attributes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]] = []
+    routes: list[RouteRuleConfig] = []
+    token_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 16384
+    decision_log: Literal["all", "deny", "none"] = "all"
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+
+    @field_validator("tenants")
+    @classmethod
+    def _valid_tenants(cls, value: list[str] | None) -> list[str] | None:
+        for tenant in value or ():
+            if not TENANT_RE.fullmatch(tenant):
+                raise ValueError(f"{tenant!r} is not a tenant name ([a-z0-9][a-z0-9-]{{0,62}})")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _not_builtin(cls, value: list[str]) -> list[str]:
+        clash = sorted(set(value) & set(BUILTIN))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} are built-in caveat keys, not attributes")
+        return value
+
+    def route_table(self) -> RouteTable:
+        return RouteTable(
+            [
+                RouteRule(
+                    settings=dict(rule.settings),
+                    path_prefix=rule.match.path_prefix,
+                    host=rule.match.host.lower() if rule.match.host else None,
+                    methods=frozenset(rule.match.methods) if rule.match.methods else None,
+                )
+                for rule in self.routes
+            ]
+        )
+
+
+class MintConfig(_Strict):
+    listen: str = "127.0.0.1:8081"
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+
+
+class Config(_Strict):
+    keyring: Path = DEFAULT_STATE_DIR / "keyring.json"
+    ledger: str = f"sqlite:///{DEFAULT_STATE_DIR}/ledger.db"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    authz: AuthzConfig = AuthzConfig()
+    mint: MintConfig = MintConfig()
+
+    _ledger = field_validator("ledger")(classmethod(lambda cls, v: validate_ledger_url(v)))
+
+    @model_validator(mode="after")
+    def _routes_need_attributes(self) -> Config:
+        declared = set(self.authz.attributes)
+        for index, rule in enumerate(self.authz.routes):
+            for key in rule.settings:
+                if key.startswith("require.") and key.removeprefix("require.") not in declared:
+                    raise ValueError(f"authz.routes.{index}.settings.{key}: attribute is not in authz.attributes")
+        return self
+
+    def resolved(self, base: Path) -> Config:
+        """Relative paths are relative to the config file, not to wherever the server was started."""
+        keyring = self.keyring if self.keyring.is_absolute() else base / self.keyring
+        ledger = self.ledger
+        if ledger.startswith("sqlite:///") and not ledger.startswith("sqlite:////"):
+            ledger = f"sqlite:///{(base / ledger.removeprefix('sqlite:///')).resolve()}"
+        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger})
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """No path: embedded defaults (state under ./.satgate)."""
+    if path is None:
+        return Config().resolved(Path.cwd())
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    try:
+        return Config.model_validate(doc).resolved(p.parent.resolve())
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(str(p), exc)) from None

@@ -1,0 +1,197 @@
+"""The whole stack on one machine: demo upstream, authz, mint and a real Envoy in front.
+`satgate up` runs it for people; the end-to-end tests run it on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from satgate import envoy_config
+from satgate.keyring import load_or_create_keyring
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    envoy: int = 8080
+    envoy_admin: int = 9901
+    authz: int = 9191
+    mint: int = 8081
+    upstream: int = 8000
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    config_overrides: dict = field(default_factory=dict)  # merged into the generated satgate.yaml
+    authz_workers: int = 1
+    envoy_source: Path = envoy_config.SHIPPED_CONFIG
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "satgate.yaml"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.envoy}"
+
+    def write_config(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        doc: dict = {
+            "keyring": "keyring.json",
+            "ledger": "sqlite:///ledger.db",
+            "authz": {"listen": f"{LOOPBACK}:{self.ports.authz}", "workers": self.authz_workers},
+            "mint": {"listen": f"{LOOPBACK}:{self.ports.mint}"},
+        }
+        for section, values in self.config_overrides.items():
+            if isinstance(values, dict) and isinstance(doc.get(section), dict):
+                doc[section].update(values)
+            else:
+                doc[section] = values
+        self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        load_or_create_keyring(self.state_dir / "keyring.json")
+        return self.config_path
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.state_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and envoy
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.write_config()
+        python = sys.executable
+        config = str(self.config_path)
+        self._spawn("upstream", [python, "-m", "satgate.cli", "demo-upstream", "--port", str(self.ports.upstream)])
+        self._spawn("authz", [python, "-m", "satgate.cli", "authz", "--config", config])
+        self._spawn("mint", [python, "-m", "satgate.cli", "mint", "--config", config])
+        self.start_envoy()
+        try:
+            self.wait_ready(timeout)
+        except Exception:
+            self.stop()
+            raise
+
+    def start_envoy(self) -> None:
+        rendered = envoy_config.render(
+            source=self.envoy_source,
+            listen=(LOOPBACK, self.ports.envoy),
+            admin=(LOOPBACK, self.ports.envoy_admin),
+            clusters={
+                "satgate_authz": (LOOPBACK, self.ports.authz),
+                "upstream": (LOOPBACK, self.ports.upstream),
+            },
+        )
+        path = envoy_config.write_rendered(self.state_dir / "envoy.yaml", rendered)
+        self._spawn(
+            "envoy",
+            [
+                envoy_config.find_envoy(),
+                "-c",
+                str(path),
+                "--use-dynamic-base-id",
+                "--log-level",
+                "warn",
+                "--concurrency",
+                "2",
+            ],
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        checks = {
+            "upstream": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.upstream}/"),
+            "authz": lambda: grpc_serving(f"{LOOPBACK}:{self.ports.authz}"),
+            "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
+            "envoy": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
+        }
+        pending = dict(checks)
+        while pending:
+            for name in list(pending):
+                proc = self.processes.get(name)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                if pending[name]():
+                    del pending[name]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}")
+            time.sleep(0.05)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.state_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        proc = self.processes.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        return proc.returncode
+
+    def stop(self) -> None:
+        for name in ("envoy", "mint", "authz", "upstream"):
+            self.stop_process(name)
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def grpc_serving(target: str, service: str = "") -> bool:
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=0.5
+            )
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def pretty(doc: object) -> str:
+    return json.dumps(doc, indent=2)

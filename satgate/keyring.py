@@ -1,0 +1,126 @@
+"""Keyring: the master keys tenant root keys are derived from (SPEC: Tokens / Keys)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KID_RE = re.compile(r"[a-z0-9-]{1,32}")
+MIN_KEY_BYTES = 32
+_HKDF_SALT = b"satgate-v1"
+
+
+class KeyringError(ValueError):
+    """The keyring file is missing, unreadable, too permissive or malformed."""
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    active_kid: str
+    keys: dict[str, bytes]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise KeyringError("keyring: 'keys' is empty")
+        for kid, key in self.keys.items():
+            if not KID_RE.fullmatch(kid):
+                raise KeyringError(f"keyring: kid {kid!r} must match [a-z0-9-]{{1,32}}")
+            if len(key) < MIN_KEY_BYTES:
+                raise KeyringError(f"keyring: key {kid!r} is {len(key)} bytes, needs >= {MIN_KEY_BYTES}")
+        if self.active_kid not in self.keys:
+            raise KeyringError(f"keyring: active_kid {self.active_kid!r} is not in 'keys'")
+
+    def has_kid(self, kid: str) -> bool:
+        return kid in self.keys
+
+    def tenant_root_key(self, tenant: str, kid: str) -> bytes:
+        """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="tenant:"+tenant). Raises KeyError for unknown kid."""
+        return derive_tenant_root_key(self.keys[kid], tenant)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"active_kid": self.active_kid, "keys": {k: _b64url_encode(v) for k, v in self.keys.items()}},
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Keyring:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise KeyringError(f"keyring: not valid JSON ({exc})") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict):
+            raise KeyringError("keyring: expected an object with 'active_kid' and 'keys'")
+        if not isinstance(doc.get("active_kid"), str):
+            raise KeyringError("keyring: 'active_kid' must be a string")
+        keys: dict[str, bytes] = {}
+        for kid, encoded in doc["keys"].items():
+            if not isinstance(encoded, str):
+                raise KeyringError(f"keyring: keys.{kid} must be a base64url string")
+            try:
+                keys[kid] = _b64url_decode(encoded)
+            except ValueError as exc:
+                raise KeyringError(f"keyring: keys.{kid} is not base64url ({exc})") from exc
+        return cls(active_kid=doc["active_kid"], keys=keys)
+
+    @classmethod
+    def generate(cls, kid: str = "k1") -> Keyring:
+        return cls(active_kid=kid, keys={kid: secrets.token_bytes(32)})
+
+
+@functools.lru_cache(maxsize=65536)  # one HKDF per (key, tenant), not per request
+def derive_tenant_root_key(master: bytes, tenant: str) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=b"tenant:" + tenant.encode())
+    return hkdf.derive(master)
+
+
+def load_keyring(path: str | os.PathLike[str]) -> Keyring:
+    """Load a keyring file, refusing one that group or others can read (it holds every tenant's root)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError as exc:
+        raise KeyringError(f"keyring: file {p} does not exist (create it with 'satgate keys init')") from exc
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyringError(f"keyring: {p} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {p})")
+    return Keyring.from_json(p.read_text())
+
+
+def write_keyring(path: str | os.PathLike[str], keyring: Keyring) -> None:
+    """Write atomically with mode 0600 from the first byte (never world-readable, even briefly)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(keyring.to_json())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+def load_or_create_keyring(path: str | os.PathLike[str]) -> tuple[Keyring, bool]:
+    """Returns (keyring, created)."""
+    if Path(path).exists():
+        return load_keyring(path), False
+    keyring = Keyring.generate()
+    write_keyring(path, keyring)
+    return keyring, True

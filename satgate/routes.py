@@ -1,0 +1,100 @@
+"""Per-route settings (SPEC: Envoy contract): from Envoy's context_extensions, or from a server-side
+route table for meshes that cannot set them (Istio). context_extensions override the table per key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from satgate.caveats.scope import is_valid_scope
+from satgate.tokens.identifier import TENANT_RE
+
+_COST_RE = re.compile(r"0|[1-9][0-9]{0,14}")
+_ATTR_KEY_RE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+KNOWN_KEYS = frozenset({"scope", "cost", "mcp", "pricing", "tenant"})
+
+
+class RouteConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    scopes: tuple[str, ...] = ()
+    cost: int | None = None  # None: the configured default
+    mcp: bool = False
+    pricing: str | None = None
+    tenant: str | None = None
+    require: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> RouteSettings:
+        scopes: tuple[str, ...] = ()
+        if raw_scope := values.get("scope", "").strip():
+            scopes = tuple(s.strip() for s in raw_scope.split(","))
+            bad = [s for s in scopes if not is_valid_scope(s)]
+            if bad:
+                raise RouteConfigError(f"route setting 'scope': invalid scope(s) {bad}")
+        cost = None
+        if "cost" in values:
+            if not _COST_RE.fullmatch(values["cost"]):
+                raise RouteConfigError(f"route setting 'cost': {values['cost']!r} is not a non-negative integer")
+            cost = int(values["cost"])
+        mcp_text = values.get("mcp", "false").lower()
+        if mcp_text not in {"true", "false"}:
+            raise RouteConfigError(f"route setting 'mcp': {values['mcp']!r} is not true or false")
+        tenant = values.get("tenant")
+        if tenant is not None and not TENANT_RE.fullmatch(tenant):
+            raise RouteConfigError(f"route setting 'tenant': {tenant!r} is not a tenant name")
+        require = []
+        for key, value in values.items():
+            if key.startswith("require."):
+                attr = key.removeprefix("require.")
+                if not _ATTR_KEY_RE.fullmatch(attr) or not value:
+                    raise RouteConfigError(f"route setting {key!r}: needs an attribute key and a value")
+                require.append((attr, value))
+        return cls(
+            scopes=scopes,
+            cost=cost,
+            mcp=mcp_text == "true",
+            pricing=values.get("pricing"),
+            tenant=tenant,
+            require=tuple(sorted(require)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    settings: Mapping[str, str]
+    path_prefix: str = "/"
+    host: str | None = None  # exact, `*.suffix` or None for any
+    methods: frozenset[str] | None = None
+
+    def matches(self, host: str, path: str, method: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        if not path.startswith(self.path_prefix):
+            return False
+        if self.host is None or self.host == "*":
+            return True
+        if self.host.startswith("*."):
+            return host.endswith(self.host[1:])
+        return host == self.host
+
+
+class RouteTable:
+    """First matching rule wins; with no match only context_extensions apply."""
+
+    def __init__(self, rules: Sequence[RouteRule] = ()) -> None:
+        self._rules = tuple(rules)
+        for rule in self._rules:
+            RouteSettings.from_mapping(rule.settings)  # fail at load, not on the first request
+
+    def settings_for(self, host: str, path: str, method: str, context_extensions: Mapping[str, str]) -> RouteSettings:
+        if not self._rules:
+            return RouteSettings.from_mapping(context_extensions)
+        for rule in self._rules:
+            if rule.matches(host, path, method):
+                return RouteSettings.from_mapping({**rule.settings, **context_extensions})
+        return RouteSettings.from_mapping(context_extensions)

@@ -1,0 +1,21 @@
+"""RFC 3339 UTC timestamps as caveats carry them: `2026-11-22T18:00:00Z`."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_RFC3339_UTC_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+
+
+def parse_utc(text: str) -> float:
+    """Epoch seconds; raises ValueError unless `text` is RFC 3339 in UTC with a `Z`."""
+    if not _RFC3339_UTC_RE.fullmatch(text):
+        raise ValueError(f"{text!r} is not an RFC 3339 UTC time like 2026-11-22T18:00:00Z")
+    whole, _, fraction = text[:-1].partition(".")
+    stamp = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return stamp + (float("0." + fraction) if fraction else 0.0)
+
+
+def format_utc(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
