@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from pymacaroons import MACAROON_V2, Macaroon
-from pymacaroons.exceptions import MacaroonException
+from pymacaroons.caveat import Caveat
 from pymacaroons.serializers.binary_serializer import BinarySerializer
 
 MAX_TOKEN_CHARS = 16 * 1024
@@ -48,7 +48,7 @@ def decode(token: str) -> WireMacaroon:
     try:
         macaroon = _serializer.deserialize_raw(raw)
         canonical = _serializer.serialize_raw(macaroon)
-    except (MacaroonException, ValueError, IndexError, TypeError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # pymacaroons raises bare Exception on truncated varints
         raise MalformedToken(f"token is not a valid macaroon v2 ({exc})") from exc
     if canonical != raw:
         raise MalformedToken("token is not canonical macaroon v2 binary (trailing or non-canonical data)")
@@ -65,8 +65,7 @@ def decode(token: str) -> WireMacaroon:
 
 def encode(wire: WireMacaroon) -> str:
     macaroon = Macaroon(location=LOCATION, identifier=wire.identifier, version=MACAROON_V2)
-    for caveat in wire.caveats:
-        macaroon.add_first_party_caveat(caveat)
-    # pymacaroons signs as caveats are added (here with no key); the real signature is the chain's.
+    # Plain Caveat objects: pymacaroons would re-sign on add_first_party_caveat; the chain signs here.
+    macaroon.caveats = [Caveat(caveat_id=raw, version=MACAROON_V2) for raw in wire.caveats]
     macaroon.signature = binascii.hexlify(wire.signature)
     return _serializer.serialize(macaroon)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+
+import pytest
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+
+from authz_server.check import CheckPipeline, CheckSettings
+from satgate.ledger.url import open_ledger
+from satgate.routes import RouteRule, RouteTable
+from satgate.tokens.verify import TokenVerifier
+
+
+def check_request(
+    token: str | None = None,
+    *,
+    path: str = "/v1/items",
+    method: str = "GET",
+    host: str = "api.example.com",
+    headers: Mapping[str, str] | None = None,
+    context: Mapping[str, str] | None = None,
+    source: str = "10.0.0.7",
+    request_id: str | None = None,
+) -> CheckRequest:
+    request = CheckRequest()
+    http = request.attributes.request.http
+    http.method, http.path, http.host = method, path, host
+    http.headers["x-request-id"] = request_id or str(uuid.uuid4())
+    if token is not None:
+        http.headers["authorization"] = f"Bearer {token}"
+    for key, value in (headers or {}).items():
+        http.headers[key] = value
+    request.attributes.source.address.socket_address.address = source
+    request.attributes.context_extensions.update(context or {})
+    return request
+
+
+def status_of(response: CheckResponse) -> int:
+    return 200 if response.HasField("ok_response") else response.denied_response.status.code
+
+
+def body_of(response: CheckResponse) -> dict:
+    return json.loads(response.denied_response.body)
+
+
+def headers_of(response: CheckResponse) -> dict[str, str]:
+    which = response.ok_response if response.HasField("ok_response") else response.denied_response
+    return {h.header.key: h.header.value for h in which.headers}
+
+
+@pytest.fixture
+async def make_pipeline(tmp_path, keyring):
+    ledgers = []
+
+    def build(rules=(), attributes=("department",), **settings) -> CheckPipeline:
+        ledger = open_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
+        ledgers.append(ledger)
+        return CheckPipeline(
+            verifier=TokenVerifier(keyring, attribute_keys=attributes),
+            ledger=ledger,
+            routes=RouteTable([RouteRule(**rule) for rule in rules]),
+            settings=CheckSettings(attribute_headers=tuple(attributes), **settings),
+        )
+
+    yield build
+    for ledger in ledgers:
+        await ledger.close()
+
+
+@pytest.fixture
+async def pipeline(make_pipeline):
+    return make_pipeline()

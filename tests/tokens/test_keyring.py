@@ -1,0 +1,69 @@
+import hashlib
+import hmac
+import json
+import os
+import stat
+
+import pytest
+
+from satgate.keyring import Keyring, KeyringError, load_keyring, load_or_create_keyring, write_keyring
+
+
+def rfc5869_hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """Straight from RFC 5869 §2.2-2.3, independent of the cryptography package."""
+    prk = hmac.digest(salt, ikm, hashlib.sha256)
+    okm, block, counter = b"", b"", 1
+    while len(okm) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), hashlib.sha256)
+        okm += block
+        counter += 1
+    return okm[:length]
+
+
+def test_tenant_root_key_is_the_spec_hkdf(keyring):
+    expected = rfc5869_hkdf_sha256(keyring.keys["k1"], b"satgate-v1", b"tenant:acme", 32)
+    assert keyring.tenant_root_key("acme", "k1") == expected
+    assert keyring.tenant_root_key("acme", "k1") != keyring.tenant_root_key("acme2", "k1")
+
+
+def test_created_file_is_0600_and_round_trips(tmp_path):
+    path = tmp_path / "state" / "keyring.json"
+    created, was_created = load_or_create_keyring(path)
+    assert was_created
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again, was_created = load_or_create_keyring(path)
+    assert not was_created
+    assert again.keys == created.keys and again.active_kid == "k1"
+
+
+def test_group_readable_keyring_is_refused(tmp_path, keyring):
+    path = tmp_path / "keyring.json"
+    write_keyring(path, keyring)
+    os.chmod(path, 0o640)
+    with pytest.raises(KeyringError, match="must be 0600"):
+        load_keyring(path)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"active_kid": "k2", "keys": {"k1": "A" * 43}}, "active_kid 'k2' is not in 'keys'"),
+        ({"active_kid": "k1", "keys": {"k1": "AAAA"}}, "needs >= 32"),
+        ({"active_kid": "K1", "keys": {"K1": "A" * 43}}, "kid 'K1'"),
+        ({"active_kid": "k1", "keys": {}}, "'keys' is empty"),
+        ({"keys": {"k1": "A" * 43}}, "'active_kid' must be a string"),
+    ],
+)
+def test_bad_keyrings_name_the_problem(doc, message):
+    with pytest.raises(KeyringError, match=message):
+        Keyring.from_json(json.dumps(doc))
+
+
+def test_missing_and_invalid_json(tmp_path):
+    with pytest.raises(KeyringError, match="does not exist"):
+        load_keyring(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    bad.chmod(0o600)
+    with pytest.raises(KeyringError, match="not valid JSON"):
+        load_keyring(bad)

@@ -1,0 +1,108 @@
+"""Strict v2 parsing: only canonical macaroon v2 binary in base64url is a token."""
+
+import base64
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pymacaroons import MACAROON_V1, Macaroon
+
+from satgate.tokens import wire
+
+
+def b64(raw: bytes, pad: bool = False) -> str:
+    text = base64.urlsafe_b64encode(raw).decode()
+    return text if pad else text.rstrip("=")
+
+
+def sample() -> wire.WireMacaroon:
+    return wire.WireMacaroon(b"sg1:acme:k1:" + b"0" * 32, (b"scope = api:read", b"budget = 5"), bytes(range(32)))
+
+
+def test_round_trip_with_and_without_padding():
+    token = wire.encode(sample())
+    assert "=" not in token
+    assert wire.decode(token) == sample()
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert wire.decode(b64(raw, pad=True)) == sample()
+
+
+def test_v1_tokens_are_refused():
+    v1 = Macaroon(location="x", identifier="id", key="k", version=MACAROON_V1)
+    with pytest.raises(wire.MalformedToken, match="v2"):
+        wire.decode(v1.serialize())
+
+
+def test_json_tokens_are_refused():
+    js = Macaroon(location="x", identifier="id", key="k").serialize(
+        serializer=__import__("pymacaroons").serializers.JsonSerializer()
+    )
+    with pytest.raises(wire.MalformedToken):
+        wire.decode(js)
+    with pytest.raises(wire.MalformedToken):
+        wire.decode(b64(js.encode()))
+
+
+def test_standard_base64_alphabet_is_refused():
+    raw = base64.urlsafe_b64decode(wire.encode(sample()) + "==")
+    standard = base64.b64encode(raw).decode()
+    if "+" in standard or "/" in standard:
+        with pytest.raises(wire.MalformedToken, match="base64url"):
+            wire.decode(standard)
+    with pytest.raises(wire.MalformedToken, match="base64url"):
+        wire.decode("abc+/def")
+
+
+def test_trailing_bytes_are_refused():
+    raw = base64.urlsafe_b64decode(wire.encode(sample()) + "==")
+    with pytest.raises(wire.MalformedToken, match="canonical"):
+        wire.decode(b64(raw + b"\x00"))
+
+
+def test_truncated_tokens_are_refused():
+    raw = base64.urlsafe_b64decode(wire.encode(sample()) + "==")
+    for cut in range(1, len(raw)):
+        with pytest.raises(wire.MalformedToken):
+            wire.decode(b64(raw[:cut]))
+
+
+def test_third_party_caveats_fail_closed():
+    m = Macaroon(location="satgate", identifier="sg1:acme:k1:" + "0" * 32, key="root")
+    m.add_third_party_caveat("https://auth.example", "caveat key", "third party id")
+    with pytest.raises(wire.MalformedToken):
+        wire.decode(m.serialize())
+
+
+def test_oversized_tokens_are_refused_before_decoding():
+    with pytest.raises(wire.MalformedToken, match="longer than"):
+        wire.decode("A" * (wire.MAX_TOKEN_CHARS + 1))
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_only_ever_raise_malformed(raw):
+    for text in (b64(raw), b64(b"\x02" + raw)):
+        try:
+            decoded = wire.decode(text)
+        except wire.MalformedToken:
+            continue
+        assert wire.decode(wire.encode(decoded)) == decoded
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=200))
+def test_arbitrary_text_only_ever_raises_malformed(text):
+    try:
+        wire.decode(text)
+    except wire.MalformedToken:
+        pass
+
+
+@given(
+    identifier=st.binary(min_size=1, max_size=80),
+    caveats=st.lists(st.binary(min_size=1, max_size=60), max_size=6),
+    signature=st.binary(min_size=32, max_size=32),
+)
+def test_any_first_party_macaroon_round_trips(identifier, caveats, signature):
+    mac = wire.WireMacaroon(identifier, tuple(caveats), signature)
+    assert wire.decode(wire.encode(mac)) == mac
