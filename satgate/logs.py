@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -23,4 +24,4 @@ def configure_logging(level: str = "info", *, component: str) -> None:
         logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(component=component)
+    structlog.contextvars.bind_contextvars(component=component, pid=os.getpid())

@@ -20,7 +20,11 @@ async def test_missing_token_is_401_with_www_authenticate(pipeline):
     assert status_of(response) == 401
     assert headers_of(response)["www-authenticate"] == 'Bearer realm="satgate", error="invalid_token"'
     assert headers_of(response)["content-type"] == "application/json"
-    assert body_of(response) == {"error": "missing_token", "message": body_of(response)["message"], "request_id": "req-1"}
+    assert body_of(response) == {
+        "error": "missing_token",
+        "message": body_of(response)["message"],
+        "request_id": "req-1",
+    }
     assert response.status.code == 16  # UNAUTHENTICATED; the decision is data, not an RPC error
 
 
@@ -38,8 +42,9 @@ async def test_junk_tokens_are_malformed(pipeline, junk):
 
 
 async def test_good_token_is_allowed_with_injected_headers(pipeline, keyring):
-    minted = mint(keyring, "acme", [("scope", "api:*"), ("budget", "10"), ("department", "eng")],
-                  attribute_keys=["department"])
+    minted = mint(
+        keyring, "acme", [("scope", "api:*"), ("budget", "10"), ("department", "eng")], attribute_keys=["department"]
+    )
     response = await pipeline.check(check_request(minted.token, context={"scope": "api:read", "cost": "3"}))
     assert status_of(response) == 200
     assert response.status.code == 0
@@ -57,15 +62,20 @@ async def test_good_token_is_allowed_with_injected_headers(pipeline, keyring):
         ("x-satgate-credits-remaining", "7")
     ]
     assert MessageToDict(response.dynamic_metadata) == {
-        "token_id": minted.identifier.token_id, "tenant": "acme", "charged": 3.0, "remaining": "7",
+        "token_id": minted.identifier.token_id,
+        "tenant": "acme",
+        "charged": 3.0,
+        "remaining": "7",
     }
 
 
 async def test_client_sent_satgate_headers_are_dropped_or_overwritten(pipeline, keyring):
-    response = await pipeline.check(check_request(
-        token(keyring),
-        headers={"x-satgate-tenant": "evil", "x-satgate-attr-department": "finance", "x-satgate-admin": "1"},
-    ))
+    response = await pipeline.check(
+        check_request(
+            token(keyring),
+            headers={"x-satgate-tenant": "evil", "x-satgate-attr-department": "finance", "x-satgate-admin": "1"},
+        )
+    )
     ok = response.ok_response
     assert headers_of(response)["x-satgate-tenant"] == "acme"
     assert set(ok.headers_to_remove) == {"authorization", "x-satgate-attr-department", "x-satgate-admin"}
@@ -77,7 +87,9 @@ async def test_unbudgeted_token_reports_unlimited(pipeline, keyring):
 
 
 async def test_wrong_scope_is_403_insufficient_scope(pipeline, keyring):
-    response = await pipeline.check(check_request(token(keyring, ("scope", "api:read")), context={"scope": "api:write"}))
+    response = await pipeline.check(
+        check_request(token(keyring, ("scope", "api:read")), context={"scope": "api:write"})
+    )
     assert (status_of(response), body_of(response)["error"]) == (403, "insufficient_scope")
     assert "www-authenticate" not in headers_of(response)
 
@@ -106,8 +118,9 @@ async def test_request_caveats_fail_with_403_naming_the_caveat(pipeline, keyring
 
 
 async def test_request_caveats_hold_when_matched(pipeline, keyring):
-    t = token(keyring, ("methods", "GET,POST"), ("paths", "/v1/*"), ("hosts", "api.example.com"),
-              ("cidrs", "10.0.0.0/8"))
+    t = token(
+        keyring, ("methods", "GET,POST"), ("paths", "/v1/*"), ("hosts", "api.example.com"), ("cidrs", "10.0.0.0/8")
+    )
     assert status_of(await pipeline.check(check_request(t, path="/v1/items?q=1", host="API.example.com:8443"))) == 200
 
 
@@ -131,7 +144,11 @@ async def test_budget_of_three_then_402(pipeline, keyring):
     assert statuses == [200, 200, 200, 402]
     denied = await pipeline.check(check_request(t, context={"cost": "2"}))
     assert body_of(denied) | {"message": None, "request_id": None} == {
-        "error": "budget_exhausted", "cost": 2, "remaining": 0, "message": None, "request_id": None,
+        "error": "budget_exhausted",
+        "cost": 2,
+        "remaining": 0,
+        "message": None,
+        "request_id": None,
     }
 
 
@@ -142,8 +159,12 @@ async def test_retry_with_same_request_id_is_charged_once(pipeline, keyring):
         assert headers_of(response)["x-satgate-credits-remaining"] == "3"
     sibling = attenuate(t, [("label", "other holder")])
     # Same x-request-id from a different token is a different request.
-    assert headers_of(await pipeline.check(check_request(sibling, request_id="retry-me", context={"cost": "2"})))[
-        "x-satgate-credits-remaining"] == "1"
+    assert (
+        headers_of(await pipeline.check(check_request(sibling, request_id="retry-me", context={"cost": "2"})))[
+            "x-satgate-credits-remaining"
+        ]
+        == "1"
+    )
 
 
 async def test_revoked_is_401_and_cascades_to_children(pipeline, keyring):
@@ -177,21 +198,28 @@ async def test_route_require_attribute(pipeline, keyring):
     eng = token(keyring, ("department", "eng"))
     context = {"require.department": "eng"}
     assert status_of(await pipeline.check(check_request(eng, context=context))) == 200
-    for t in (token(keyring), token(keyring, ("department", "sales")),
-              attenuate(eng, [("department", "sales")], attribute_keys=["department"])):
+    for t in (
+        token(keyring),
+        token(keyring, ("department", "sales")),
+        attenuate(eng, [("department", "sales")], attribute_keys=["department"]),
+    ):
         response = await pipeline.check(check_request(t, context=context))
         assert (status_of(response), body_of(response)["caveat"]) == (403, "require.department")
 
 
 async def test_server_side_route_table_and_context_extension_override(make_pipeline, keyring):
-    pipeline = make_pipeline(rules=[
-        {"settings": {"scope": "admin:all", "cost": "5"}, "path_prefix": "/admin/", "methods": frozenset({"POST"})},
-        {"settings": {"scope": "api:read", "cost": "2"}, "path_prefix": "/v1/", "host": "*.example.com"},
-    ])
+    pipeline = make_pipeline(
+        rules=[
+            {"settings": {"scope": "admin:all", "cost": "5"}, "path_prefix": "/admin/", "methods": frozenset({"POST"})},
+            {"settings": {"scope": "api:read", "cost": "2"}, "path_prefix": "/v1/", "host": "*.example.com"},
+        ]
+    )
     t = token(keyring, ("scope", "api:read"), ("budget", "100"))
     ok = await pipeline.check(check_request(t, path="/v1/x", host="api.example.com"))
     assert headers_of(ok)["x-satgate-credits-charged"] == "2"
-    assert body_of(await pipeline.check(check_request(t, path="/admin/x", method="POST")))["error"] == "insufficient_scope"
+    assert (
+        body_of(await pipeline.check(check_request(t, path="/admin/x", method="POST")))["error"] == "insufficient_scope"
+    )
     # GET /admin/ matches no rule: no scope needed, default cost.
     assert headers_of(await pipeline.check(check_request(t, path="/admin/x")))["x-satgate-credits-charged"] == "1"
     overridden = await pipeline.check(check_request(t, path="/v1/x", host="api.example.com", context={"cost": "7"}))

@@ -17,8 +17,9 @@ def test_fails_at_expiry_with_401():
     assert Expires.parse("2027-01-15T08:00:00Z").check(facts(now=NOW + 30, leeway_seconds=30)) is not None
 
 
-@pytest.mark.parametrize("value", ["2027-01-15 08:00:00Z", "2027-01-15T08:00:00+00:00", "2027-01-15", "soon",
-                                   "2027-13-15T08:00:00Z"])
+@pytest.mark.parametrize(
+    "value", ["2027-01-15 08:00:00Z", "2027-01-15T08:00:00+00:00", "2027-01-15", "soon", "2027-13-15T08:00:00Z"]
+)
 def test_only_rfc3339_utc(value):
     with pytest.raises(CaveatSyntaxError):
         Expires.parse(value)

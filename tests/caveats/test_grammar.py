@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,9 +24,19 @@ def test_splits(raw, expected):
 @pytest.mark.parametrize(
     "raw",
     [
-        b"scope=api", b"scope  = api", b"scope =  api", b"scope = ", b"Scope = a", b"1scope = a",
-        b"scope = a\n", b"scope = a\x00", b"scope = \xc2\x85x", b" scope = a", b"k" * 65 + b" = v",
-        b"label = " + b"x" * 1025, b"\xff\xfe = x",
+        b"scope=api",
+        b"scope  = api",
+        b"scope =  api",
+        b"scope = ",
+        b"Scope = a",
+        b"1scope = a",
+        b"scope = a\n",
+        b"scope = a\x00",
+        b"scope = \xc2\x85x",
+        b" scope = a",
+        b"k" * 65 + b" = v",
+        b"label = " + b"x" * 1025,
+        b"\xff\xfe = x",
     ],
 )
 def test_rejects(raw):
@@ -38,10 +50,8 @@ def test_value_length_boundary():
 
 @given(st.binary(max_size=200))
 def test_parser_fails_only_with_syntax_errors(raw):
-    try:
+    with contextlib.suppress(CaveatSyntaxError):
         parse_caveat(raw, attribute_keys={"department"})
-    except CaveatSyntaxError:
-        pass
 
 
 @given(

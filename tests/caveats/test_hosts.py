@@ -7,8 +7,14 @@ from .facts import facts
 
 @pytest.mark.parametrize(
     ("host", "allowed"),
-    [("api.example.com", True), ("a.corp", True), ("x.y.corp", True), ("corp", False), ("evilcorp", False),
-     ("api.example.com.evil", False)],
+    [
+        ("api.example.com", True),
+        ("a.corp", True),
+        ("x.y.corp", True),
+        ("corp", False),
+        ("evilcorp", False),
+        ("api.example.com.evil", False),
+    ],
 )
 def test_exact_or_wildcard_suffix(host, allowed):
     assert (Hosts.parse("API.example.com,*.corp").check(facts(host=host)) is None) is allowed

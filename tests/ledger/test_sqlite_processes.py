@@ -17,7 +17,9 @@ BUCKET = "0123456789abcdef" * 2
 def spawn(url: str, limit: int, attempts: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, WORKER, url, BUCKET, str(limit), str(attempts)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
     )
 
 

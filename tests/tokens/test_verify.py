@@ -24,8 +24,9 @@ def verifier(keyring):
 
 
 def test_minted_token_verifies(keyring, verifier):
-    minted = mint(keyring, "acme", [("scope", "api:read"), ("budget", "10"), ("department", "eng")],
-                  attribute_keys=["department"])
+    minted = mint(
+        keyring, "acme", [("scope", "api:read"), ("budget", "10"), ("department", "eng")], attribute_keys=["department"]
+    )
     token = verifier.verify(minted.token)
     assert token.tenant == "acme"
     assert token.token_id == minted.identifier.token_id
@@ -37,14 +38,18 @@ def test_minted_token_verifies(keyring, verifier):
 def test_bucket_id_is_the_signature_after_the_budget_caveat(keyring, verifier):
     minted = mint(keyring, "acme", [("scope", "api:read"), ("budget", "10"), ("label", "x")])
     ident = minted.identifier.encode()
-    sigs = chain_signatures(keyring.tenant_root_key("acme", "k1"), ident, [b"scope = api:read", b"budget = 10", b"label = x"])
+    sigs = chain_signatures(
+        keyring.tenant_root_key("acme", "k1"), ident, [b"scope = api:read", b"budget = 10", b"label = x"]
+    )
     assert verifier.verify(minted.token).buckets[0].bucket_id == sigs[2].hex()[:32]
 
 
 def test_flipped_signature_bit_is_rejected(keyring, verifier):
     mac = wire.decode(mint(keyring, "acme", [("budget", "10")]).token)
     forged = bytes([mac.signature[0] ^ 1]) + mac.signature[1:]
-    assert rejected(verifier, wire.encode(wire.WireMacaroon(mac.identifier, mac.caveats, forged))) == "invalid_signature"
+    assert (
+        rejected(verifier, wire.encode(wire.WireMacaroon(mac.identifier, mac.caveats, forged))) == "invalid_signature"
+    )
 
 
 def test_tampered_caveat_value_is_rejected(keyring, verifier):
@@ -56,7 +61,10 @@ def test_tampered_caveat_value_is_rejected(keyring, verifier):
 def test_removed_caveat_is_rejected(keyring, verifier):
     mac = wire.decode(mint(keyring, "acme", [("scope", "api:read"), ("budget", "10")]).token)
     for keep in ((mac.caveats[0],), (mac.caveats[1],), ()):
-        assert rejected(verifier, wire.encode(wire.WireMacaroon(mac.identifier, keep, mac.signature))) == "invalid_signature"
+        assert (
+            rejected(verifier, wire.encode(wire.WireMacaroon(mac.identifier, keep, mac.signature)))
+            == "invalid_signature"
+        )
 
 
 def test_reordered_caveats_are_rejected(keyring, verifier):
@@ -159,8 +167,9 @@ def test_delegation_depth(keyring, verifier):
         verifier.verify(two)
     assert info.value.denial.caveat == "max_delegation_depth"
     # Delegations before the limit do not count against it.
-    late_limit = attenuate(attenuate(mint(keyring, "acme").token, [("delegation", "c" * 32)]),
-                           [("max_delegation_depth", "0")])
+    late_limit = attenuate(
+        attenuate(mint(keyring, "acme").token, [("delegation", "c" * 32)]), [("max_delegation_depth", "0")]
+    )
     assert verifier.verify(late_limit).revocation_ids[1:] == ("c" * 32,)
 
 

@@ -1,6 +1,7 @@
 """Strict v2 parsing: only canonical macaroon v2 binary in base64url is a token."""
 
 import base64
+import contextlib
 
 import pytest
 from hypothesis import given, settings
@@ -92,10 +93,8 @@ def test_arbitrary_bytes_only_ever_raise_malformed(raw):
 @settings(max_examples=200)
 @given(st.text(max_size=200))
 def test_arbitrary_text_only_ever_raises_malformed(text):
-    try:
+    with contextlib.suppress(wire.MalformedToken):
         wire.decode(text)
-    except wire.MalformedToken:
-        pass
 
 
 @given(

@@ -1,0 +1,134 @@
+"""The authz server as users run it: a separate process speaking gRPC, with health and workers."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from envoy.service.auth.v3 import external_auth_pb2_grpc
+
+from satgate.devstack import free_port, grpc_serving
+from satgate.tokens.mint import mint
+
+from .conftest import check_request, status_of
+
+
+def write_config(tmp_path: Path, keyring_file: Path, **authz) -> Path:
+    port = free_port()
+    config = tmp_path / "satgate.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "keyring": str(keyring_file),
+                "ledger": f"sqlite:///{tmp_path}/ledger.db",
+                "authz": {"listen": f"127.0.0.1:{port}", **authz},
+            }
+        )
+    )
+    return config
+
+
+def start(config: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_serving(target: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not grpc_serving(target, "envoy.service.auth.v3.Authorization"):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "authz did not become healthy"
+        time.sleep(0.05)
+
+
+def listen_of(config: Path) -> str:
+    return yaml.safe_load(config.read_text())["authz"]["listen"]
+
+
+def test_checks_over_grpc_and_stops_gracefully(tmp_path, keyring, keyring_file):
+    config = write_config(tmp_path, keyring_file)
+    proc = start(config)
+    try:
+        wait_serving(listen_of(config), proc)
+        t = mint(keyring, "acme", [("budget", "2")]).token
+        with grpc.insecure_channel(listen_of(config)) as channel:
+            stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+            statuses = [status_of(stub.Check(check_request(t), timeout=5)) for _ in range(3)]
+        assert statuses == [200, 200, 402]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    events = [json.loads(line)["event"] for line in out.splitlines() if line.startswith("{")]
+    assert events[0] == "authz_listening" and events[-1] == "authz_stopping"
+    assert t not in out
+
+
+def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
+    config = write_config(tmp_path, keyring_file, workers=2)
+    proc = start(config)
+    try:
+        wait_serving(listen_of(config), proc)
+        t = mint(keyring, "acme", [("budget", "30")]).token
+        statuses = []
+        for _ in range(40):  # a fresh connection each time, so SO_REUSEPORT spreads them
+            with grpc.insecure_channel(listen_of(config), options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                statuses.append(status_of(external_auth_pb2_grpc.AuthorizationStub(channel).Check(check_request(t))))
+        assert statuses.count(200) == 30
+        assert statuses.count(402) == 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    listening = {line["pid"] for line in lines if line["event"] == "authz_listening"}
+    deciding = {line["pid"] for line in lines if line["event"] == "decision"}
+    assert len(listening) == 2
+    assert deciding == listening  # both workers answered
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("authz", "message"),
+    [
+        ({"workers": 0}, "authz.workers"),
+        ({"default_cost": "cheap"}, "authz.default_cost"),
+        ({"routes": [{"settings": {"scope": "bad scope"}}]}, "authz.routes.0.settings"),
+        ({"listen": "nowhere"}, "authz.listen"),
+        ({"surprise": 1}, "authz.surprise"),
+    ],
+)
+def test_bad_config_refuses_to_start_naming_the_field(tmp_path, keyring_file, authz, message):
+    config = write_config(tmp_path, keyring_file)
+    doc = yaml.safe_load(config.read_text())
+    doc["authz"].update(authz)
+    config.write_text(yaml.safe_dump(doc))
+    result = subprocess.run(
+        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_world_readable_keyring_refuses_to_start(tmp_path, keyring_file):
+    keyring_file.chmod(0o644)
+    config = write_config(tmp_path, keyring_file)
+    result = subprocess.run(
+        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "must be 0600" in result.stderr

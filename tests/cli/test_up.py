@@ -1,0 +1,69 @@
+"""`satgate up` as a person runs it: start, copy the printed curl, run it, Ctrl-C."""
+
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from satgate.devstack import StackPorts
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_prints_a_curl_that_works(tmp_path):
+    ports = StackPorts.free()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "satgate.cli",
+            "up",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--port",
+            str(ports.envoy),
+            "--admin-port",
+            str(ports.envoy_admin),
+            "--authz-port",
+            str(ports.authz),
+            "--mint-port",
+            str(ports.mint),
+            "--upstream-port",
+            str(ports.upstream),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    printed = []
+    try:
+        deadline = time.monotonic() + 60
+        curl = None
+        while curl is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(printed)
+            printed.append(line)
+            if line.strip().startswith("curl "):
+                curl = line.strip()
+        assert curl is not None, "".join(printed)
+        argv = shlex.split(curl)
+        assert argv[0] == "curl"
+        if shutil.which("curl"):
+            result = subprocess.run([*argv, "-s", "--noproxy", "*"], capture_output=True, text=True, timeout=30)
+            assert result.stdout.startswith("HTTP/1.1 200"), result.stdout
+            assert "x-satgate-credits-remaining: 99" in result.stdout
+        else:  # same request without curl
+            import httpx
+
+            headers = dict([argv[argv.index("-H") + 1].split(": ", 1)])
+            assert httpx.get(argv[-1], headers=headers, trust_env=False).status_code == 200
+        assert (tmp_path / "state" / "keyring.json").stat().st_mode & 0o077 == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "stopped." in out
