@@ -1,0 +1,310 @@
+"""SatGate benchmark: one run, one Envoy, three listeners built from the shipped config.
+
+  plain  - Envoy alone (ext_authz filter removed)
+  noop   - ext_authz to a grpc.aio server that allows everything (same runtime as ours)
+  full   - ext_authz to the satgate authz server: verify, caveats, SQLite debit, headers
+
+Routes answer with direct_response so the upstream never limits the figures. Also measures the check
+handler in process (µs per Check, no network). Reports ratios; asserts nothing.
+
+    ./dev bench [--duration 8] [--connections 32] [--rounds 2] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import structlog
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from satgate import envoy_config  # noqa: E402
+from satgate.devstack import LOOPBACK, free_port, grpc_serving  # noqa: E402
+from satgate.keyring import Keyring, load_or_create_keyring, write_keyring  # noqa: E402
+from satgate.tokens.mint import mint  # noqa: E402
+
+AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+BENCH_PATH = "/v1/items"
+
+
+# ---------------------------------------------------------------- in-process handler
+async def handler_microseconds(iterations: int, state: Path) -> dict[str, float]:
+    from envoy.service.auth.v3.external_auth_pb2 import CheckRequest  # noqa: PLC0415
+
+    from authz_server.check import CheckPipeline, CheckSettings  # noqa: PLC0415
+    from satgate.ledger.url import open_ledger  # noqa: PLC0415
+    from satgate.routes import RouteTable  # noqa: PLC0415
+    from satgate.tokens.verify import TokenVerifier  # noqa: PLC0415
+
+    keyring = Keyring.generate()
+    token = mint(keyring, "bench", [("expires", "2099-01-01T00:00:00Z"), ("scope", "api:*"), ("budget", str(10**15))])
+
+    def request() -> CheckRequest:
+        req = CheckRequest()
+        http = req.attributes.request.http
+        http.method, http.path, http.host = "GET", BENCH_PATH, "api.example.com"
+        http.headers.update(
+            {
+                "authorization": f"Bearer {token.token}",
+                "x-request-id": str(uuid.uuid4()),
+                "user-agent": "bench",
+                "accept": "*/*",
+                ":authority": "api.example.com",
+            }
+        )
+        req.attributes.source.address.socket_address.address = "127.0.0.1"
+        req.attributes.context_extensions.update({"scope": "api:read", "cost": "1"})
+        return req
+
+    log_sink = (state / "decisions.log").open("w")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=log_sink),
+        cache_logger_on_first_use=False,
+    )
+    results = {}
+    for label, log_mode in (("decision log on", "all"), ("decision log off", "none")):
+        ledger = open_ledger(f"sqlite:///{state}/handler-{log_mode}.db")
+        pipeline = CheckPipeline(
+            verifier=TokenVerifier(keyring),
+            ledger=ledger,
+            routes=RouteTable(),
+            settings=CheckSettings(decision_log=log_mode),
+        )
+        requests = [request() for _ in range(iterations)]
+        for req in requests[:500]:  # warm: token cache, SQLite pages, code paths
+            await pipeline.check(req)
+        samples = []
+        for req in requests[500:]:
+            started = time.perf_counter_ns()
+            response = await pipeline.check(req)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+            assert response.HasField("ok_response")
+        await ledger.close()
+        samples.sort()
+        results[label] = {
+            "mean": statistics.fmean(samples),
+            "p50": samples[len(samples) // 2],
+            "p99": samples[int(len(samples) * 0.99)],
+        }
+    return results
+
+
+# ---------------------------------------------------------------- Envoy with three listeners
+def bench_envoy_config(ports: dict[str, int], authz_port: int, noop_port: int, admin_port: int) -> dict:
+    doc = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
+    shipped = doc["static_resources"]["listeners"][0]
+    listeners = []
+    for name, port in ports.items():
+        listener = copy.deepcopy(shipped)
+        listener["name"] = name
+        listener["address"] = {"socket_address": {"address": LOOPBACK, "port_value": port}}
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm.pop("access_log", None)  # stdout logging would measure the terminal, not authz
+        hcm["stat_prefix"] = name
+        vhost = hcm["route_config"]["virtual_hosts"][0]
+        v1 = next(r for r in vhost["routes"] if r["match"].get("prefix") == "/v1/")
+        v1.pop("route")
+        v1["direct_response"] = {"status": 200, "body": {"inline_string": "ok"}}
+        vhost["routes"] = [v1]
+        filters = hcm["http_filters"]
+        if name == "plain":
+            hcm["http_filters"] = [f for f in filters if f["name"] != AUTHZ_FILTER]
+            v1.pop("typed_per_filter_config")
+        elif name == "noop":
+            authz = next(f for f in filters if f["name"] == AUTHZ_FILTER)
+            authz["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] = "noop_authz"
+        listeners.append(listener)
+    doc["static_resources"]["listeners"] = listeners
+    clusters = doc["static_resources"]["clusters"]
+    authz_cluster = next(c for c in clusters if c["name"] == "satgate_authz")
+    noop_cluster = copy.deepcopy(authz_cluster)
+    noop_cluster["name"] = noop_cluster["load_assignment"]["cluster_name"] = "noop_authz"
+    for cluster, port in ((authz_cluster, authz_port), (noop_cluster, noop_port)):
+        cluster["type"] = "STATIC"
+        cluster["load_assignment"]["endpoints"] = [
+            {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": LOOPBACK, "port_value": port}}}}]}
+        ]
+    doc["static_resources"]["clusters"] = [authz_cluster, noop_cluster]
+    doc["admin"]["address"] = {"socket_address": {"address": LOOPBACK, "port_value": admin_port}}
+    return doc
+
+
+def wrk(port: int, token: str, duration: float, connections: int) -> dict[str, float]:
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(int(duration), 1)}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            f"http://{LOOPBACK}:{port}{BENCH_PATH}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=True,
+    )
+    out = result.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rps": rps,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "p50_ms": float(p50.group(1)) * scale[p50.group(2)],
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)],
+    }
+
+
+def wait(predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement (max 60)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the median is reported")
+    parser.add_argument("--workers", type=int, default=1, help="satgate authz worker processes")
+    parser.add_argument("--handler-iterations", type=int, default=20000)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    args.duration = min(args.duration, 60.0)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is required: apt-get install wrk")
+
+    with tempfile.TemporaryDirectory(prefix="satgate-bench-") as tmp:
+        state = Path(tmp)
+        handler = asyncio.run(handler_microseconds(args.handler_iterations, state))
+
+        keyring_path = state / "keyring.json"
+        keyring, _ = load_or_create_keyring(keyring_path)
+        write_keyring(keyring_path, keyring)
+        token = mint(keyring, "bench", [("scope", "api:*"), ("budget", str(10**15))]).token
+        authz_port, noop_port, admin_port = free_port(), free_port(), free_port()
+        ports = {name: free_port() for name in ("plain", "noop", "full")}
+        (state / "satgate.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "keyring": str(keyring_path),
+                    "ledger": f"sqlite:///{state}/ledger.db",
+                    "log_level": "warning",
+                    "authz": {"listen": f"{LOOPBACK}:{authz_port}", "workers": args.workers, "decision_log": "none"},
+                }
+            )
+        )
+        envoy_yaml = envoy_config.write_rendered(
+            state / "envoy.yaml", bench_envoy_config(ports, authz_port, noop_port, admin_port)
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "satgate.cli", "authz", "--config", str(state / "satgate.yaml")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("noop_authz.py")), f"{LOOPBACK}:{noop_port}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            ),
+            subprocess.Popen(
+                [
+                    envoy_config.find_envoy(),
+                    "-c",
+                    str(envoy_yaml),
+                    "--use-dynamic-base-id",
+                    "--log-level",
+                    "error",
+                    "--concurrency",
+                    "1",
+                ],
+                stdout=subprocess.DEVNULL,
+            ),
+        ]
+        try:
+            wait(lambda: grpc_serving(f"{LOOPBACK}:{authz_port}"), "authz")
+            assert procs[1].stdout.readline().strip() == "ready", "noop ext_authz server did not start"
+            time.sleep(1.0)
+            for port in ports.values():  # warm every path once
+                wrk(port, token, 1.0, 4)
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+            for _ in range(args.rounds):
+                for name, port in ports.items():
+                    runs[name].append(wrk(port, token, args.duration, args.connections))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=15)
+
+    median = {name: sorted(r, key=lambda x: x["rps"])[len(r) // 2] for name, r in runs.items()}
+    report = {
+        "handler_us": handler,
+        "through_envoy": median,
+        "ratios": {
+            "full_vs_noop": median["full"]["rps"] / median["noop"]["rps"],
+            "full_vs_plain": median["full"]["rps"] / median["plain"]["rps"],
+            "noop_vs_plain": median["noop"]["rps"] / median["plain"]["rps"],
+        },
+        "setup": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "rounds": args.rounds,
+            "authz_workers": args.workers,
+            "envoy_concurrency": 1,
+        },
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print("in-process Check handler (warm token cache, SQLite debit, response built):")
+    for label, stats in handler.items():
+        print(f"  {label:17s} mean {stats['mean']:6.1f} µs   p50 {stats['p50']:6.1f} µs   p99 {stats['p99']:6.1f} µs")
+    print(
+        f"\nthrough one Envoy (wrk, {args.connections} connections,"
+        f" {args.duration:.0f}s x {args.rounds} rounds, median):"
+    )
+    for name, stats in median.items():
+        print(
+            f"  {name:6s} {stats['rps']:9.0f} rps   p50 {stats['p50_ms']:6.2f} ms   p99 {stats['p99_ms']:6.2f} ms"
+            f"   non-2xx {stats['non_2xx']}"
+        )
+    ratios = report["ratios"]
+    print(f"\n  full / noop  = {ratios['full_vs_noop']:.2f}   (target >= 0.85)")
+    print(f"  full / plain = {ratios['full_vs_plain']:.2f}")
+    print(f"  noop / plain = {ratios['noop_vs_plain']:.2f}")
+    print(f"  warm handler = {handler['decision log off']['mean']:.1f} µs (target <= 25 µs)")
+
+
+if __name__ == "__main__":
+    main()
