@@ -83,18 +83,29 @@ class RouteRule:
         return host == self.host
 
 
+_CACHE_LIMIT = 4096
+
+
 class RouteTable:
-    """First matching rule wins; with no match only context_extensions apply."""
+    """First matching rule wins; with no match only context_extensions apply. Parsed settings are cached:
+    their inputs come from Envoy and satgate config, never from clients, so there are few of them."""
 
     def __init__(self, rules: Sequence[RouteRule] = ()) -> None:
         self._rules = tuple(rules)
         for rule in self._rules:
             RouteSettings.from_mapping(rule.settings)  # fail at load, not on the first request
+        self._cache: dict[tuple[int, tuple[tuple[str, str], ...]], RouteSettings] = {}
 
     def settings_for(self, host: str, path: str, method: str, context_extensions: Mapping[str, str]) -> RouteSettings:
-        if not self._rules:
-            return RouteSettings.from_mapping(context_extensions)
-        for rule in self._rules:
-            if rule.matches(host, path, method):
-                return RouteSettings.from_mapping({**rule.settings, **context_extensions})
-        return RouteSettings.from_mapping(context_extensions)
+        rule_index = next((i for i, rule in enumerate(self._rules) if rule.matches(host, path, method)), -1)
+        key = (rule_index, tuple(context_extensions.items()))
+        settings = self._cache.get(key)
+        if settings is None:
+            merged = (
+                {**self._rules[rule_index].settings, **context_extensions} if rule_index >= 0 else context_extensions
+            )
+            settings = RouteSettings.from_mapping(merged)  # bad settings raise, so they are never cached
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = settings
+        return settings
