@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -20,8 +21,6 @@ from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
 from satgate.routes import RouteConfigError, RouteTable
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 
-log = structlog.get_logger("satgate.authz")
-
 UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
 REVOKED = Denial(401, "revoked", "token has been revoked")
 
@@ -31,7 +30,7 @@ class CheckSettings:
     leeway_seconds: float = 30.0
     default_cost: int = 1
     attribute_headers: tuple[str, ...] = ()
-    decision_log: str = "all"  # all | deny | none
+    decision_log: str = "deny"  # all | deny | none
 
 
 @dataclass(slots=True)
@@ -59,6 +58,9 @@ class CheckPipeline:
         self._routes = routes
         self._settings = settings
         self._clock = clock
+        # Per instance: structlog caches a proxy's logger on first use, so a module-level one would keep
+        # whatever sink existed when it was first used.
+        self._logger = structlog.get_logger("satgate.authz")
 
     async def close(self) -> None:
         await self._ledger.close()
@@ -69,9 +71,11 @@ class CheckPipeline:
         try:
             decision = await self._decide(request, request_id)
         except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
-            log.exception("check_failed", request_id=request_id)
             decision = _Decision(deny_response(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
-        self._log(request, request_id, decision, started)
+            with contextlib.suppress(Exception):
+                self._logger.exception("check_failed", request_id=request_id)
+        with contextlib.suppress(Exception):  # a broken log sink must not turn decisions into an outage
+            self._log_decision(request, request_id, decision, started)
         return decision.response
 
     async def _decide(self, request: CheckRequest, request_id: str) -> _Decision:
@@ -89,10 +93,12 @@ class CheckPipeline:
                 facts.host, facts.path, facts.method, request.attributes.context_extensions
             )
         except RouteConfigError as exc:
-            log.error("route_config_invalid", detail=str(exc), path=facts.path)
+            self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
         if route.mcp:  # fail closed: tool caveats and per-tool prices need the JSON-RPC body
-            log.error("route_config_invalid", detail="mcp routes are not supported by this version", path=facts.path)
+            self._logger.error(
+                "route_config_invalid", detail="mcp routes are not supported by this version", path=facts.path
+            )
             return self._deny(UNAVAILABLE, request_id)
         if route.scopes:
             facts = dataclasses.replace(facts, required_scopes=route.scopes)
@@ -116,7 +122,7 @@ class CheckPipeline:
                 DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, idempotency_key)
             )
         except LedgerUnavailable as exc:
-            log.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
+            self._logger.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
             return self._deny(UNAVAILABLE, request_id, token)
         if result.outcome is Outcome.REVOKED:
             return self._deny(REVOKED, request_id, token)
@@ -144,13 +150,13 @@ class CheckPipeline:
         )
         return _Decision(response, denial.status, denial.error, token, 0, extra.get("remaining"))
 
-    def _log(self, request: CheckRequest, request_id: str, decision: _Decision, started: float) -> None:
+    def _log_decision(self, request: CheckRequest, request_id: str, decision: _Decision, started: float) -> None:
         mode = self._settings.decision_log
         if mode == "none" or (mode == "deny" and decision.status == 200):
             return
         http = request.attributes.request.http
         token = decision.token
-        log.info(
+        self._logger.info(
             "decision",
             request_id=request_id,
             method=http.method,

@@ -68,7 +68,7 @@ class AuthzConfig(_Strict):
     attributes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]] = []
     routes: list[RouteRuleConfig] = []
     token_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 16384
-    decision_log: Literal["all", "deny", "none"] = "all"
+    decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
 
     _listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
 

@@ -1,5 +1,6 @@
 """The SPEC's decision table, in process: every outcome, its status, body and headers."""
 
+import json
 import time
 
 import pytest
@@ -264,10 +265,38 @@ async def test_decision_log_never_contains_the_token(make_pipeline, keyring, cap
     from satgate.logs import configure_logging
 
     configure_logging("info", component="test")
-    pipeline = make_pipeline()
+    pipeline = make_pipeline(decision_log="all")
     t = token(keyring, ("budget", "5"))
     await pipeline.check(check_request(t, path="/v1/items?secret=hunter2"))
     out = capsys.readouterr().out
     assert '"event": "decision"' in out
     assert t not in out and t[:40] not in out
     assert "hunter2" not in out
+
+
+@pytest.mark.parametrize(("mode", "logged"), [("all", [200, 401]), ("deny", [401]), ("none", [])])
+async def test_decision_log_modes(make_pipeline, keyring, capsys, mode, logged):
+    from satgate.logs import configure_logging
+
+    configure_logging("info", component="test")
+    pipeline = make_pipeline(decision_log=mode)
+    await pipeline.check(check_request(token(keyring)))
+    await pipeline.check(check_request())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["status"] for line in lines if line["event"] == "decision"] == logged
+
+
+async def test_a_dead_log_sink_does_not_stop_decisions(make_pipeline, keyring):
+    import io
+
+    import structlog
+
+    sink = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()], logger_factory=structlog.WriteLoggerFactory(file=sink)
+    )
+    sink.close()  # e.g. the log collector went away
+    pipeline = make_pipeline(decision_log="all")
+    assert status_of(await pipeline.check(check_request(token(keyring)))) == 200
+    assert status_of(await pipeline.check(check_request())) == 401
+    structlog.reset_defaults()

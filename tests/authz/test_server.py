@@ -74,7 +74,7 @@ def test_checks_over_grpc_and_stops_gracefully(tmp_path, keyring, keyring_file):
 
 
 def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
-    config = write_config(tmp_path, keyring_file, workers=2)
+    config = write_config(tmp_path, keyring_file, workers=2, decision_log="all")
     proc = start(config)
     try:
         wait_serving(listen_of(config), proc)
