@@ -4,8 +4,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts
-from satgate.caveats.grammar import CaveatSyntaxError
-from satgate.timefmt import parse_utc
+from satgate.caveats.grammar import parse_instant
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +17,7 @@ class Expires:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        try:
-            return cls(at=parse_utc(value), text=value)
-        except ValueError as exc:
-            raise CaveatSyntaxError(f"caveat 'expires': {exc}") from exc
+        return cls(at=parse_instant(value, cls.key), text=value)
 
     def check(self, facts: RequestFacts) -> Denial | None:
         if facts.now < self.at + facts.leeway_seconds:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from satgate.timefmt import parse_utc
 
 KEY_RE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 MAX_VALUE_CHARS = 1024
@@ -51,3 +54,20 @@ def split_list(value: str, key: str) -> tuple[str, ...]:
     if any(not item for item in items):
         raise CaveatSyntaxError(f"caveat {key!r}: empty item in list {value!r}")
     return items
+
+
+def split_valid_list(value: str, key: str, is_valid: Callable[[str], bool], what: str) -> tuple[str, ...]:
+    """A comma list whose every item passes `is_valid`; the error names the items that do not."""
+    items = split_list(value, key)
+    bad = [item for item in items if not is_valid(item)]
+    if bad:
+        raise CaveatSyntaxError(f"caveat {key!r}: {what}: {', '.join(bad)}")
+    return items
+
+
+def parse_instant(value: str, key: str) -> float:
+    """An RFC 3339 UTC caveat value as epoch seconds."""
+    try:
+        return parse_utc(value)
+    except ValueError as exc:
+        raise CaveatSyntaxError(f"caveat {key!r}: {exc}") from exc

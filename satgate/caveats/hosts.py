@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts, caveat_failed
-from satgate.caveats.grammar import CaveatSyntaxError, split_list
+from satgate.caveats.grammar import split_valid_list
 
 _HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.\-]*[a-z0-9])?|\*")
 
@@ -21,10 +21,7 @@ class Hosts:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        entries = tuple(e.lower() for e in split_list(value, cls.key))
-        bad = [e for e in entries if not _HOST_RE.fullmatch(e)]
-        if bad:
-            raise CaveatSyntaxError(f"caveat 'hosts': invalid host pattern(s) {', '.join(bad)}")
+        entries = split_valid_list(value.lower(), cls.key, _HOST_RE.fullmatch, "invalid host pattern(s)")
         return cls(
             exact=frozenset(e for e in entries if not e.startswith("*")),
             suffixes=tuple(e[1:] for e in entries if e.startswith("*.")),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts, caveat_failed
-from satgate.caveats.grammar import CaveatSyntaxError, split_list
+from satgate.caveats.grammar import split_valid_list
 
 _METHOD_RE = re.compile(r"[A-Z]{1,16}")
 
@@ -17,10 +17,7 @@ class Methods:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        methods = split_list(value, cls.key)
-        bad = [m for m in methods if not _METHOD_RE.fullmatch(m)]
-        if bad:
-            raise CaveatSyntaxError(f"caveat 'methods': {', '.join(bad)} are not HTTP methods (uppercase)")
+        methods = split_valid_list(value, cls.key, _METHOD_RE.fullmatch, "not uppercase HTTP methods")
         return cls(allowed=frozenset(methods))
 
     def check(self, facts: RequestFacts) -> Denial | None:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts, caveat_failed
-from satgate.caveats.grammar import CaveatSyntaxError, split_list
+from satgate.caveats.grammar import split_valid_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +18,7 @@ class Paths:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        entries = split_list(value, cls.key)
-        bad = [e for e in entries if not e.startswith("/")]
-        if bad:
-            raise CaveatSyntaxError(f"caveat 'paths': entries must start with '/': {', '.join(bad)}")
+        entries = split_valid_list(value, cls.key, lambda e: e.startswith("/"), "entries must start with '/'")
         return cls(
             exact=frozenset(e for e in entries if not e.endswith("*")),
             prefixes=tuple(e[:-1] for e in entries if e.endswith("*")),

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts
-from satgate.caveats.grammar import CaveatSyntaxError, split_list
+from satgate.caveats.grammar import split_valid_list
 
 # Segments of [A-Za-z0-9_.-] joined by ':'; a pattern may be '*' or end in ':*'.
 _SCOPE_RE = re.compile(r"[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*")
@@ -42,11 +42,7 @@ class Scope:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        patterns = split_list(value, cls.key)
-        bad = [p for p in patterns if not is_valid_pattern(p)]
-        if bad:
-            raise CaveatSyntaxError(f"caveat 'scope': invalid pattern(s) {', '.join(bad)}")
-        return cls(patterns=patterns)
+        return cls(patterns=split_valid_list(value, cls.key, is_valid_pattern, "invalid pattern(s)"))
 
     def check(self, facts: RequestFacts) -> Denial | None:
         for required in facts.required_scopes:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from satgate.caveats.base import Denial, RequestFacts, caveat_failed
-from satgate.caveats.grammar import CaveatSyntaxError, split_list
+from satgate.caveats.grammar import split_valid_list
 
 _TOOL_PATTERN_RE = re.compile(r"[A-Za-z0-9_.\-/]+\*?|\*")
 
@@ -26,11 +26,7 @@ class Tools:
 
     @classmethod
     def parse(cls, value: str) -> Self:
-        patterns = split_list(value, cls.key)
-        bad = [p for p in patterns if not _TOOL_PATTERN_RE.fullmatch(p)]
-        if bad:
-            raise CaveatSyntaxError(f"caveat 'tools': invalid pattern(s) {', '.join(bad)}")
-        return cls(patterns=patterns)
+        return cls(patterns=split_valid_list(value, cls.key, _TOOL_PATTERN_RE.fullmatch, "invalid pattern(s)"))
 
     def check(self, facts: RequestFacts) -> Denial | None:
         for tool in facts.mcp_tools:

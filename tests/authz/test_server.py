@@ -96,6 +96,17 @@ def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
     assert proc.returncode == 0
 
 
+def start_expecting_refusal(config: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    return result
+
+
 @pytest.mark.parametrize(
     ("authz", "message"),
     [
@@ -111,24 +122,12 @@ def test_bad_config_refuses_to_start_naming_the_field(tmp_path, keyring_file, au
     doc = yaml.safe_load(config.read_text())
     doc["authz"].update(authz)
     config.write_text(yaml.safe_dump(doc))
-    result = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode != 0
+    result = start_expecting_refusal(config)
     assert message in result.stderr
 
 
 def test_world_readable_keyring_refuses_to_start(tmp_path, keyring_file):
     keyring_file.chmod(0o644)
     config = write_config(tmp_path, keyring_file)
-    result = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode != 0
+    result = start_expecting_refusal(config)
     assert "must be 0600" in result.stderr
