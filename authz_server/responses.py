@@ -98,7 +98,7 @@ def deny_response(
     return CheckResponse(
         status=Status(code=_GRPC_CODE.get(denial.status, 7), message=denial.error),
         denied_response=DeniedHttpResponse(
-            status=HttpStatus(code=denial.status),  # type: ignore[arg-type]
+            status=HttpStatus(code=denial.status),
             headers=headers,
             body=json.dumps(body, separators=(",", ":")),
         ),

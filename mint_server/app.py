@@ -13,7 +13,7 @@ from satgate.ledger.url import open_ledger
 from satgate.tokens.verify import TokenRejected, TokenVerifier
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-LEDGER = web.AppKey("ledger", Ledger)  # type: ignore[type-abstract]
+LEDGER = web.AppKey("ledger", Ledger)
 
 
 async def healthz(_request: web.Request) -> web.Response:

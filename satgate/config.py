@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from satgate.caveats import BUILTIN
 from satgate.ledger.url import validate_ledger_url
@@ -30,6 +30,10 @@ def _check_listen(value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r} is not host:port")
     return value
+
+
+ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+LedgerUrl = Annotated[str, AfterValidator(validate_ledger_url)]
 
 
 class RouteMatchConfig(_Strict):
@@ -60,7 +64,7 @@ class RouteRuleConfig(_Strict):
 
 
 class AuthzConfig(_Strict):
-    listen: str = "127.0.0.1:9191"
+    listen: ListenAddress = "127.0.0.1:9191"
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
     default_cost: Annotated[int, Field(ge=0, le=10**15)] = 1
@@ -69,8 +73,6 @@ class AuthzConfig(_Strict):
     routes: list[RouteRuleConfig] = []
     token_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 16384
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
-
-    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
 
     @field_validator("tenants")
     @classmethod
@@ -103,19 +105,15 @@ class AuthzConfig(_Strict):
 
 
 class MintConfig(_Strict):
-    listen: str = "127.0.0.1:8081"
-
-    _listen = field_validator("listen")(classmethod(lambda cls, v: _check_listen(v)))
+    listen: ListenAddress = "127.0.0.1:8081"
 
 
 class Config(_Strict):
     keyring: Path = DEFAULT_STATE_DIR / "keyring.json"
-    ledger: str = f"sqlite:///{DEFAULT_STATE_DIR}/ledger.db"
+    ledger: LedgerUrl = f"sqlite:///{DEFAULT_STATE_DIR}/ledger.db"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     authz: AuthzConfig = AuthzConfig()
     mint: MintConfig = MintConfig()
-
-    _ledger = field_validator("ledger")(classmethod(lambda cls, v: validate_ledger_url(v)))
 
     @model_validator(mode="after")
     def _routes_need_attributes(self) -> Config:

@@ -56,7 +56,7 @@ def split_list(value: str, key: str) -> tuple[str, ...]:
     return items
 
 
-def split_valid_list(value: str, key: str, is_valid: Callable[[str], bool], what: str) -> tuple[str, ...]:
+def split_valid_list(value: str, key: str, is_valid: Callable[[str], object], what: str) -> tuple[str, ...]:
     """A comma list whose every item passes `is_valid`; the error names the items that do not."""
     items = split_list(value, key)
     bad = [item for item in items if not is_valid(item)]
