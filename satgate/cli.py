@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from satgate import timefmt
 from satgate.config import ConfigError, load_config
 from satgate.keyring import KeyringError, load_keyring, load_or_create_keyring
 from satgate.ledger import LedgerUnavailable
@@ -32,11 +33,10 @@ def _keyring(config):
 
 
 def parse_duration(text: str) -> int:
-    """`90s`, `90m`, `8h`, `7d` → seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
-        raise click.BadParameter(f"{text!r} is not a duration like 90m, 8h or 7d")
-    return int(text[:-1]) * units[text[-1]]
+    try:
+        return timefmt.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _caveat_pairs(items: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -100,12 +100,17 @@ def authz(config_path: str | None, workers: int | None, listen: str | None) -> N
 @cli.command()
 @config_option
 def mint(config_path: str | None) -> None:
-    """Run the Mint HTTP API."""
-    from mint_server.app import run  # noqa: PLC0415
+    """Run the Mint: HTTP/JSON and gRPC."""
+    from mint_server.app import check_startup, run  # noqa: PLC0415
+    from mint_server.policies import PolicyError  # noqa: PLC0415
     from satgate.logs import configure_logging  # noqa: PLC0415
 
     config = _config(config_path)
     _keyring(config)
+    try:
+        check_startup(config)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(config.log_level, component="mint")
     run(config)
 
@@ -118,6 +123,32 @@ def demo_upstream(host: str, port: int) -> None:
     from satgate.demo_upstream import run  # noqa: PLC0415
 
     run(host, port)
+
+
+@cli.command("demo-idp", hidden=True)
+@click.option("--state-file", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=8090)
+def demo_idp(state_file: str, host: str, port: int) -> None:
+    """The local OIDC issuer used by `satgate up`."""
+    from satgate.demo_idp import run  # noqa: PLC0415
+
+    run(Path(state_file), host, port)
+
+
+@cli.command("demo-jwt")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=".satgate", show_default=True)
+@click.option("--sub", "subject", required=True, help="subject claim, e.g. agent-1")
+@click.option("--aud", "audience", default="satgate", show_default=True)
+@click.option("--ttl", default="10m", show_default=True)
+def demo_jwt(state_dir: str, subject: str, audience: str, ttl: str) -> None:
+    """Print a JWT from the demo issuer of `satgate up`, to exchange at the Mint."""
+    from satgate.demo_idp import DemoIdp  # noqa: PLC0415
+
+    path = Path(state_dir) / "demo-idp.json"
+    if not path.exists():
+        raise click.ClickException(f"{path} not found: start the stack with 'satgate up' first")
+    click.echo(DemoIdp.load(path).token(subject, audience, ttl=parse_duration(ttl)))
 
 
 @cli.group()
@@ -297,17 +328,20 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None
 @click.option("--authz-port", type=int, default=9191, show_default=True)
 @click.option("--mint-port", type=int, default=8081, show_default=True)
 @click.option("--upstream-port", type=int, default=8000, show_default=True)
-def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port) -> None:
+@click.option("--mint-grpc-port", type=int, default=8082, show_default=True)
+@click.option("--idp-port", type=int, default=8090, show_default=True, help="the demo OIDC issuer")
+def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port) -> None:
     """Start Envoy + authz + mint + a demo upstream on embedded defaults, print a working curl."""
     import signal  # noqa: PLC0415
 
     from satgate.devstack import Stack, StackPorts  # noqa: PLC0415
     from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
 
-    stack = Stack(Path(state_dir).resolve(), StackPorts(port, admin_port, authz_port, mint_port, upstream_port))
+    ports = StackPorts(port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port)
+    stack = Stack(Path(state_dir).resolve(), ports)
     click.echo(
-        f"starting envoy :{port}, authz :{authz_port}, mint :{mint_port}, upstream :{upstream_port} "
-        f"(state in {stack.state_dir})"
+        f"starting envoy :{port}, authz :{authz_port}, mint :{mint_port} (gRPC :{mint_grpc_port}), "
+        f"demo issuer :{idp_port}, upstream :{upstream_port} (state in {stack.state_dir})"
     )
     try:
         stack.start()
@@ -326,6 +360,10 @@ def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port) -> Non
     click.echo(f"\nready. A demo token (tenant demo, scope api:*, 100 credits, 24h):\n\n  {demo.token}\n")
     click.echo("try it:\n")
     click.echo(f"  curl -i -H {shlex.quote('Authorization: Bearer ' + demo.token)} {stack.url}/v1/hello\n", nl=True)
+    state_flag = "" if state_dir == ".satgate" else f" --state-dir {shlex.quote(state_dir)}"
+    click.echo("an agent exchanges its workload identity (here a JWT from the demo issuer) for a token:\n")
+    click.echo(f"  JWT=$(satgate demo-jwt{state_flag} --sub agent-1)")
+    click.echo(f'  curl -s -X POST http://127.0.0.1:{mint_port}/api/mint/exchange -H "Authorization: Bearer $JWT"\n')
     click.echo(f"logs: {stack.state_dir}/*.log   stop: Ctrl-C", nl=True)
     sys.stdout.flush()
     stopped = False

@@ -12,7 +12,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from satgate.caveats import BUILTIN
 from satgate.ledger.url import validate_ledger_url
 from satgate.routes import RouteConfigError, RouteRule, RouteSettings, RouteTable
+from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
+from satgate.urls import https_unless_loopback
 
 DEFAULT_STATE_DIR = Path(".satgate")
 
@@ -104,8 +106,30 @@ class AuthzConfig(_Strict):
         )
 
 
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+class AwsConfig(_Strict):
+    """sts:GetCallerIdentity exchange. Off until server_id is set: it binds presigned requests to this Mint."""
+
+    sts_endpoint: Annotated[str, AfterValidator(https_unless_loopback)] = "https://sts.amazonaws.com/"
+    server_id_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = "X-Satgate-Server-ID"
+    server_id: str | None = None
+    max_clock_skew_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+
+
 class MintConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:8081"
+    grpc_listen: ListenAddress = "127.0.0.1:8082"
+    policies: Path | None = None  # trust policies YAML, reloaded when it changes
+    audit_log: Path = DEFAULT_STATE_DIR / "audit.db"
+    max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"
+    rate_limit_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 60  # per identity; 0 = off
+    policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
+    jwks_refetch_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    aws: AwsConfig = AwsConfig()
 
 
 class Config(_Strict):
@@ -130,7 +154,13 @@ class Config(_Strict):
         ledger = self.ledger
         if ledger.startswith("sqlite:///") and not ledger.startswith("sqlite:////"):
             ledger = f"sqlite:///{(base / ledger.removeprefix('sqlite:///')).resolve()}"
-        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger})
+        mint = self.mint.model_copy(
+            update={
+                "policies": (base / self.mint.policies).resolve() if self.mint.policies else None,
+                "audit_log": (base / self.mint.audit_log).resolve(),
+            }
+        )
+        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger, "mint": mint})
 
 
 def _format_errors(source: str, exc: ValidationError) -> str:

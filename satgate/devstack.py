@@ -21,6 +21,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from satgate import envoy_config
+from satgate.demo_idp import DemoIdp
 from satgate.keyring import load_or_create_keyring
 
 LOOPBACK = "127.0.0.1"
@@ -32,6 +33,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "examples" / "trust-policies.yaml"
+DEMO_ISSUER_IN_EXAMPLE = "http://127.0.0.1:8090"
+
+
 @dataclass(frozen=True)
 class StackPorts:
     envoy: int = 8080
@@ -39,10 +44,12 @@ class StackPorts:
     authz: int = 9191
     mint: int = 8081
     upstream: int = 8000
+    mint_grpc: int = 8082
+    idp: int = 8090
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -52,6 +59,7 @@ class Stack:
     config_overrides: dict = field(default_factory=dict)  # merged into the generated satgate.yaml
     authz_workers: int = 1
     envoy_source: Path = envoy_config.SHIPPED_CONFIG
+    policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -68,7 +76,12 @@ class Stack:
             "keyring": "keyring.json",
             "ledger": "sqlite:///ledger.db",
             "authz": {"listen": f"{LOOPBACK}:{self.ports.authz}", "workers": self.authz_workers},
-            "mint": {"listen": f"{LOOPBACK}:{self.ports.mint}"},
+            "mint": {
+                "listen": f"{LOOPBACK}:{self.ports.mint}",
+                "grpc_listen": f"{LOOPBACK}:{self.ports.mint_grpc}",
+                "policies": "trust-policies.yaml",
+                "audit_log": "audit.db",
+            },
         }
         for section, values in self.config_overrides.items():
             if isinstance(values, dict) and isinstance(doc.get(section), dict):
@@ -77,7 +90,24 @@ class Stack:
                 doc[section] = values
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         load_or_create_keyring(self.state_dir / "keyring.json")
+        self._write_demo_identity()
         return self.config_path
+
+    @property
+    def issuer(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.idp}"
+
+    @property
+    def idp_state(self) -> Path:
+        return self.state_dir / "demo-idp.json"
+
+    def _write_demo_identity(self) -> None:
+        """The example policies, pointed at this stack's demo issuer, whose key persists across runs."""
+        policies = self.policies_source.read_text().replace(DEMO_ISSUER_IN_EXAMPLE, self.issuer)
+        (self.state_dir / "trust-policies.yaml").write_text(policies)
+        idp = DemoIdp.load(self.idp_state) if self.idp_state.exists() else DemoIdp(issuer=self.issuer)
+        idp.issuer = self.issuer
+        idp.save(self.idp_state)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.state_dir / f"{name}.log").open("ab")
@@ -91,6 +121,19 @@ class Stack:
         config = str(self.config_path)
         self._spawn("upstream", [python, "-m", "satgate.cli", "demo-upstream", "--port", str(self.ports.upstream)])
         self._spawn("authz", [python, "-m", "satgate.cli", "authz", "--config", config])
+        self._spawn(
+            "idp",
+            [
+                python,
+                "-m",
+                "satgate.cli",
+                "demo-idp",
+                "--state-file",
+                str(self.idp_state),
+                "--port",
+                str(self.ports.idp),
+            ],
+        )
         self._spawn("mint", [python, "-m", "satgate.cli", "mint", "--config", config])
         self.start_envoy()
         try:
@@ -130,6 +173,7 @@ class Stack:
             "upstream": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.upstream}/"),
             "authz": lambda: grpc_serving(f"{LOOPBACK}:{self.ports.authz}"),
             "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
+            "idp": lambda: _http_ok(f"{self.issuer}/.well-known/openid-configuration"),
             "envoy": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
         }
         pending = dict(checks)
@@ -163,7 +207,7 @@ class Stack:
         return proc.returncode
 
     def stop(self) -> None:
-        for name in ("envoy", "mint", "authz", "upstream"):
+        for name in ("envoy", "mint", "idp", "authz", "upstream"):
             self.stop_process(name)
 
     def __enter__(self) -> Stack:

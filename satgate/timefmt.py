@@ -19,3 +19,15 @@ def parse_utc(text: str) -> float:
 
 def format_utc(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_DURATION_RE = re.compile(r"([1-9][0-9]*)([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `90m`, `8h`, `7d` → seconds."""
+    match = _DURATION_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 90s, 90m, 8h or 7d")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]

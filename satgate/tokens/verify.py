@@ -48,6 +48,7 @@ class VerifiedToken:
     labels: tuple[str, ...]
     caveat_texts: tuple[str, ...]
     fingerprint: str  # unique per attenuation: the final signature, shortened
+    expires_at: float | None = None  # the earliest `expires`, for reporting (requests judge the caveats)
 
     @property
     def tenant(self) -> str:
@@ -135,4 +136,5 @@ class TokenVerifier:
             labels=tuple(labels),
             caveat_texts=tuple(raw.decode() for raw in raw_caveats),
             fingerprint=sigs[-1].hex()[:_BUCKET_HEX],
+            expires_at=min((c.at for c in checks if isinstance(c, Expires)), default=None),
         )

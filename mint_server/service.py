@@ -1,0 +1,386 @@
+"""The Mint's operations, shared by the HTTP and gRPC front ends: exchange an identity, verify a token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from mint_server import aws, oidc
+from mint_server.identity import BadRequest, IdentityError
+from mint_server.policies import (
+    JWT_PROVIDERS,
+    Identity,
+    PolicyError,
+    PolicyFile,
+    TrustPolicy,
+    TrustRule,
+    load_policies,
+    render_label,
+    rule_matches,
+)
+from satgate.audit import AuditEvent, SqliteAuditLog
+from satgate.keyring import Keyring
+from satgate.ledger import Ledger, LedgerUnavailable
+from satgate.timefmt import format_utc, parse_duration
+from satgate.tokens.mint import mint
+from satgate.tokens.verify import TokenRejected, TokenVerifier
+
+log = structlog.get_logger("satgate.mint")
+
+
+class ExchangeDenied(Exception):
+    """A refusal with its HTTP status: 400 bad request, 401 identity, 403 policy, 429 rate, 503 upstream."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        policy: TrustPolicy | None = None,
+        identity: Identity | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.policy, self.identity = policy, identity
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    token: str
+    token_id: str
+    tenant: str
+    expires_at: str
+    budget_credits: int | None
+    caveats: tuple[str, ...]
+    policy: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "token_id": self.token_id,
+            "tenant": self.tenant,
+            "expires_at": self.expires_at,
+            "budget_credits": self.budget_credits,
+            "caveats": list(self.caveats),
+            "policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    valid: bool
+    token_id: str | None = None
+    tenant: str | None = None
+    caveats: tuple[str, ...] = ()
+    remaining: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.valid:
+            return {"valid": False, "error": self.error}
+        return {
+            "valid": True,
+            "token_id": self.token_id,
+            "tenant": self.tenant,
+            "caveats": list(self.caveats),
+            "remaining": self.remaining,
+        }
+
+
+class PolicyStore:
+    """The current trust policies; reloaded when the file changes. A bad edit keeps the last good set."""
+
+    def __init__(self, path: Path | None, attribute_keys: frozenset[str]) -> None:
+        self._path = path
+        self._attribute_keys = attribute_keys
+        self._stamp: tuple[float, int] | None = None
+        self.current = load_policies(path, attribute_keys) if path else PolicyFile(policies=[])
+        self._stamp = self._file_stamp()
+
+    def _file_stamp(self) -> tuple[float, int] | None:
+        if self._path is None:
+            return None
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    def reload_if_changed(self) -> bool:
+        stamp = self._file_stamp()
+        if self._path is None or stamp == self._stamp or stamp is None:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = load_policies(self._path, self._attribute_keys)
+        except PolicyError as exc:
+            log.error("policy_reload_failed", detail=str(exc))
+            return False
+        return True
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass
+class RateLimiter:
+    """Token bucket per identity: `per_minute` sustained, the same as burst."""
+
+    per_minute: int
+    clock: Any = time.monotonic
+    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+
+    def allow(self, key: tuple[str, str]) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 100_000:  # bounded memory: forget everyone, briefly generous
+                self._buckets.clear()
+            bucket = self._buckets[key] = _Bucket(float(self.per_minute), now)
+        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * self.per_minute / 60)
+        bucket.updated = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+
+class MintMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.exchanges = Counter(
+            "satgate_mint_exchanges",
+            "Identity exchanges by provider and outcome",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.jwks_fetches = Counter(
+            "satgate_mint_jwks_fetches", "JWKS and discovery fetches by result", ["result"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "satgate_mint_exchange_seconds",
+            "Exchange latency",
+            ["provider"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+
+@dataclass
+class MintSettings:
+    max_ttl_seconds: int
+    attribute_keys: frozenset[str]
+    aws: aws.AwsSettings | None
+
+
+class MintService:
+    def __init__(
+        self,
+        *,
+        keyring: Keyring,
+        ledger: Ledger,
+        audit: SqliteAuditLog,
+        policies: PolicyStore,
+        session: aiohttp.ClientSession,
+        settings: MintSettings,
+        rate_limiter: RateLimiter,
+        jwks_refetch_seconds: float = oidc.REFETCH_INTERVAL_SECONDS,
+    ) -> None:
+        self.metrics = MintMetrics()
+        self._keyring = keyring
+        self._ledger = ledger
+        self._audit = audit
+        self.policies = policies
+        self._session = session
+        self._settings = settings
+        self._rate = rate_limiter
+        self._verifier = TokenVerifier(keyring, attribute_keys=settings.attribute_keys)
+        self._jwks = oidc.JwksCache(
+            session,
+            refetch_interval=jwks_refetch_seconds,
+            on_fetch=lambda _issuer, ok: self.metrics.jwks_fetches.labels("ok" if ok else "error").inc(),
+        )
+
+    # ------------------------------------------------------------------------------------ exchange
+    async def exchange_jwt(self, credentials: str) -> ExchangeResult:
+        with self.metrics.latency.labels("jwt").time():
+            return await self._audited("jwt", self._exchange_jwt(credentials))
+
+    async def exchange_aws(self, iam_request: aws.IamRequest) -> ExchangeResult:
+        with self.metrics.latency.labels("aws").time():
+            return await self._audited("aws", self._exchange_aws(iam_request))
+
+    async def _exchange_jwt(self, credentials: str) -> ExchangeResult:
+        try:
+            identity, candidates = await self._verify_jwt(credentials)
+        except IdentityError as exc:
+            raise ExchangeDenied(401, "invalid_identity", exc.reason) from None
+        return await self._issue_for(identity, candidates)
+
+    async def _exchange_aws(self, iam_request: aws.IamRequest) -> ExchangeResult:
+        settings = self._settings.aws
+        if settings is None:
+            raise ExchangeDenied(403, "provider_disabled", "AWS exchange is not configured on this Mint")
+        try:
+            aws.check_request(iam_request, settings, datetime.now(UTC))
+            identity = await aws.get_caller_identity(self._session, iam_request, settings)
+        except BadRequest as exc:
+            raise ExchangeDenied(400, "bad_request", str(exc)) from None
+        except IdentityError as exc:
+            raise ExchangeDenied(401, "invalid_identity", exc.reason) from None
+        except aws.StsUnavailable as exc:
+            log.error("sts_unavailable", detail=str(exc))
+            raise ExchangeDenied(503, "unavailable", "AWS STS could not be reached") from None
+        candidates = [p for p in self.policies.current.policies if p.provider == "aws"]
+        return await self._issue_for(identity, candidates)
+
+    async def _audited(self, provider: str, exchange: Awaitable[ExchangeResult]) -> ExchangeResult:
+        """Every refusal is counted and lands in the audit log, with whatever was known when it happened."""
+        try:
+            return await exchange
+        except ExchangeDenied as denied:
+            policy, identity = denied.policy, denied.identity
+            kind = policy.provider if policy else provider
+            self.metrics.exchanges.labels(kind, denied.error).inc()
+            await self._audit.append(
+                AuditEvent(
+                    type="exchange_denied",
+                    tenant=policy.tenant if policy else None,
+                    actor=identity.subject if identity else None,
+                    policy=policy.name if policy else None,
+                    details={"provider": kind, "reason": denied.error, "status": denied.status},
+                )
+            )
+            log.info(
+                "exchange_denied", reason=denied.error, status=denied.status, policy=policy.name if policy else None
+            )
+            raise
+
+    async def _verify_jwt(self, credentials: str) -> tuple[Identity, list[TrustPolicy]]:
+        peeked = oidc.peek(credentials)
+        candidates = [
+            p for p in self.policies.current.policies if p.provider in JWT_PROVIDERS and p.issuer == peeked.issuer
+        ]
+        if not candidates:
+            raise IdentityError("JWT issuer is not trusted by any policy")
+        jwks_uri = next((p.jwks_uri for p in candidates if p.jwks_uri), None)
+        key = await self._jwks.key_for(peeked.issuer, jwks_uri, peeked.header.get("kid"))
+        audiences = sorted({a for p in candidates for a in p.audiences})
+        claims = oidc.verify(credentials, key, peeked, audiences)
+        token_audiences = {claims["aud"]} if isinstance(claims["aud"], str) else set(claims["aud"])
+        accepting = [p for p in candidates if token_audiences & set(p.audiences)]
+        subject = str(claims.get("sub", ""))
+        return Identity(provider="jwt", subject=subject, claims=claims, issuer=peeked.issuer), accepting
+
+    async def _issue_for(self, identity: Identity, candidates: list[TrustPolicy]) -> ExchangeResult:
+        disabled_match: TrustPolicy | None = None
+        for policy in candidates:
+            rule = next((r for r in policy.trust_rules if rule_matches(r, identity)), None)
+            if rule is None:
+                continue
+            if policy.disabled:
+                disabled_match = disabled_match or policy
+                continue
+            if not self._rate.allow((policy.name, identity.subject)):
+                raise ExchangeDenied(
+                    429, "rate_limited", "too many exchanges; retry later", policy=policy, identity=identity
+                )
+            return await self._issue(policy, rule, identity)
+        if disabled_match is not None:
+            raise ExchangeDenied(
+                403, "policy_disabled", "the matching policy is disabled", policy=disabled_match, identity=identity
+            )
+        raise ExchangeDenied(403, "no_matching_rule", "no trust rule matches this identity", identity=identity)
+
+    async def _issue(self, policy: TrustPolicy, rule: TrustRule, identity: Identity) -> ExchangeResult:
+        spec = rule.issue
+        ttl = min(parse_duration(spec.ttl), self._settings.max_ttl_seconds)
+        if policy.max_ttl:
+            ttl = min(ttl, parse_duration(policy.max_ttl))
+        expires_at = format_utc(time.time() + ttl)
+        caveats: list[tuple[str, str]] = [("expires", expires_at)]
+        if spec.scopes:
+            caveats.append(("scope", ",".join(spec.scopes)))
+        if spec.budget_credits is not None:
+            caveats.append(("budget", str(spec.budget_credits)))
+        if spec.max_delegation_depth is not None:
+            caveats.append(("max_delegation_depth", str(spec.max_delegation_depth)))
+        if spec.label_template and (label := render_label(spec.label_template, identity.claims)):
+            caveats.append(("label", label))
+        caveats.extend(sorted(spec.caveats.items()))
+        minted = mint(self._keyring, policy.tenant, caveats, attribute_keys=self._settings.attribute_keys)
+        result = ExchangeResult(
+            token=minted.token,
+            token_id=minted.identifier.token_id,
+            tenant=policy.tenant,
+            expires_at=expires_at,
+            budget_credits=spec.budget_credits,
+            caveats=tuple(f"{k} = {v}" for k, v in caveats),
+            policy=policy.name,
+        )
+        self.metrics.exchanges.labels(policy.provider, "issued").inc()
+        await self._audit.append(
+            AuditEvent(
+                type="exchange",
+                tenant=policy.tenant,
+                actor=identity.subject,
+                token_id=result.token_id,
+                policy=policy.name,
+                details={
+                    "provider": policy.provider,
+                    "rule": rule.name or policy.trust_rules.index(rule),
+                    "ttl_seconds": ttl,
+                    "budget_credits": spec.budget_credits,
+                },
+            )
+        )
+        log.info("exchange", policy=policy.name, tenant=policy.tenant, token_id=result.token_id, actor=identity.subject)
+        return result
+
+    # ------------------------------------------------------------------------------------ verify
+    async def verify(self, token_text: str) -> VerifyResult:
+        try:
+            token = self._verifier.verify(token_text)
+        except TokenRejected as exc:
+            return VerifyResult(valid=False, error=exc.denial.error)
+        try:
+            revoked = await self._ledger.is_revoked(token.tenant, token.revocation_ids)
+            remaining = await self._ledger.remaining(token.tenant, token.buckets)
+        except LedgerUnavailable as exc:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from exc
+        if revoked:
+            return VerifyResult(valid=False, error="revoked")
+        if token.expires_at is not None and token.expires_at <= time.time():
+            return VerifyResult(valid=False, error="expired")
+        return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, remaining)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    async def watch_policies(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.policies.reload_if_changed():
+                names = [p.name for p in self.policies.current.policies]
+                disabled = [p.name for p in self.policies.current.policies if p.disabled]
+                log.info("policies_reloaded", policies=names, disabled=disabled)
+                await self._audit.append(
+                    AuditEvent(type="policy_change", details={"policies": names, "disabled": disabled})
+                )
+
+    async def close(self) -> None:
+        await self._ledger.close()
+        await self._audit.close()

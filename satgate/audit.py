@@ -1,0 +1,83 @@
+"""Append-only, hash-chained audit log (SPEC: Audit): hash = sha256(prev_hash + canonical JSON of the record).
+Records carry identifiers and decisions only: no PII, no payloads, no token strings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from satgate.timefmt import format_utc
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    type: str
+    tenant: str | None = None
+    actor: str | None = None
+    token_id: str | None = None
+    policy: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    time: str = field(default_factory=lambda: format_utc(time.time()))
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
+
+
+class SqliteAuditLog:
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout = 2000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
+            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+        )
+
+    async def append(self, event: AuditEvent) -> str:
+        record = asdict(event)
+        record["details"] = dict(event.details)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS
+            digest = chain_hash(prev, record)
+            self._db.execute(
+                "INSERT INTO audit (record, prev_hash, hash) VALUES (?, ?, ?)", (canonical_json(record), prev, digest)
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return digest
+
+    def records(self) -> Iterator[tuple[int, dict[str, Any], str, str]]:
+        for seq, record, prev, digest in self._db.execute(
+            "SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq"
+        ):
+            yield seq, json.loads(record), prev, digest
+
+    def verify(self) -> int | None:
+        """The seq of the first record that breaks the chain (edited, removed or reordered), or None."""
+        expected_prev = GENESIS
+        for seq, record, prev, digest in self.records():
+            if prev != expected_prev or chain_hash(prev, record) != digest:
+                return seq
+            expected_prev = digest
+        return None
+
+    async def close(self) -> None:
+        self._db.close()

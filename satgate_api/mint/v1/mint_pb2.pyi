@@ -1,0 +1,74 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("credentials", "aws")
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    AWS_FIELD_NUMBER: _ClassVar[int]
+    credentials: str
+    aws: AwsIamRequest
+    def __init__(self, credentials: _Optional[str] = ..., aws: _Optional[_Union[AwsIamRequest, _Mapping]] = ...) -> None: ...
+
+class AwsIamRequest(_message.Message):
+    __slots__ = ("method", "url", "body", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    url: str
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("token", "token_id", "tenant", "expires_at", "budget_credits", "caveats", "policy")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    CAVEATS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    token_id: str
+    tenant: str
+    expires_at: str
+    budget_credits: int
+    caveats: _containers.RepeatedScalarFieldContainer[str]
+    policy: str
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., budget_credits: _Optional[int] = ..., caveats: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("valid", "token_id", "tenant", "caveats", "remaining", "error")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CAVEATS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    token_id: str
+    tenant: str
+    caveats: _containers.RepeatedScalarFieldContainer[str]
+    remaining: int
+    error: str
+    def __init__(self, valid: _Optional[bool] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., remaining: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...

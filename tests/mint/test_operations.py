@@ -1,0 +1,133 @@
+"""Which rule issues, disabling and hot reload, rate limits, audit, metrics, verify, and gRPC."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from satgate.tokens.mint import attenuate
+from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
+
+from .conftest import oidc_policy, policies
+
+
+async def test_first_matching_rule_wins_in_file_order(idp, start_mint):
+    mint = await start_mint(
+        policies(
+            oidc_policy(idp.issuer, name="narrow", match='sub: "agent-vip"', issue="budget_credits: 100"),
+            oidc_policy(idp.issuer, name="broad", match='sub: "agent-*"', issue="budget_credits: 5"),
+        )
+    )
+    assert (await mint.exchange(idp.token("agent-vip", "satgate")))[1]["policy"] == "narrow"
+    assert (await mint.exchange(idp.token("agent-2", "satgate")))[1]["policy"] == "broad"
+    status, body = await mint.exchange(idp.token("intruder", "satgate"))
+    assert (status, body["error"]) == (403, "no_matching_rule")
+
+
+async def test_policies_choose_by_audience(idp, start_mint):
+    mint = await start_mint(
+        policies(
+            oidc_policy(idp.issuer, name="for-a", audience="service-a"),
+            oidc_policy(idp.issuer, name="for-b", audience="service-b"),
+        )
+    )
+    assert (await mint.exchange(idp.token("agent-1", "service-b")))[1]["policy"] == "for-b"
+
+
+async def test_disabled_policy_is_403_and_hot_reload_applies_at_once(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    issued = (await mint.exchange(idp.token("agent-1", "satgate")))[1]
+    mint.policies_path.write_text(
+        mint.policies_path.read_text().replace("tenant: acme", "tenant: acme\n    disabled: true")
+    )
+    for _ in range(50):  # reload interval is 0.1 s in these tests
+        status, body = await mint.exchange(idp.token("agent-1", "satgate"))
+        if status == 403:
+            break
+        await asyncio.sleep(0.05)
+    assert (status, body["error"]) == (403, "policy_disabled")
+    # Tokens already issued live on.
+    verify = await mint.client.post("/api/mint/verify", headers={"Authorization": f"Bearer {issued['token']}"})
+    assert (await verify.json())["valid"] is True
+    assert any(r["type"] == "policy_change" and r["details"]["disabled"] == ["agents"] for r in mint.audit())
+
+
+async def test_a_bad_edit_keeps_the_last_good_policies(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    mint.policies_path.write_text("policies: [ {broken")
+    await asyncio.sleep(0.4)
+    assert (await mint.exchange(idp.token("agent-1", "satgate")))[0] == 200
+
+
+async def test_rate_limit_per_identity(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)), rate_limit_per_minute=3)
+    statuses = [(await mint.exchange(idp.token("agent-1", "satgate")))[0] for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = await mint.client.post("/api/mint/exchange", json={"credentials": idp.token("agent-1", "satgate")})
+    assert response.headers["Retry-After"] == "60"
+    assert (await mint.exchange(idp.token("agent-2", "satgate")))[0] == 200  # another identity
+
+
+async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, other_idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    _, issued = await mint.exchange(idp.token("agent-1", "satgate"))
+    await mint.exchange(idp.token("intruder", "satgate"))
+    await mint.exchange(other_idp.token("agent-1", "satgate"))
+    records = mint.audit()
+    assert [(r["type"], r["details"].get("reason")) for r in records] == [
+        ("exchange", None),
+        ("exchange_denied", "no_matching_rule"),
+        ("exchange_denied", "invalid_identity"),
+    ]
+    assert records[0]["token_id"] == issued["token_id"] and records[0]["policy"] == "agents"
+    assert all(issued["token"] not in str(r) for r in records)
+    assert mint.service._audit.verify() is None
+    mint.service._audit._db.execute("UPDATE audit SET record = replace(record, 'intruder', 'someone') WHERE seq = 2")
+    assert mint.service._audit.verify() == 2
+
+
+async def test_metrics(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    await mint.exchange(idp.token("agent-1", "satgate"))
+    await mint.exchange(idp.token("nobody", "satgate"))
+    text = await (await mint.client.get("/metrics")).text()
+    assert 'satgate_mint_exchanges_total{outcome="issued",provider="oidc"} 1.0' in text
+    assert 'satgate_mint_exchanges_total{outcome="no_matching_rule",provider="jwt"} 1.0' in text
+    assert 'satgate_mint_jwks_fetches_total{result="ok"} 1.0' in text
+
+
+async def test_verify(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer, issue="budget_credits: 9")))
+    _, issued = await mint.exchange(idp.token("agent-1", "satgate"))
+    child = attenuate(issued["token"], [("budget", "4")])
+
+    async def verify(token):
+        return await (await mint.client.post("/api/mint/verify", headers={"Authorization": f"Bearer {token}"})).json()
+
+    body = await verify(child)
+    assert (body["valid"], body["token_id"], body["remaining"]) == (True, issued["token_id"], 4)
+    assert body["caveats"][-1] == "budget = 4"
+    assert (await verify(child[:-3] + "AAA"))["valid"] is False
+    await mint.service._ledger.revoke("acme", issued["token_id"])
+    assert await verify(child) == {"valid": False, "error": "revoked"}
+    assert (await mint.client.post("/api/mint/verify")).status == 400
+
+
+async def test_grpc_front_end_serves_the_same_operations(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer, issue="budget_credits: 3")))
+    async with grpc.aio.insecure_channel(mint.grpc_target) as channel:
+        stub = mint_pb2_grpc.MintStub(channel)
+        issued = await stub.Exchange(mint_pb2.ExchangeRequest(credentials=idp.token("agent-1", "satgate")))
+        assert (issued.tenant, issued.policy, issued.budget_credits) == ("acme", "agents", 3)
+        verified = await stub.Verify(mint_pb2.VerifyRequest(token=issued.token))
+        assert (verified.valid, verified.token_id, verified.remaining) == (True, issued.token_id, 3)
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await stub.Exchange(mint_pb2.ExchangeRequest(credentials=idp.token("intruder", "satgate")))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "no_matching_rule" in denied.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await stub.Exchange(mint_pb2.ExchangeRequest(credentials="junk"))
+        assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as empty:
+            await stub.Exchange(mint_pb2.ExchangeRequest())
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
