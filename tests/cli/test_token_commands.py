@@ -122,3 +122,25 @@ def test_config_errors_name_the_field(tmp_path):
     assert "authz.leeway_seconds" in result.output
     path.write_text("authz: [unclosed\n")
     assert "not valid YAML" in run("token", "mint", "--config", str(path), "--tenant", "a").output
+
+
+def test_mint_refuses_bad_trust_policies_naming_the_field(tmp_path):
+    import subprocess
+    import sys
+
+    from satgate.keyring import Keyring, write_keyring
+
+    write_keyring(tmp_path / "keyring.json", Keyring.generate())
+    (tmp_path / "policies.yaml").write_text(
+        "policies:\n  - {name: p, provider: oidc, issuer: 'https://idp', audience: a, tenant: acme,\n"
+        "     trust_rules: [{issue: {ttl: soon}}]}\n"
+    )
+    (tmp_path / "satgate.yaml").write_text("keyring: keyring.json\nmint: {policies: policies.yaml}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "satgate.cli", "mint", "--config", str(tmp_path / "satgate.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "policies.0.trust_rules.0.issue.ttl" in result.stderr

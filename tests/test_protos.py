@@ -1,0 +1,26 @@
+"""The committed gRPC modules are exactly what `./dev protos` generates from protos/."""
+
+from satgate import protogen
+
+
+def test_generated_code_is_current(tmp_path):
+    generated = protogen.generate(tmp_path)
+    assert generated, "no protos found"
+    for path in protogen.generated_paths():
+        committed = protogen.ROOT / path
+        assert committed.exists(), f"{path} is not committed: run ./dev protos"
+        assert (tmp_path / path).read_bytes() == committed.read_bytes(), f"{path} is stale: run ./dev protos"
+
+
+def test_a_changed_proto_would_be_noticed(tmp_path, monkeypatch):
+    """The check above can fail: editing a proto changes the output."""
+    protos = tmp_path / "protos"
+    source = next(iter(protogen.proto_files()))
+    target = protos / source.relative_to(protogen.PROTOS)
+    target.parent.mkdir(parents=True)
+    target.write_text(source.read_text().replace("string policy = 7;", "string policy = 7;\n  string extra = 8;"))
+    monkeypatch.setattr(protogen, "PROTOS", protos)
+    out = tmp_path / "out"
+    protogen.generate(out)
+    changed = [p for p in protogen.generated_paths() if (out / p).read_bytes() != (protogen.ROOT / p).read_bytes()]
+    assert changed
