@@ -1,2 +1,2 @@
-"""Mint: issues satgate tokens. This release serves health and token verification; identity exchange
-(workload JWT / AWS STS → macaroon by trust policy) builds on it."""
+"""Mint: exchanges workload identities (Kubernetes, GitHub Actions, OIDC, AWS IAM) for SatGate tokens according
+to trust policies, over HTTP/JSON and gRPC."""
