@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import grpc
 from aiohttp import web
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from authz_server.credential import bearer_token
@@ -118,9 +120,13 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             if serve_grpc:
                 server = grpc.aio.server()
                 mint_pb2_grpc.add_MintServicer_to_server(MintGrpc(service), server)
+                health = HealthServicer()
+                health_pb2_grpc.add_HealthServicer_to_server(health, server)
                 if server.add_insecure_port(config.mint.grpc_listen) == 0:
                     raise OSError(f"mint: cannot listen on {config.mint.grpc_listen}")
                 await server.start()
+                for name in ("", "satgate_api.mint.v1.Mint"):
+                    await health.set(name, health_pb2.HealthCheckResponse.SERVING)
             try:
                 yield
             finally:

@@ -4,6 +4,7 @@ import asyncio
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from satgate.tokens.mint import attenuate
 from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
@@ -131,3 +132,42 @@ async def test_grpc_front_end_serves_the_same_operations(idp, start_mint):
         with pytest.raises(grpc.aio.AioRpcError) as empty:
             await stub.Exchange(mint_pb2.ExchangeRequest())
         assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="satgate_api.mint.v1.Mint")
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_kubernetes_service_account_tokens(idp, start_mint):
+    mint = await start_mint(
+        policies(
+            oidc_policy(
+                idp.issuer,
+                provider="kubernetes",
+                match='"/kubernetes.io/pod/name": "research-*"',
+                issue='budget_credits: 9, label_template: "{{ .Claims.sub }}"',
+            )
+        ).replace(
+            "trust_rules:\n      - match:\n",
+            "trust_rules:\n      - match:\n          namespace: agents\n          service_account: research-bot\n",
+        )
+    )
+
+    def sa_token(namespace: str, account: str) -> str:
+        return idp.token(
+            f"system:serviceaccount:{namespace}:{account}",
+            "satgate",
+            **{
+                "kubernetes.io": {
+                    "namespace": namespace,
+                    "serviceaccount": {"name": account, "uid": "5f1c"},
+                    "pod": {"name": f"research-{account}", "uid": "a1b2"},
+                }
+            },
+        )
+
+    status, body = await mint.exchange(sa_token("agents", "research-bot"))
+    assert status == 200, body
+    assert "label = system:serviceaccount:agents:research-bot" in body["caveats"]
+    assert (await mint.exchange(sa_token("default", "research-bot")))[0] == 403
+    assert (await mint.exchange(sa_token("agents", "other-bot")))[0] == 403
