@@ -1,11 +1,37 @@
 import pytest
 
+from satgate.devstack import RedisServer, start_redis_cluster
 from satgate.ledger.url import open_ledger
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    servers = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def ledger(request, tmp_path):
     """Every ledger backend must pass the same conformance suite."""
-    store = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    if request.param == "sqlite":
+        store = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    elif request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.cli("flushall")  # our private instance
+        store = open_ledger(server.url)
+    else:
+        nodes = request.getfixturevalue("redis_cluster")
+        for node in nodes:
+            node.cli("flushall")
+        store = open_ledger(f"redis+cluster://127.0.0.1:{nodes[0].port}")
     yield store
     await store.close()

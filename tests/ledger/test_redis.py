@@ -1,0 +1,176 @@
+"""Redis specifics beyond the conformance suite: cluster placement, one round trip, failures, persistence."""
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+import redis
+
+from satgate.config import ConfigError, load_config
+from satgate.devstack import RedisServer, free_port
+from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
+from satgate.ledger.redis import bucket_key, revoked_key
+from satgate.ledger.url import LedgerUrlError, open_ledger, validate_ledger_url
+
+
+def debit(tenant="acme", bucket="b" * 32, limit=100, cost=1, key=None, ids=("t" * 32,)) -> DebitRequest:
+    return DebitRequest(tenant, ids, (Bucket(bucket, limit),), cost, key)
+
+
+async def test_tenant_keys_land_on_the_node_that_owns_the_tenant_slot(redis_cluster):
+    ledger = open_ledger(f"redis+cluster://127.0.0.1:{redis_cluster[0].port}")
+    tenants = [f"tenant-{i}" for i in range(12)]
+    for tenant in tenants:
+        assert (await ledger.debit(debit(tenant=tenant, key=f"fp:{tenant}"))).outcome is Outcome.DEBITED
+        await ledger.revoke(tenant, "r" * 32)
+    await ledger.close()
+    owners = set()
+    for tenant in tenants:
+        slot = int(redis_cluster[0].cli("cluster", "keyslot", f"{{{tenant}}}"))
+        holding = [n for n in redis_cluster if n.cli("--scan", "--pattern", f"sg:{{{tenant}}}:*").split()]
+        assert len(holding) == 1, tenant
+        node = holding[0]
+        assert sorted(node.cli("--scan", "--pattern", f"sg:{{{tenant}}}:*").split()) == sorted(
+            [
+                bucket_key(tenant, "b" * 32),
+                revoked_key(tenant),
+                *node.cli("--scan", "--pattern", f"sg:{{{tenant}}}:i:*").split(),
+            ]
+        )
+        assert int(node.cli("cluster", "countkeysinslot", str(slot))) == 3  # bucket, revocations, idempotency
+        owners.add(node.port)
+    assert len(owners) > 1  # the tenants really are spread over the cluster
+
+
+def client_commands(server: RedisServer, until: threading.Event, seen: list[str]) -> None:
+    """Every command a client sends, from MONITOR; commands run inside scripts are marked 'lua' and skipped."""
+    with redis.Redis(port=server.port).monitor() as monitor:
+        while not until.is_set():
+            command = monitor.next_command()
+            if command["client_type"] != "lua" and not command["command"].lower().startswith("ping"):
+                seen.append(command["command"].split()[0].lower())
+
+
+async def test_one_round_trip_per_check(redis_server):
+    ledger = open_ledger(redis_server.url)
+    await ledger.debit(debit(key="warm"))  # loads the script
+    done, seen = threading.Event(), []
+    watcher = threading.Thread(target=client_commands, args=(redis_server, done, seen), daemon=True)
+    watcher.start()
+    await asyncio.sleep(0.2)
+    for i in range(25):
+        await ledger.debit(debit(key=f"k{i}", limit=10**6))
+    await asyncio.sleep(0.2)
+    done.set()
+    redis_server.cli("ping")  # wake the monitor so it sees `done`
+    watcher.join(timeout=5)
+    await ledger.close()
+    assert seen == ["evalsha"] * 25
+
+
+async def test_script_is_reloaded_after_noscript(redis_server):
+    ledger = open_ledger(redis_server.url)
+    await ledger.debit(debit(bucket="n" * 32))
+    redis_server.cli("script", "flush")
+    result = await ledger.debit(debit(bucket="n" * 32))
+    assert (result.outcome, result.remaining) == (Outcome.DEBITED, 98)
+    await ledger.close()
+
+
+async def test_nothing_listening_fails_closed_fast():
+    ledger = open_ledger(f"redis://127.0.0.1:{free_port()}/0?timeout_ms=200")
+    started = time.monotonic()
+    with pytest.raises(LedgerUnavailable):
+        await ledger.debit(debit())
+    assert time.monotonic() - started < 2
+    await ledger.close()
+
+
+async def test_a_server_that_never_answers_times_out():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # hold the connection, never reply
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    ledger = open_ledger(f"redis://127.0.0.1:{listener.getsockname()[1]}/0?timeout_ms=200")
+    started = time.monotonic()
+    with pytest.raises(LedgerUnavailable):
+        await ledger.debit(debit())
+    assert time.monotonic() - started < 2
+    stop.set()
+    thread.join()
+    listener.close()
+    await ledger.close()
+
+
+async def test_kill_minus_nine_and_restart_keeps_every_acknowledged_debit(tmp_path):
+    server = RedisServer(tmp_path / "redis", persistent=True).start()
+    ledger = open_ledger(server.url)
+    acknowledged = 0
+    for i in range(200):
+        if (await ledger.debit(debit(limit=10**6, key=f"k{i}"))).outcome is Outcome.DEBITED:
+            acknowledged += 1
+    server.kill()
+    with pytest.raises(LedgerUnavailable):
+        await ledger.debit(debit(limit=10**6))
+    server.start()
+    for _ in range(50):  # the pool reconnects by itself
+        try:
+            remaining = await ledger.remaining("acme", (Bucket("b" * 32, 10**6),))
+            break
+        except LedgerUnavailable:
+            await asyncio.sleep(0.05)
+    assert remaining == 10**6 - acknowledged
+    assert (await ledger.debit(debit(limit=10**6, key="k0"))).replayed  # idempotency records survived too
+    await ledger.close()
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6380/0",
+        "rediss://cache.internal:6380/2",
+        "redis+cluster://10.0.0.1:7000",
+        "redis://:secret@127.0.0.1:6380/0?timeout_ms=100&max_connections=8",
+        "sqlite:////var/lib/satgate/ledger.db",
+    ],
+)
+def test_good_urls(url):
+    assert validate_ledger_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis://", "names no host"),
+        ("redis://127.0.0.1:99999/0", "invalid port"),
+        ("redis://127.0.0.1:6379/0?timeout_ms=0", "timeout_ms"),
+        ("redis://127.0.0.1:6379/0?pool=9", "unknown option"),
+        ("memcached://127.0.0.1", "unsupported URL"),
+        ("postgres://db/ledger", "unsupported URL"),
+    ],
+)
+def test_bad_urls_name_the_problem(url, fragment):
+    with pytest.raises(LedgerUrlError, match=fragment):
+        validate_ledger_url(url)
+
+
+def test_bad_ledger_url_refuses_to_load_config(tmp_path):
+    path = tmp_path / "satgate.yaml"
+    path.write_text("ledger: redis://127.0.0.1:notaport/0\n")
+    with pytest.raises(ConfigError, match="ledger"):
+        load_config(path)
