@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,10 +59,16 @@ class Stack:
     state_dir: Path
     ports: StackPorts = field(default_factory=StackPorts)
     config_overrides: dict = field(default_factory=dict)  # merged into the generated satgate.yaml
-    authz_workers: int = 1
+    authz_workers: int = 1  # processes sharing one port (SO_REUSEPORT)
+    authz_replicas: int = 1  # separate servers on their own ports, all behind Envoy's authz cluster
     envoy_source: Path = envoy_config.SHIPPED_CONFIG
     policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @functools.cached_property
+    def authz_ports(self) -> dict[str, int]:
+        """`authz` on the configured port, `authz-1`… on free ones."""
+        return {"authz": self.ports.authz, **{f"authz-{i}": free_port() for i in range(1, self.authz_replicas)}}
 
     @property
     def config_path(self) -> Path:
@@ -120,7 +128,10 @@ class Stack:
         python = sys.executable
         config = str(self.config_path)
         self._spawn("upstream", [python, "-m", "satgate.cli", "demo-upstream", "--port", str(self.ports.upstream)])
-        self._spawn("authz", [python, "-m", "satgate.cli", "authz", "--config", config])
+        for name, port in self.authz_ports.items():
+            self._spawn(
+                name, [python, "-m", "satgate.cli", "authz", "--config", config, "--listen", f"{LOOPBACK}:{port}"]
+            )
         self._spawn(
             "idp",
             [
@@ -148,7 +159,7 @@ class Stack:
             listen=(LOOPBACK, self.ports.envoy),
             admin=(LOOPBACK, self.ports.envoy_admin),
             clusters={
-                "satgate_authz": (LOOPBACK, self.ports.authz),
+                "satgate_authz": [(LOOPBACK, port) for port in self.authz_ports.values()],
                 "upstream": (LOOPBACK, self.ports.upstream),
             },
         )
@@ -169,9 +180,9 @@ class Stack:
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        checks = {
+        checks: dict[str, Callable[[], bool]] = {
             "upstream": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.upstream}/"),
-            "authz": lambda: grpc_serving(f"{LOOPBACK}:{self.ports.authz}"),
+            **{name: functools.partial(grpc_serving, f"{LOOPBACK}:{port}") for name, port in self.authz_ports.items()},
             "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
             "idp": lambda: _http_ok(f"{self.issuer}/.well-known/openid-configuration"),
             "envoy": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
@@ -207,7 +218,7 @@ class Stack:
         return proc.returncode
 
     def stop(self) -> None:
-        for name in ("envoy", "mint", "idp", "authz", "upstream"):
+        for name in ("envoy", "mint", "idp", *self.authz_ports, "upstream"):
             self.stop_process(name)
 
     def __enter__(self) -> Stack:

@@ -35,7 +35,7 @@ def render(
     *,
     listen: Address,
     admin: Address,
-    clusters: dict[str, Address],
+    clusters: dict[str, Address | list[Address]],
     source: Path = SHIPPED_CONFIG,
 ) -> dict[str, Any]:
     doc = yaml.safe_load(source.read_text())
@@ -50,7 +50,9 @@ def render(
             raise ValueError(f"{source}: no cluster named {name!r}")
         cluster = by_name[name]
         cluster["type"] = "STATIC"
-        cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": _socket(address)}}]}]
+        addresses = address if isinstance(address, list) else [address]
+        endpoints = [{"endpoint": {"address": _socket(one)}} for one in addresses]
+        cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": endpoints}]
     return doc
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -36,3 +37,26 @@ def revoke(stack: Stack, tenant: str, revocation_id: str) -> None:
         await ledger.close()
 
     asyncio.run(run())
+
+
+async def burst(url: str, token: str, count: int, concurrency: int, on_response=None) -> list[int]:
+    """`count` concurrent GETs through Envoy; aiohttp because httpx's async pool manages ~200 req/s here.
+    Enough concurrency makes Envoy open many connections to the authz cluster (16 streams each)."""
+    import aiohttp
+
+    headers = {"authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
+        async def one() -> int:
+            async with http.get(f"{url}/v1/items", headers=headers) as response:
+                await response.read()
+                if on_response is not None:
+                    on_response(response.status)
+                return response.status
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def decision_pids(stack: Stack, name: str) -> set[int]:
+    lines = stack.log_tail(name, 100_000).splitlines()
+    return {json.loads(line)["pid"] for line in lines if line.startswith("{") and '"decision"' in line}
