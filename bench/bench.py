@@ -3,6 +3,7 @@
   plain  - Envoy alone (ext_authz filter removed)
   noop   - ext_authz to a grpc.aio server that allows everything (same runtime as ours)
   full   - ext_authz to the satgate authz server: verify, caveats, SQLite debit, headers
+  full_redis - the same with the Redis ledger (a private redis-server the bench starts)
 
 Routes answer with direct_response so the upstream never limits the figures. Also measures the check
 handler in process (µs per Check, no network). Reports ratios; asserts nothing.
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from satgate import envoy_config  # noqa: E402
-from satgate.devstack import LOOPBACK, free_port, grpc_serving  # noqa: E402
+from satgate.devstack import LOOPBACK, RedisServer, free_port, grpc_serving  # noqa: E402
 from satgate.keyring import Keyring, load_or_create_keyring, write_keyring  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
 
@@ -42,7 +43,7 @@ BENCH_PATH = "/v1/items"
 
 
 # ---------------------------------------------------------------- in-process handler
-async def handler_microseconds(iterations: int, state: Path) -> dict[str, dict[str, float]]:
+async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> dict[str, dict[str, float]]:
     """µs per Check, no network. An unbudgeted token takes the real path without a write transaction
     (a revocation read only), so the two rows separate the SQLite debit from everything else."""
     from envoy.service.auth.v3.external_auth_pb2 import CheckRequest  # noqa: PLC0415
@@ -81,15 +82,18 @@ async def handler_microseconds(iterations: int, state: Path) -> dict[str, dict[s
         logger_factory=structlog.WriteLoggerFactory(file=(state / "decisions.log").open("w")),
         cache_logger_on_first_use=True,  # as satgate.logs configures the servers
     )
+    budgeted = [*base, ("budget", str(10**15))]
+    sqlite = f"sqlite:///{state}/handler-{{}}.db"
     cases = {
-        "unbudgeted, log off": (base, "none"),
-        "budgeted, log off": ([*base, ("budget", str(10**15))], "none"),
-        "budgeted, log on": ([*base, ("budget", str(10**15))], "all"),
+        "unbudgeted, log off": (base, "none", sqlite),
+        "budgeted, log off": (budgeted, "none", sqlite),
+        "budgeted, log on": (budgeted, "all", sqlite),
+        "budgeted, redis": (budgeted, "none", redis_url),
     }
     results = {}
-    for label, (caveats, log_mode) in cases.items():
+    for label, (caveats, log_mode, ledger_url) in cases.items():
         token = mint(keyring, "bench", caveats).token
-        ledger = open_ledger(f"sqlite:///{state}/handler-{len(results)}.db")
+        ledger = open_ledger(ledger_url.format(len(results)))
         pipeline = CheckPipeline(
             verifier=TokenVerifier(keyring),
             ledger=ledger,
@@ -116,7 +120,17 @@ async def handler_microseconds(iterations: int, state: Path) -> dict[str, dict[s
 
 
 # ---------------------------------------------------------------- Envoy with three listeners
-def bench_envoy_config(ports: dict[str, int], authz_port: int, noop_port: int, admin_port: int) -> dict:
+# listener → the ext_authz cluster it calls (None: ext_authz removed)
+LISTENERS: dict[str, str | None] = {
+    "plain": None,
+    "noop": "noop_authz",
+    "full": "satgate_authz",
+    "full_redis": "satgate_authz_redis",
+}
+
+
+def bench_envoy_config(ports: dict[str, int], cluster_ports: dict[str, int], admin_port: int) -> dict:
+    """One listener per row, each a copy of the shipped one, answering with direct_response."""
     doc = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
     shipped = doc["static_resources"]["listeners"][0]
     listeners = []
@@ -132,25 +146,25 @@ def bench_envoy_config(ports: dict[str, int], authz_port: int, noop_port: int, a
         v1.pop("route")
         v1["direct_response"] = {"status": 200, "body": {"inline_string": "ok"}}
         vhost["routes"] = [v1]
-        filters = hcm["http_filters"]
-        if name == "plain":
-            hcm["http_filters"] = [f for f in filters if f["name"] != AUTHZ_FILTER]
+        cluster = LISTENERS[name]
+        if cluster is None:
+            hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != AUTHZ_FILTER]
             v1.pop("typed_per_filter_config")
-        elif name == "noop":
-            authz = next(f for f in filters if f["name"] == AUTHZ_FILTER)
-            authz["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] = "noop_authz"
+        else:
+            authz = next(f for f in hcm["http_filters"] if f["name"] == AUTHZ_FILTER)
+            authz["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] = cluster
         listeners.append(listener)
     doc["static_resources"]["listeners"] = listeners
-    clusters = doc["static_resources"]["clusters"]
-    authz_cluster = next(c for c in clusters if c["name"] == "satgate_authz")
-    noop_cluster = copy.deepcopy(authz_cluster)
-    noop_cluster["name"] = noop_cluster["load_assignment"]["cluster_name"] = "noop_authz"
-    for cluster, port in ((authz_cluster, authz_port), (noop_cluster, noop_port)):
+    template = next(c for c in doc["static_resources"]["clusters"] if c["name"] == "satgate_authz")
+    clusters = []
+    for name, port in cluster_ports.items():
+        cluster = copy.deepcopy(template)
+        cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
         cluster["type"] = "STATIC"
-        cluster["load_assignment"]["endpoints"] = [
-            {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": LOOPBACK, "port_value": port}}}}]}
-        ]
-    doc["static_resources"]["clusters"] = [authz_cluster, noop_cluster]
+        address = {"socket_address": {"address": LOOPBACK, "port_value": port}}
+        cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": address}}]}]
+        clusters.append(cluster)
+    doc["static_resources"]["clusters"] = clusters
     doc["admin"]["address"] = {"socket_address": {"address": LOOPBACK, "port_value": admin_port}}
     return doc
 
@@ -176,17 +190,24 @@ def wrk(port: int, token: str, duration: float, connections: int) -> dict[str, f
         check=True,
     )
     out = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     return {
-        "rps": rps,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "p50_ms": float(p50.group(1)) * scale[p50.group(2)],
         "p99_ms": float(p99.group(1)) * scale[p99.group(2)],
     }
+
+
+def evalsha_calls(redis: RedisServer) -> int:
+    for line in redis.cli("info", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
 
 
 def wait(predicate, what: str, timeout: float = 30) -> None:
@@ -195,6 +216,78 @@ def wait(predicate, what: str, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.05)
+
+
+def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer):
+    keyring_path = state / "keyring.json"
+    keyring, _ = load_or_create_keyring(keyring_path)
+    write_keyring(keyring_path, keyring)
+    token = mint(keyring, "bench", [("scope", "api:*"), ("budget", str(10**15))]).token
+    cluster_ports = {name: free_port() for name in ("noop_authz", "satgate_authz", "satgate_authz_redis")}
+    ports = {name: free_port() for name in LISTENERS}
+    admin_port = free_port()
+    procs = []
+    for cluster, ledger in (("satgate_authz", f"sqlite:///{state}/ledger.db"), ("satgate_authz_redis", redis.url)):
+        config = state / f"{cluster}.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "keyring": str(keyring_path),
+                    "ledger": ledger,
+                    "log_level": "warning",
+                    "authz": {"listen": f"{LOOPBACK}:{cluster_ports[cluster]}", "workers": args.workers},
+                }
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    noop = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("noop_authz.py")), f"{LOOPBACK}:{cluster_ports['noop_authz']}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    procs.append(noop)
+    envoy_yaml = envoy_config.write_rendered(state / "envoy.yaml", bench_envoy_config(ports, cluster_ports, admin_port))
+    procs.append(
+        subprocess.Popen(
+            [
+                envoy_config.find_envoy(),
+                "-c",
+                str(envoy_yaml),
+                "--use-dynamic-base-id",
+                "--log-level",
+                "error",
+                "--concurrency",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    )
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+    sent = dict.fromkeys(ports, 0)
+    try:
+        for cluster in ("satgate_authz", "satgate_authz_redis"):
+            wait(lambda c=cluster: grpc_serving(f"{LOOPBACK}:{cluster_ports[c]}"), cluster)
+        assert noop.stdout.readline().strip() == "ready", "noop ext_authz server did not start"
+        time.sleep(1.0)
+        for name, port in ports.items():  # warm every path once
+            sent[name] += wrk(port, token, 1.0, 4)["requests"]
+        for _ in range(args.rounds):
+            for name, port in ports.items():
+                result = wrk(port, token, args.duration, args.connections)
+                sent[name] += result["requests"]
+                runs[name].append(result)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+    return runs, sent
 
 
 def main() -> None:
@@ -212,67 +305,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="satgate-bench-") as tmp:
         state = Path(tmp)
-        handler = asyncio.run(handler_microseconds(args.handler_iterations, state))
-
-        keyring_path = state / "keyring.json"
-        keyring, _ = load_or_create_keyring(keyring_path)
-        write_keyring(keyring_path, keyring)
-        token = mint(keyring, "bench", [("scope", "api:*"), ("budget", str(10**15))]).token
-        authz_port, noop_port, admin_port = free_port(), free_port(), free_port()
-        ports = {name: free_port() for name in ("plain", "noop", "full")}
-        (state / "satgate.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "keyring": str(keyring_path),
-                    "ledger": f"sqlite:///{state}/ledger.db",
-                    "log_level": "warning",
-                    "authz": {"listen": f"{LOOPBACK}:{authz_port}", "workers": args.workers},
-                }
-            )
-        )
-        envoy_yaml = envoy_config.write_rendered(
-            state / "envoy.yaml", bench_envoy_config(ports, authz_port, noop_port, admin_port)
-        )
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "satgate.cli", "authz", "--config", str(state / "satgate.yaml")],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-            subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("noop_authz.py")), f"{LOOPBACK}:{noop_port}"],
-                stdout=subprocess.PIPE,
-                text=True,
-            ),
-            subprocess.Popen(
-                [
-                    envoy_config.find_envoy(),
-                    "-c",
-                    str(envoy_yaml),
-                    "--use-dynamic-base-id",
-                    "--log-level",
-                    "error",
-                    "--concurrency",
-                    "1",
-                ],
-                stdout=subprocess.DEVNULL,
-            ),
-        ]
+        redis = RedisServer(state / "redis").start()  # private instance, AOF off (a cache-style Redis)
         try:
-            wait(lambda: grpc_serving(f"{LOOPBACK}:{authz_port}"), "authz")
-            assert procs[1].stdout.readline().strip() == "ready", "noop ext_authz server did not start"
-            time.sleep(1.0)
-            for port in ports.values():  # warm every path once
-                wrk(port, token, 1.0, 4)
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
-            for _ in range(args.rounds):
-                for name, port in ports.items():
-                    runs[name].append(wrk(port, token, args.duration, args.connections))
+            handler = asyncio.run(handler_microseconds(args.handler_iterations, state, redis.url))
+            redis.cli("config", "resetstat")  # count only the checks sent through Envoy
+            runs, requests_sent = run_through_envoy(args, state, redis)
+            redis_round_trips = evalsha_calls(redis) / requests_sent["full_redis"]
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(timeout=15)
+            redis.stop()
 
     median = {name: sorted(r, key=lambda x: x["rps"])[len(r) // 2] for name, r in runs.items()}
     report = {
@@ -280,9 +320,11 @@ def main() -> None:
         "through_envoy": median,
         "ratios": {
             "full_vs_noop": median["full"]["rps"] / median["noop"]["rps"],
+            "full_redis_vs_noop": median["full_redis"]["rps"] / median["noop"]["rps"],
             "full_vs_plain": median["full"]["rps"] / median["plain"]["rps"],
             "noop_vs_plain": median["noop"]["rps"] / median["plain"]["rps"],
         },
+        "redis_round_trips_per_check": redis_round_trips,
         "setup": {
             "duration_s": args.duration,
             "connections": args.connections,
@@ -294,7 +336,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print("in-process Check handler (warm token cache, response built; budgeted = SQLite debit):")
+    print("in-process Check handler (warm token cache, response built; budgeted = ledger debit):")
     for label, stats in handler.items():
         print(f"  {label:20s} mean {stats['mean']:6.1f} µs   p50 {stats['p50']:6.1f} µs   p99 {stats['p99']:6.1f} µs")
     print(
@@ -303,11 +345,13 @@ def main() -> None:
     )
     for name, stats in median.items():
         print(
-            f"  {name:6s} {stats['rps']:9.0f} rps   p50 {stats['p50_ms']:6.2f} ms   p99 {stats['p99_ms']:6.2f} ms"
+            f"  {name:10s} {stats['rps']:9.0f} rps   p50 {stats['p50_ms']:6.2f} ms   p99 {stats['p99_ms']:6.2f} ms"
             f"   non-2xx {stats['non_2xx']}"
         )
     ratios = report["ratios"]
     print(f"\n  full / noop  = {ratios['full_vs_noop']:.2f}   (target >= 0.85)")
+    print(f"  full_redis / noop = {ratios['full_redis_vs_noop']:.2f}   (target >= 0.75)")
+    print(f"  Redis round trips per check = {redis_round_trips:.3f} EVALSHA (target 1)")
     print(f"  full / plain = {ratios['full_vs_plain']:.2f}")
     print(f"  noop / plain = {ratios['noop_vs_plain']:.2f}")
     print(
