@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import grpc
@@ -16,18 +16,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from authz_server.credential import bearer_token
 from mint_server import aws
+from mint_server.admin import AdminService, Caller, DelegateRequest
 from mint_server.grpc_api import MintGrpc
 from mint_server.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService, MintSettings, PolicyStore, RateLimiter
-from satgate.audit import SqliteAuditLog
+from satgate.audit import SqliteAuditLog, audit_csv
 from satgate.caveats import Denial
 from satgate.config import Config
+from satgate.delegations import ControlPlaneStore
 from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.timefmt import parse_duration
+from satgate.tokens.verify import TokenVerifier, VerifiedToken
 from satgate_api.mint.v1 import mint_pb2_grpc
 
 SERVICE = web.AppKey("service", MintService)
+ADMIN = web.AppKey("admin", AdminService)
 _MAX_BODY_BYTES = 64 * 1024
 
 
@@ -86,7 +90,91 @@ async def verify(request: web.Request) -> web.Response:
     return web.json_response(result.to_json())
 
 
-def build_service(config: Config, session: aiohttp.ClientSession) -> MintService:
+def _caller(request: web.Request) -> Caller:
+    host = (request.host or "").lower().rpartition(":")[0] or (request.host or "").lower()
+    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
+
+
+async def _json_body(request: web.Request) -> object:
+    if not request.can_read_body:
+        return {}
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ExchangeDenied(400, "bad_request", "body must be JSON") from None
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _denials(handler: Handler) -> Handler:
+    """Refusals become JSON errors with their status."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except ExchangeDenied as denied:
+            return _error(denied.status, denied.error, denied.message)
+
+    return wrapped
+
+
+async def _admin(request: web.Request) -> VerifiedToken:
+    credential = bearer_token(request.headers.get("Authorization", ""))
+    return await request.app[ADMIN].authenticate(credential, _caller(request), admin=True)
+
+
+@_denials
+async def delegate(request: web.Request) -> web.Response:
+    """The holder of a token asks for a narrower child; authenticated by the parent token itself."""
+    credential = bearer_token(request.headers.get("Authorization", ""))
+    admin = request.app[ADMIN]
+    parent = await admin.authenticate(credential, _caller(request), admin=False)
+    spec = DelegateRequest.from_json(await _json_body(request))
+    assert isinstance(credential, str)  # authenticate() refused anything else
+    return web.json_response(await admin.delegate(parent, credential, spec))
+
+
+@_denials
+async def admin_revoke(request: web.Request) -> web.Response:
+    caller = await _admin(request)
+    doc = await _json_body(request)
+    if not isinstance(doc, dict):
+        raise ExchangeDenied(400, "bad_request", "body must be a JSON object")
+    revocation_id = doc.get("id") or doc.get("token_id") or doc.get("delegation_id")
+    if not isinstance(revocation_id, str):
+        raise ExchangeDenied(400, "bad_request", "give id (a token_id or delegation_id)")
+    reason = doc.get("reason", "")
+    return web.json_response(await request.app[ADMIN].revoke(caller, revocation_id, str(reason)))
+
+
+@_denials
+async def admin_delegations(request: web.Request) -> web.Response:
+    caller = await _admin(request)
+    records = request.app[ADMIN].delegations(
+        caller, token_id=request.query.get("token_id"), delegation_id=request.query.get("delegation_id")
+    )
+    return web.json_response({"delegations": records})
+
+
+@_denials
+async def admin_audit(request: web.Request) -> web.Response:
+    caller = await _admin(request)
+    records = request.app[ADMIN].audit_records(caller)
+    if request.query.get("format", "json") == "csv":
+        return web.Response(text=audit_csv(records), content_type="text/csv")
+    return web.json_response({"records": records})
+
+
+@_denials
+async def admin_revoke_policy(request: web.Request) -> web.Response:
+    caller = await _admin(request)
+    doc = await _json_body(request)
+    reason = doc.get("reason", "") if isinstance(doc, dict) else ""
+    return web.json_response(await request.app[ADMIN].revoke_policy(caller, request.match_info["name"], str(reason)))
+
+
+def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[MintService, AdminService]:
     mint = config.mint
     attribute_keys = frozenset(config.authz.attributes)
     aws_settings = None
@@ -97,16 +185,32 @@ def build_service(config: Config, session: aiohttp.ClientSession) -> MintService
             server_id=mint.aws.server_id,
             max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
         )
-    return MintService(
-        keyring=load_keyring(config.keyring),
-        ledger=open_ledger(config.ledger),
-        audit=SqliteAuditLog(mint.audit_log),
-        policies=PolicyStore(mint.policies, attribute_keys),
+    keyring = load_keyring(config.keyring)
+    ledger, audit = open_ledger(config.ledger), SqliteAuditLog(mint.audit_log)
+    policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
+    max_ttl = parse_duration(mint.max_ttl)
+    service = MintService(
+        keyring=keyring,
+        ledger=ledger,
+        audit=audit,
+        policies=policies,
         session=session,
-        settings=MintSettings(parse_duration(mint.max_ttl), attribute_keys, aws_settings),
+        settings=MintSettings(max_ttl, attribute_keys, aws_settings),
         rate_limiter=RateLimiter(per_minute=mint.rate_limit_per_minute),
+        store=store,
         jwks_refetch_seconds=mint.jwks_refetch_seconds,
     )
+    admin = AdminService(
+        verifier=TokenVerifier(keyring, attribute_keys=attribute_keys, tenants=config.authz.tenants),
+        ledger=ledger,
+        audit=audit,
+        store=store,
+        policies=policies,
+        attribute_keys=attribute_keys,
+        max_ttl_seconds=max_ttl,
+        leeway_seconds=config.authz.leeway_seconds,
+    )
+    return service, admin
 
 
 def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
@@ -114,7 +218,8 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
-            service = app[SERVICE] = build_service(config, session)
+            service, app[ADMIN] = build_services(config, session)
+            app[SERVICE] = service
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             server = None
             if serve_grpc:
@@ -142,6 +247,11 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/mint/exchange", exchange)
     app.router.add_post("/api/mint/verify", verify)
+    app.router.add_post("/api/mint/delegate", delegate)
+    app.router.add_post("/api/admin/revoke", admin_revoke)
+    app.router.add_get("/api/admin/delegations", admin_delegations)
+    app.router.add_get("/api/admin/audit", admin_audit)
+    app.router.add_post("/api/admin/policies/{name}/revoke", admin_revoke_policy)
     return app
 
 

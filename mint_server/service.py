@@ -28,6 +28,7 @@ from mint_server.policies import (
     rule_matches,
 )
 from satgate.audit import AuditEvent, SqliteAuditLog
+from satgate.delegations import ControlPlaneStore
 from satgate.keyring import Keyring
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
@@ -199,8 +200,10 @@ class MintService:
         session: aiohttp.ClientSession,
         settings: MintSettings,
         rate_limiter: RateLimiter,
+        store: ControlPlaneStore,
         jwks_refetch_seconds: float = oidc.REFETCH_INTERVAL_SECONDS,
     ) -> None:
+        self.store = store
         self.metrics = MintMetrics()
         self._keyring = keyring
         self._ledger = ledger
@@ -293,7 +296,7 @@ class MintService:
             rule = next((r for r in policy.trust_rules if rule_matches(r, identity)), None)
             if rule is None:
                 continue
-            if policy.disabled:
+            if policy.disabled or policy.name in self.store.revoked_policies():
                 disabled_match = disabled_match or policy
                 continue
             if not self._rate.allow((policy.name, identity.subject)):
@@ -384,3 +387,4 @@ class MintService:
     async def close(self) -> None:
         await self._ledger.close()
         await self._audit.close()
+        self.store.close()

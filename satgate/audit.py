@@ -3,7 +3,9 @@ Records carry identifiers and decisions only: no PII, no payloads, no token stri
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sqlite3
 import time
@@ -34,6 +36,19 @@ def canonical_json(record: Mapping[str, Any]) -> str:
 
 def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
+
+
+CSV_FIELDS = ("seq", "time", "type", "tenant", "actor", "token_id", "policy", "details", "hash")
+
+
+def audit_csv(records: list[dict[str, Any]]) -> str:
+    """One row a record; details as canonical JSON, so a row can be re-hashed."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, "details": canonical_json(record.get("details", {}))})
+    return out.getvalue()
 
 
 class SqliteAuditLog:

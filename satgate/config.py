@@ -125,6 +125,7 @@ class MintConfig(_Strict):
     grpc_listen: ListenAddress = "127.0.0.1:8082"
     policies: Path | None = None  # trust policies YAML, reloaded when it changes
     audit_log: Path = DEFAULT_STATE_DIR / "audit.db"
+    state: Path = DEFAULT_STATE_DIR / "mint.db"  # delegation tree, revoked policies
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"
     rate_limit_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 60  # per identity; 0 = off
     policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
@@ -158,6 +159,7 @@ class Config(_Strict):
             update={
                 "policies": (base / self.mint.policies).resolve() if self.mint.policies else None,
                 "audit_log": (base / self.mint.audit_log).resolve(),
+                "state": (base / self.mint.state).resolve(),
             }
         )
         return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger, "mint": mint})

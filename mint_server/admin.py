@@ -1,0 +1,260 @@
+"""Control-plane operations: server-side delegation (authenticated by the parent token itself) and the admin
+API (authenticated by a token of the tenant with scope `satgate:admin`). An admin acts only on its own tenant."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from authz_server.judge import judge
+from mint_server.service import ExchangeDenied, PolicyStore
+from satgate.audit import AuditEvent, SqliteAuditLog
+from satgate.caveats import Denial, RequestFacts, Scope
+from satgate.caveats.scope import scope_matches
+from satgate.delegations import ControlPlaneStore, DelegationRecord
+from satgate.ledger import Ledger, LedgerUnavailable
+from satgate.routes import RouteSettings
+from satgate.timefmt import format_utc, parse_duration
+from satgate.tokens.mint import attenuate
+from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
+
+ADMIN_SCOPE = "satgate:admin"
+_REVOCATION_ID_RE = re.compile(r"[0-9a-f]{32}")
+DEFAULT_CHILD_TTL = "1h"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The admin request as a request: the presented token's caveats (methods, cidrs, …) are judged on it."""
+
+    method: str
+    path: str
+    host: str
+    source_ip: str
+
+
+@dataclass(frozen=True)
+class DelegateRequest:
+    budget_credits: int | None = None
+    scopes: tuple[str, ...] = ()
+    ttl: str | None = None
+    label: str | None = None
+    caveats: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: object) -> DelegateRequest:
+        if not isinstance(doc, dict):
+            raise ExchangeDenied(400, "bad_request", "body must be a JSON object")
+        unknown = set(doc) - {"budget_credits", "scopes", "ttl", "label", "caveats"}
+        if unknown:
+            raise ExchangeDenied(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+        budget, scopes, ttl = doc.get("budget_credits"), doc.get("scopes", []), doc.get("ttl")
+        label, caveats = doc.get("label"), doc.get("caveats", {})
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
+            raise ExchangeDenied(400, "bad_request", "budget_credits must be a positive integer")
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ExchangeDenied(400, "bad_request", "scopes must be a list of strings")
+        if ttl is not None and not isinstance(ttl, str):
+            raise ExchangeDenied(400, "bad_request", "ttl must be a duration like 30m")
+        if label is not None and not isinstance(label, str):
+            raise ExchangeDenied(400, "bad_request", "label must be a string")
+        if not isinstance(caveats, dict) or not all(isinstance(v, str) for v in caveats.values()):
+            raise ExchangeDenied(400, "bad_request", "caveats must map keys to strings")
+        return cls(budget, tuple(scopes), ttl, label, caveats)
+
+
+def grants_admin(token: VerifiedToken) -> bool:
+    """Admin needs an explicit grant: every scope caveat must name satgate:admin (or satgate:*); a token with no
+    scope caveat, or one whose only match is `*`, is not an admin token."""
+    scopes = [c for c in token.checks if isinstance(c, Scope)]
+    return bool(scopes) and all(
+        any(p != "*" and scope_matches(p, ADMIN_SCOPE) for p in scope.patterns) for scope in scopes
+    )
+
+
+class AdminService:
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier,
+        ledger: Ledger,
+        audit: SqliteAuditLog,
+        store: ControlPlaneStore,
+        policies: PolicyStore,
+        attribute_keys: frozenset[str],
+        max_ttl_seconds: int,
+        leeway_seconds: float = 30.0,
+    ) -> None:
+        self._verifier = verifier
+        self._ledger = ledger
+        self._audit = audit
+        self._store = store
+        self._policies = policies
+        self._attribute_keys = attribute_keys
+        self._max_ttl = max_ttl_seconds
+        self._leeway = leeway_seconds
+
+    # ------------------------------------------------------------------------------------ authentication
+    async def authenticate(self, credential: str | Denial, caller: Caller, *, admin: bool) -> VerifiedToken:
+        if isinstance(credential, Denial):
+            raise ExchangeDenied(401, credential.error, credential.message)
+        try:
+            token = self._verifier.verify(credential)
+        except TokenRejected as exc:
+            raise ExchangeDenied(exc.denial.status, exc.denial.error, exc.denial.message) from None
+        facts = RequestFacts(
+            now=time.time(),
+            method=caller.method,
+            path=caller.path,
+            host=caller.host,
+            source_ip=caller.source_ip,
+            required_scopes=(ADMIN_SCOPE,) if admin else (),
+            leeway_seconds=self._leeway,
+        )
+        denial = judge(token, RouteSettings(), facts)
+        if denial is None and admin and not grants_admin(token):
+            denial = Denial(403, "insufficient_scope", f"scope {ADMIN_SCOPE!r} is required")
+        if denial is not None:
+            if admin:
+                await self._audit.append(
+                    AuditEvent(
+                        type="admin_denied",
+                        tenant=token.tenant,
+                        actor=token.token_id,
+                        details={"reason": denial.error, "path": caller.path},
+                    )
+                )
+            raise ExchangeDenied(denial.status, denial.error, denial.message)
+        try:
+            revoked = await self._ledger.is_revoked(token.tenant, token.revocation_ids)
+        except LedgerUnavailable:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        if revoked:
+            raise ExchangeDenied(401, "revoked", "token has been revoked")
+        return token
+
+    # ------------------------------------------------------------------------------------ delegation
+    async def delegate(self, parent: VerifiedToken, parent_text: str, request: DelegateRequest) -> dict[str, Any]:
+        """A child of `parent`: a fresh delegation id first (before its budget), then tighter limits."""
+        now = time.time()
+        try:
+            ttl = min(parse_duration(request.ttl or DEFAULT_CHILD_TTL), self._max_ttl)
+        except ValueError as exc:
+            raise ExchangeDenied(400, "bad_request", str(exc)) from None
+        expires = now + ttl if parent.expires_at is None else min(now + ttl, parent.expires_at)
+        delegation_id = secrets.token_hex(16)
+        caveats: list[tuple[str, str]] = [("delegation", delegation_id), ("expires", format_utc(expires))]
+        if request.scopes:
+            caveats.append(("scope", ",".join(request.scopes)))
+        if request.budget_credits is not None:
+            caveats.append(("budget", str(request.budget_credits)))
+        if request.label:
+            caveats.append(("label", request.label))
+        caveats.extend(sorted(request.caveats.items()))
+        try:
+            child = attenuate(parent_text, caveats, attribute_keys=self._attribute_keys)
+        except ValueError as exc:
+            raise ExchangeDenied(400, "bad_request", str(exc)) from None
+        try:
+            self._verifier.verify(child)  # depth limits of the parent chain apply to the child
+        except TokenRejected as exc:
+            raise ExchangeDenied(403, exc.denial.error, exc.denial.message) from None
+        parent_step = parent.revocation_ids[-1] if len(parent.revocation_ids) > 1 else None
+        record = DelegationRecord(
+            tenant=parent.tenant,
+            delegation_id=delegation_id,
+            token_id=parent.token_id,
+            parent_delegation_id=parent_step,
+            created_at=now,
+            actor=parent_step or parent.token_id,
+            label=request.label,
+            budget_credits=request.budget_credits,
+            scopes=",".join(request.scopes) or None,
+            expires_at=format_utc(expires),
+        )
+        self._store.record_delegation(record)
+        await self._audit.append(
+            AuditEvent(
+                type="delegate",
+                tenant=parent.tenant,
+                actor=record.actor,
+                token_id=parent.token_id,
+                details={
+                    "delegation_id": delegation_id,
+                    "parent_delegation_id": parent_step,
+                    "budget_credits": request.budget_credits,
+                    "ttl_seconds": round(expires - now),
+                },
+            )
+        )
+        return {
+            "token": child,
+            "token_id": parent.token_id,
+            "delegation_id": delegation_id,
+            "parent_delegation_id": parent_step,
+            "tenant": parent.tenant,
+            "expires_at": record.expires_at,
+            "caveats": [f"{k} = {v}" for k, v in caveats],
+        }
+
+    # ------------------------------------------------------------------------------------ admin
+    async def revoke(self, admin: VerifiedToken, revocation_id: str, reason: str) -> dict[str, Any]:
+        """A token id or a delegation id; everything carrying it is denied from its next request on."""
+        if not _REVOCATION_ID_RE.fullmatch(revocation_id):
+            raise ExchangeDenied(400, "bad_request", "id must be a token_id or delegation_id (32 lowercase hex)")
+        try:
+            fresh = await self._ledger.revoke(admin.tenant, revocation_id, reason)
+        except LedgerUnavailable:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        known = self._store.subtree(admin.tenant, revocation_id) or self._store.delegations(admin.tenant, revocation_id)
+        await self._audit.append(
+            AuditEvent(
+                type="revoke",
+                tenant=admin.tenant,
+                actor=admin.token_id,
+                token_id=revocation_id,
+                details={"reason": reason[:200], "known_delegations": len(known)},
+            )
+        )
+        return {
+            "revoked": revocation_id,
+            "tenant": admin.tenant,
+            "already_revoked": not fresh,
+            "known_delegations": [r.delegation_id for r in known],
+        }
+
+    def delegations(self, admin: VerifiedToken, *, token_id: str | None, delegation_id: str | None) -> list[dict]:
+        if token_id:
+            records = self._store.delegations(admin.tenant, token_id)
+        elif delegation_id:
+            records = self._store.subtree(admin.tenant, delegation_id)
+        else:
+            raise ExchangeDenied(400, "bad_request", "give token_id or delegation_id")
+        return [r.to_json() for r in records]
+
+    def audit_records(self, admin: VerifiedToken) -> list[dict[str, Any]]:
+        """The tenant's records, in chain order, each with its hash."""
+        return [
+            {"seq": seq, **record, "hash": digest}
+            for seq, record, _prev, digest in self._audit.records()
+            if record.get("tenant") == admin.tenant
+        ]
+
+    async def revoke_policy(self, admin: VerifiedToken, name: str, reason: str) -> dict[str, Any]:
+        policy = next((p for p in self._policies.current.policies if p.name == name), None)
+        if policy is None or policy.tenant != admin.tenant:  # another tenant's policy does not exist for you
+            raise ExchangeDenied(404, "not_found", f"no policy {name!r} in tenant {admin.tenant!r}")
+        fresh = self._store.revoke_policy(name, admin.tenant, reason[:200])
+        await self._audit.append(
+            AuditEvent(
+                type="policy_revoked",
+                tenant=admin.tenant,
+                actor=admin.token_id,
+                policy=name,
+                details={"reason": reason[:200]},
+            )
+        )
+        return {"policy": name, "revoked": True, "already_revoked": not fresh}
