@@ -4,7 +4,6 @@ API (authenticated by a token of the tenant with scope `satgate:admin`). An admi
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from satgate.delegations import ControlPlaneStore, DelegationRecord
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.routes import RouteSettings
 from satgate.timefmt import format_utc, parse_duration
-from satgate.tokens.mint import attenuate
+from satgate.tokens.delegate import delegate
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 
 ADMIN_SCOPE = "satgate:admin"
@@ -141,23 +140,19 @@ class AdminService:
         """A child of `parent`: a fresh delegation id first (before its budget), then tighter limits."""
         now = time.time()
         try:
-            ttl = min(parse_duration(request.ttl or DEFAULT_CHILD_TTL), self._max_ttl)
+            delegated = delegate(
+                parent_text,
+                ttl_seconds=min(parse_duration(request.ttl or DEFAULT_CHILD_TTL), self._max_ttl),
+                budget_credits=request.budget_credits,
+                scopes=request.scopes,
+                label=request.label,
+                caveats=request.caveats,
+                not_after=parent.expires_at,
+                attribute_keys=self._attribute_keys,
+            )
         except ValueError as exc:
             raise ExchangeDenied(400, "bad_request", str(exc)) from None
-        expires = now + ttl if parent.expires_at is None else min(now + ttl, parent.expires_at)
-        delegation_id = secrets.token_hex(16)
-        caveats: list[tuple[str, str]] = [("delegation", delegation_id), ("expires", format_utc(expires))]
-        if request.scopes:
-            caveats.append(("scope", ",".join(request.scopes)))
-        if request.budget_credits is not None:
-            caveats.append(("budget", str(request.budget_credits)))
-        if request.label:
-            caveats.append(("label", request.label))
-        caveats.extend(sorted(request.caveats.items()))
-        try:
-            child = attenuate(parent_text, caveats, attribute_keys=self._attribute_keys)
-        except ValueError as exc:
-            raise ExchangeDenied(400, "bad_request", str(exc)) from None
+        child, delegation_id, expires = delegated.token, delegated.delegation_id, delegated.expires_at
         try:
             self._verifier.verify(child)  # depth limits of the parent chain apply to the child
         except TokenRejected as exc:
@@ -197,7 +192,7 @@ class AdminService:
             "parent_delegation_id": parent_step,
             "tenant": parent.tenant,
             "expires_at": record.expires_at,
-            "caveats": [f"{k} = {v}" for k, v in caveats],
+            "caveats": [f"{k} = {v}" for k, v in delegated.caveats],
         }
 
     # ------------------------------------------------------------------------------------ admin

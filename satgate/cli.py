@@ -232,6 +232,81 @@ def _read_token(text: str) -> str:
     return sys.stdin.read().strip() if text == "-" else text.strip()
 
 
+@token.command("delegate")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+@click.option("--budget", type=click.IntRange(1, 10**15))
+@click.option("--scope", help="comma list of scope patterns")
+@click.option("--ttl", default="1h", show_default=True)
+@click.option("--label")
+def token_delegate(config_path, token_text, budget, scope, ttl, label) -> None:
+    """Delegate offline: a child of TOKEN with a fresh delegation id (revocable on its own). Needs no key; the
+    Mint's delegation tree does not record it (use POST /api/mint/delegate for that)."""
+    from satgate.tokens.delegate import delegate  # noqa: PLC0415
+    from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
+
+    config = _config(config_path)
+    try:
+        child = delegate(
+            _read_token(token_text),
+            ttl_seconds=parse_duration(ttl),
+            budget_credits=budget,
+            scopes=scope.split(",") if scope else (),
+            label=label,
+            attribute_keys=config.authz.attributes,
+        )
+    except (MalformedToken, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        json.dumps(
+            {"token": child.token, "delegation_id": child.delegation_id, "expires_at": format_utc(child.expires_at)}
+        )
+    )
+
+
+@cli.group()
+def audit() -> None:
+    """Export and verify the hash-chained audit log."""
+
+
+@audit.command("export")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--tenant", help="only this tenant's records")
+def audit_export(config_path, fmt, tenant) -> None:
+    """Print every record (JSON lines or CSV), with its chain hash."""
+    from satgate.audit import SqliteAuditLog, audit_csv  # noqa: PLC0415
+
+    log = SqliteAuditLog(_config(config_path).mint.audit_log)
+    records = [
+        {"seq": seq, **record, "hash": digest}
+        for seq, record, _prev, digest in log.records()
+        if tenant is None or record.get("tenant") == tenant
+    ]
+    if fmt == "csv":
+        click.echo(audit_csv(records), nl=False)
+    else:
+        for record in records:
+            click.echo(json.dumps(record, sort_keys=True))
+
+
+@audit.command("verify")
+@config_option
+def audit_verify(config_path) -> None:
+    """Recompute the chain. Exit 1 at the first edited, removed or reordered record. Keep the printed head hash
+    somewhere else: only an outside copy shows that records were cut from the end."""
+    from satgate.audit import SqliteAuditLog  # noqa: PLC0415
+
+    log = SqliteAuditLog(_config(config_path).mint.audit_log)
+    broken = log.verify()
+    if broken is not None:
+        click.echo(json.dumps({"ok": False, "broken_at_seq": broken}))
+        sys.exit(1)
+    records = list(log.records())
+    head = records[-1][3] if records else None
+    click.echo(json.dumps({"ok": True, "records": len(records), "head": head}))
+
+
 @token.command("inspect")
 @config_option
 @click.argument("token_text", metavar="TOKEN")
