@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from authz_server.credential import bearer_token
 from mint_server import aws
 from mint_server.admin import AdminService, Caller, DelegateRequest
-from mint_server.grpc_api import MintGrpc
+from mint_server.grpc_api import AdminGrpc, MintGrpc
 from mint_server.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService, MintSettings, PolicyStore, RateLimiter
 from satgate.audit import SqliteAuditLog, audit_csv
@@ -28,6 +28,7 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.timefmt import parse_duration
 from satgate.tokens.verify import TokenVerifier, VerifiedToken
+from satgate_api.admin.v1 import admin_pb2_grpc
 from satgate_api.mint.v1 import mint_pb2_grpc
 
 SERVICE = web.AppKey("service", MintService)
@@ -224,7 +225,8 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             server = None
             if serve_grpc:
                 server = grpc.aio.server()
-                mint_pb2_grpc.add_MintServicer_to_server(MintGrpc(service), server)
+                mint_pb2_grpc.add_MintServicer_to_server(MintGrpc(service, app[ADMIN]), server)
+                admin_pb2_grpc.add_AdminServicer_to_server(AdminGrpc(app[ADMIN]), server)
                 health = HealthServicer()
                 health_pb2_grpc.add_HealthServicer_to_server(health, server)
                 if server.add_insecure_port(config.mint.grpc_listen) == 0:

@@ -15,10 +15,12 @@ def test_generated_code_is_current(tmp_path):
 def test_a_changed_proto_would_be_noticed(tmp_path, monkeypatch):
     """The check above can fail: editing a proto changes the output."""
     protos = tmp_path / "protos"
-    source = next(iter(protogen.proto_files()))
+    source = protogen.PROTOS / "satgate_api" / "mint" / "v1" / "mint.proto"
     target = protos / source.relative_to(protogen.PROTOS)
     target.parent.mkdir(parents=True)
-    target.write_text(source.read_text().replace("string policy = 7;", "string policy = 7;\n  string extra = 8;"))
+    edited = source.read_text().replace("string policy = 7;", "string policy = 7;\n  string extra = 8;")
+    assert edited != source.read_text()
+    target.write_text(edited)
     monkeypatch.setattr(protogen, "PROTOS", protos)
     out = tmp_path / "out"
     protogen.generate(out)

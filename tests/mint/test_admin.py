@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import time
 
 import pytest
@@ -209,3 +210,44 @@ async def test_audit_export_json_and_csv(idp, mint_server, keyring):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["type"] for row in rows] == [r["type"] for r in records]
     assert rows[1]["details"].startswith("{") and child["delegation_id"] in rows[1]["details"]
+
+
+async def test_grpc_delegate_and_admin(idp, mint_server, keyring):
+    import grpc
+
+    from satgate_api.admin.v1 import admin_pb2, admin_pb2_grpc
+    from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
+
+    _, parent = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    admin = [("authorization", f"Bearer {admin_token(keyring)}")]
+    async with grpc.aio.insecure_channel(mint_server.grpc_target) as channel:
+        mint_stub, admin_stub = mint_pb2_grpc.MintStub(channel), admin_pb2_grpc.AdminStub(channel)
+        child = await mint_stub.Delegate(
+            mint_pb2.DelegateRequest(budget_credits=4, scopes=["api:read"], label="g"),
+            metadata=[("authorization", f"Bearer {parent['token']}")],
+        )
+        assert child.caveats[0] == f"delegation = {child.delegation_id}" and child.parent_delegation_id == ""
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await mint_stub.Delegate(mint_pb2.DelegateRequest())
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        tree = await admin_stub.ListDelegations(
+            admin_pb2.ListDelegationsRequest(token_id=parent["token_id"]), metadata=admin
+        )
+        assert [(d.delegation_id, d.budget_credits, d.label) for d in tree.delegations] == [
+            (child.delegation_id, 4, "g")
+        ]
+        revoked = await admin_stub.Revoke(
+            admin_pb2.RevokeRequest(id=child.delegation_id, reason="test"), metadata=admin
+        )
+        assert list(revoked.known_delegations) == [child.delegation_id]
+        assert not await valid(mint_server, child.token)
+        policy = await admin_stub.RevokePolicy(admin_pb2.RevokePolicyRequest(name="agents"), metadata=admin)
+        assert not policy.already_revoked
+        exported = await admin_stub.ExportAudit(admin_pb2.ExportAuditRequest(), metadata=admin)
+        assert [json.loads(r)["type"] for r in exported.records] == ["exchange", "delegate", "revoke", "policy_revoked"]
+        with pytest.raises(grpc.aio.AioRpcError) as not_admin:
+            await admin_stub.ExportAudit(
+                admin_pb2.ExportAuditRequest(), metadata=[("authorization", f"Bearer {parent['token']}")]
+            )
+        assert not_admin.value.code() == grpc.StatusCode.PERMISSION_DENIED

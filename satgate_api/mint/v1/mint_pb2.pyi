@@ -72,3 +72,42 @@ class VerifyResponse(_message.Message):
     remaining: int
     error: str
     def __init__(self, valid: _Optional[bool] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., remaining: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DelegateRequest(_message.Message):
+    __slots__ = ("budget_credits", "scopes", "ttl", "label", "caveats")
+    class CaveatsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUDGET_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CAVEATS_FIELD_NUMBER: _ClassVar[int]
+    budget_credits: int
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    ttl: str
+    label: str
+    caveats: _containers.ScalarMap[str, str]
+    def __init__(self, budget_credits: _Optional[int] = ..., scopes: _Optional[_Iterable[str]] = ..., ttl: _Optional[str] = ..., label: _Optional[str] = ..., caveats: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class DelegateResponse(_message.Message):
+    __slots__ = ("token", "token_id", "delegation_id", "parent_delegation_id", "tenant", "expires_at", "caveats")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    DELEGATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_DELEGATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CAVEATS_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    token_id: str
+    delegation_id: str
+    parent_delegation_id: str
+    tenant: str
+    expires_at: str
+    caveats: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., delegation_id: _Optional[str] = ..., parent_delegation_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ...) -> None: ...

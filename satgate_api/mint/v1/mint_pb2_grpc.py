@@ -44,6 +44,11 @@ class MintStub:
                 request_serializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.Delegate = channel.unary_unary(
+                '/satgate_api.mint.v1.Mint/Delegate',
+                request_serializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateResponse.FromString,
+                _registered_method=True)
 
 
 class MintServicer:
@@ -63,6 +68,13 @@ class MintServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Delegate(self, request, context):
+        """A narrower child of the token in the `authorization: Bearer <token>` metadata (its holder asks).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MintServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_MintServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyRequest.FromString,
                     response_serializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyResponse.SerializeToString,
+            ),
+            'Delegate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delegate,
+                    request_deserializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateRequest.FromString,
+                    response_serializer=satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,33 @@ class Mint:
             '/satgate_api.mint.v1.Mint/Verify',
             satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyRequest.SerializeToString,
             satgate__api_dot_mint_dot_v1_dot_mint__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delegate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.mint.v1.Mint/Delegate',
+            satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateRequest.SerializeToString,
+            satgate__api_dot_mint_dot_v1_dot_mint__pb2.DelegateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Generated from protos/ by ./dev protos; only these __init__ files are hand-written."""
