@@ -18,6 +18,18 @@ from satgate.timefmt import format_utc
 
 GENESIS = "0" * 64
 
+# The event catalogue: every control-plane action appends one of these (README: Audit).
+EVENT_TYPES = {
+    "mint": "a token minted offline from the keyring (satgate token mint)",
+    "exchange": "a workload identity exchanged for a token; policy, rule, TTL, budget",
+    "exchange_denied": "an exchange refused, with its reason (invalid_identity, no_matching_rule, rate_limited…)",
+    "delegate": "a child token delegated server-side: delegation id, parent step, budget, TTL",
+    "revoke": "a token id or delegation id revoked (admin API or CLI), with the known descendants",
+    "policy_change": "the trust policy file reloaded: policy names, disabled ones",
+    "policy_revoked": "a trust policy revoked through the admin API",
+    "admin_denied": "an admin call refused: reason and path",
+}
+
 
 @dataclass(frozen=True)
 class AuditEvent:

@@ -8,11 +8,12 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from satgate import timefmt
-from satgate.config import ConfigError, load_config
+from satgate.config import Config, ConfigError, load_config
 from satgate.keyring import KeyringError, load_keyring, load_or_create_keyring
 from satgate.ledger import LedgerUnavailable
 from satgate.timefmt import format_utc
@@ -30,6 +31,17 @@ def _keyring(config):
         return load_keyring(config.keyring)
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _audit(config: Config, event_type: str, **fields: Any) -> None:
+    """Control-plane actions taken from the CLI land in the same hash-chained log as the Mint's."""
+    from satgate.audit import AuditEvent, SqliteAuditLog  # noqa: PLC0415
+
+    log = SqliteAuditLog(config.mint.audit_log)
+    try:
+        asyncio.run(log.append(AuditEvent(type=event_type, actor="cli", **fields)))
+    finally:
+        asyncio.run(log.close())
 
 
 def parse_duration(text: str) -> int:
@@ -191,6 +203,13 @@ def token_mint(config_path, tenant, scope, budget, ttl, extra, as_json) -> None:
         minted = mint_token(_keyring(config), tenant, caveats, attribute_keys=config.authz.attributes)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    _audit(
+        config,
+        "mint",
+        tenant=tenant,
+        token_id=minted.identifier.token_id,
+        details={"caveats": [key for key, _ in caveats]},
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -393,6 +412,7 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None
         fresh = asyncio.run(do_revoke())
     except LedgerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    _audit(config, "revoke", tenant=tenant, token_id=revocation_id, details={"reason": reason[:200], "via": "cli"})
     click.echo(json.dumps({"revoked": revocation_id, "tenant": tenant, "already_revoked": not fresh}))
 
 

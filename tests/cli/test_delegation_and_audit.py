@@ -114,3 +114,22 @@ def test_audit_verify_detects_edits_and_deletions(tmp_path, config, tamper, brok
     result = CliRunner().invoke(cli, ["audit", "verify", "--config", str(config)])
     assert result.exit_code == 1
     assert json.loads(result.output) == {"ok": False, "broken_at_seq": broken}
+
+
+def test_cli_mint_and_revoke_are_audited(tmp_path, config):
+    from satgate.audit import EVENT_TYPES
+
+    runner = CliRunner()
+    minted = json.loads(
+        runner.invoke(
+            cli, ["token", "mint", "--config", str(config), "--tenant", "acme", "--budget", "5", "--json"]
+        ).output
+    )
+    runner.invoke(cli, ["token", "revoke", "--config", str(config), minted["token"], "--reason", "test"])
+    records = [record for _seq, record, _prev, _hash in SqliteAuditLog(tmp_path / "audit.db").records()]
+    assert [(r["type"], r["token_id"], r["actor"]) for r in records] == [
+        ("mint", minted["token_id"], "cli"),
+        ("revoke", minted["token_id"], "cli"),
+    ]
+    assert minted["token"] not in str(records)
+    assert {r["type"] for r in records} <= set(EVENT_TYPES)
