@@ -28,11 +28,13 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.timefmt import parse_duration
 from satgate.tokens.verify import TokenVerifier, VerifiedToken
+from satgate.webhooks import WebhookDispatcher, WebhookTarget
 from satgate_api.admin.v1 import admin_pb2_grpc
 from satgate_api.mint.v1 import mint_pb2_grpc
 
 SERVICE = web.AppKey("service", MintService)
 ADMIN = web.AppKey("admin", AdminService)
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 _MAX_BODY_BYTES = 64 * 1024
 
 
@@ -221,6 +223,22 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
         async with aiohttp.ClientSession() as session:
             service, app[ADMIN] = build_services(config, session)
             app[SERVICE] = service
+            webhooks = WebhookDispatcher(
+                session,
+                [
+                    WebhookTarget(
+                        url=w.url,
+                        secret=w.resolved_secret(),
+                        format=w.format,
+                        events=frozenset(w.events) if w.events is not None else None,
+                        max_attempts=w.max_attempts,
+                    )
+                    for w in config.mint.webhooks
+                ],
+            )
+            webhooks.start()
+            service.audit.subscribe(webhooks.notify)
+            app[WEBHOOKS] = webhooks
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             server = None
             if serve_grpc:
@@ -242,6 +260,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                     await watcher
                 if server is not None:
                     await server.stop(grace=3)
+                await webhooks.close()
                 await service.close()
 
     app.cleanup_ctx.append(lifecycle)

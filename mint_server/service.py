@@ -204,6 +204,7 @@ class MintService:
         jwks_refetch_seconds: float = oidc.REFETCH_INTERVAL_SECONDS,
     ) -> None:
         self.store = store
+        self.audit = audit
         self.metrics = MintMetrics()
         self._keyring = keyring
         self._ledger = ledger

@@ -9,7 +9,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,11 @@ class SqliteAuditLog:
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
             " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
         )
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Called after each committed append with the record, its seq and hash. Must not block."""
+        self._subscribers.append(callback)
 
     async def append(self, event: AuditEvent) -> str:
         record = asdict(event)
@@ -82,13 +87,15 @@ class SqliteAuditLog:
             row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             digest = chain_hash(prev, record)
-            self._db.execute(
+            cursor = self._db.execute(
                 "INSERT INTO audit (record, prev_hash, hash) VALUES (?, ?, ?)", (canonical_json(record), prev, digest)
             )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        for callback in self._subscribers:
+            callback({"seq": cursor.lastrowid, **record, "hash": digest})
         return digest
 
     def records(self) -> Iterator[tuple[int, dict[str, Any], str, str]]:

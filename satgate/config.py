@@ -120,6 +120,32 @@ class AwsConfig(_Strict):
     max_clock_skew_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
 
 
+class WebhookConfig(_Strict):
+    url: Annotated[str, AfterValidator(https_unless_loopback)]
+    secret: str | None = None
+    secret_env: str | None = None  # read the secret from this environment variable
+    format: Literal["json", "slack", "discord"] = "json"
+    events: list[str] | None = None  # default: every event
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookConfig:
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("give exactly one of secret and secret_env")
+        if self.secret_env is not None and not os.environ.get(self.secret_env):
+            raise ValueError(f"environment variable {self.secret_env} is not set")
+        if self.events is not None:
+            from satgate.audit import EVENT_TYPES  # noqa: PLC0415 - avoids an import cycle at module load
+
+            unknown = sorted(set(self.events) - set(EVENT_TYPES))
+            if unknown:
+                raise ValueError(f"unknown event type(s): {', '.join(unknown)}")
+        return self
+
+    def resolved_secret(self) -> str:
+        return self.secret if self.secret is not None else os.environ[self.secret_env or ""]
+
+
 class MintConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:8081"
     grpc_listen: ListenAddress = "127.0.0.1:8082"
@@ -131,6 +157,7 @@ class MintConfig(_Strict):
     policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
     jwks_refetch_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
     aws: AwsConfig = AwsConfig()
+    webhooks: list[WebhookConfig] = []
 
 
 class Config(_Strict):
