@@ -20,6 +20,7 @@ from satgate.caveats import Denial
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
 from satgate.routes import RouteConfigError, RouteTable
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
+from satgate.usage import UsageRecorder
 
 UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
 REVOKED = Denial(401, "revoked", "token has been revoked")
@@ -52,7 +53,9 @@ class CheckPipeline:
         routes: RouteTable,
         settings: CheckSettings,
         clock: Callable[[], float] = time.time,
+        usage: UsageRecorder | None = None,
     ) -> None:
+        self._usage = usage
         self._verifier = verifier
         self._ledger = ledger
         self._routes = routes
@@ -64,6 +67,8 @@ class CheckPipeline:
 
     async def close(self) -> None:
         await self._ledger.close()
+        if self._usage is not None:
+            await self._usage.close()
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         started = time.perf_counter()
@@ -76,6 +81,9 @@ class CheckPipeline:
                 self._logger.exception("check_failed", request_id=request_id)
         with contextlib.suppress(Exception):  # a broken log sink must not turn decisions into an outage
             self._log_decision(request, request_id, decision, started)
+        if self._usage is not None:
+            with contextlib.suppress(Exception):
+                self._record_usage(self._usage, request, decision)
         return decision.response
 
     async def _decide(self, request: CheckRequest, request_id: str) -> _Decision:
@@ -149,6 +157,22 @@ class CheckPipeline:
             tenant=token.tenant if token else None,
         )
         return _Decision(response, denial.status, denial.error, token, 0, extra.get("remaining"))
+
+    def _record_usage(self, usage: UsageRecorder, request: CheckRequest, decision: _Decision) -> None:
+        http = request.attributes.request.http
+        token = decision.token
+        attributes = {}
+        if token is not None:
+            attributes = {k: v for k in self._settings.attribute_headers if (v := token.attribute(k)) is not None}
+        usage.record(
+            tenant=token.tenant if token else None,
+            token_id=token.token_id if token else None,
+            route=http.path.partition("?")[0],
+            method=http.method,
+            status=decision.status,
+            credits=decision.charged,
+            attributes=attributes,
+        )
 
     def _log_decision(self, request: CheckRequest, request_id: str, decision: _Decision, started: float) -> None:
         mode = self._settings.decision_log

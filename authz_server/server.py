@@ -23,6 +23,7 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.logs import configure_logging
 from satgate.tokens.verify import TokenVerifier
+from satgate.usage import UsageRecorder, UsageStore
 
 log = structlog.get_logger("satgate.authz")
 AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
@@ -38,8 +39,14 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
 
 
 def build_pipeline(config: Config) -> CheckPipeline:
+    """Call inside the event loop that will serve: the usage recorder starts its flush task."""
     authz = config.authz
+    usage = None
+    if authz.usage.enabled:
+        usage = UsageRecorder(UsageStore(authz.usage.path), retention_days=authz.usage.retention_days)
+        usage.start()
     return CheckPipeline(
+        usage=usage,
         verifier=TokenVerifier(
             load_keyring(config.keyring),
             attribute_keys=authz.attributes,

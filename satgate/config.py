@@ -65,6 +65,12 @@ class RouteRuleConfig(_Strict):
         return value
 
 
+class UsageConfig(_Strict):
+    enabled: bool = True
+    path: Path = DEFAULT_STATE_DIR / "usage.db"
+    retention_days: Annotated[float, Field(gt=0, le=3650)] = 30
+
+
 class AuthzConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:9191"
     workers: Annotated[int, Field(ge=1, le=64)] = 1
@@ -74,6 +80,7 @@ class AuthzConfig(_Strict):
     attributes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]] = []
     routes: list[RouteRuleConfig] = []
     token_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 16384
+    usage: UsageConfig = UsageConfig()
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
 
     @field_validator("tenants")
@@ -189,7 +196,9 @@ class Config(_Strict):
                 "state": (base / self.mint.state).resolve(),
             }
         )
-        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger, "mint": mint})
+        usage = self.authz.usage.model_copy(update={"path": (base / self.authz.usage.path).resolve()})
+        authz = self.authz.model_copy(update={"usage": usage})
+        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger, "mint": mint, "authz": authz})
 
 
 def _format_errors(source: str, exc: ValidationError) -> str:

@@ -147,3 +147,22 @@ def test_authz_down_fails_closed_with_503(tmp_path, stack_keyring):
             assert http.get("/v1/items", headers=bearer(t)).status_code == 200
             lonely.stop_process("authz")
             assert http.get("/v1/items", headers=bearer(t)).status_code == 503
+
+
+def test_usage_report_from_the_running_stack(client, stack, stack_keyring):
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from satgate.cli import cli
+
+    minted = mint(stack_keyring, "acme", [("scope", "api:*"), ("budget", "2")])
+    statuses = [client.get("/v1/items", headers=bearer(minted.token)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 402]
+    deadline = time.monotonic() + 10
+    row = None
+    while row is None and time.monotonic() < deadline:  # the server flushes every second
+        result = CliRunner().invoke(cli, ["usage", "--config", str(stack.config_path), "--json"])
+        row = next((r for r in jsonlib.loads(result.output) if r["key"] == minted.identifier.token_id), None)
+        time.sleep(0.2)
+    assert row == {"key": minted.identifier.token_id, "requests": 3, "allowed": 2, "denied": 1, "credits": 2}

@@ -1,0 +1,122 @@
+"""Usage records: one per decision (token id, tenant, route, method, status, credits, declared attributes) —
+no PII, no payloads, no query strings. The hot path only appends to a buffer; a background task writes batches
+to SQLite off the event loop and drops records past the retention window. A crash loses at most one flush
+interval of records: usage is for reporting, the ledger is the source of truth for credits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("satgate.usage")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    time REAL NOT NULL, tenant TEXT, token_id TEXT, route TEXT NOT NULL, method TEXT NOT NULL,
+    status INTEGER NOT NULL, credits INTEGER NOT NULL, attributes TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
+"""
+Record = tuple[float, str | None, str | None, str, str, int, int, str]
+MAX_BUFFER = 100_000  # beyond this, records are dropped (and counted) rather than growing without bound
+
+
+class UsageStore:
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            self._db.execute(statement)
+
+    def write(self, records: list[Record], retain_after: float) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+            self._db.execute("DELETE FROM usage WHERE time < ?", (retain_after,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def report(self, by: str, since: float) -> list[dict[str, Any]]:
+        """Totals grouped by `token`, `tenant` or `attr:<key>` (e.g. attr:department)."""
+        if by in {"token", "tenant"}:
+            key = "token_id" if by == "token" else "tenant"
+            group = f"{key}"
+        elif by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").isalnum():
+            group = f"json_extract(attributes, '$.\"{by[5:]}\"')"
+        else:
+            raise ValueError(f"--by must be token, tenant or attr:<key>, not {by!r}")
+        rows = self._db.execute(
+            f"SELECT {group} AS k, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
+            " FROM usage WHERE time >= ? GROUP BY k ORDER BY sum(credits) DESC, k",
+            (since,),
+        ).fetchall()
+        return [
+            {"key": k, "requests": n, "allowed": ok, "denied": denied, "credits": credits}
+            for k, n, ok, denied, credits in rows
+        ]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class UsageRecorder:
+    def __init__(self, store: UsageStore, *, retention_days: float, flush_seconds: float = 1.0) -> None:
+        self._store = store
+        self._retention = retention_days * 86400
+        self._flush_seconds = flush_seconds
+        self._buffer: list[Record] = []
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def record(
+        self,
+        *,
+        tenant: str | None,
+        token_id: str | None,
+        route: str,
+        method: str,
+        status: int,
+        credits: int,
+        attributes: Mapping[str, str],
+    ) -> None:
+        if len(self._buffer) >= MAX_BUFFER:
+            self.dropped += 1
+            return
+        attrs = json.dumps(attributes, sort_keys=True) if attributes else "{}"
+        self._buffer.append((time.time(), tenant, token_id, route, method, status, credits, attrs))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever())
+
+    async def flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if batch:
+            try:
+                await asyncio.to_thread(self._store.write, batch, time.time() - self._retention)
+            except sqlite3.Error as exc:
+                self.dropped += len(batch)
+                log.error("usage_write_failed", detail=str(exc), records=len(batch))
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            await self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        self._store.close()
