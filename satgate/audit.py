@@ -7,13 +7,13 @@ import csv
 import hashlib
 import io
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from satgate.sqlite_db import open_sqlite
 from satgate.timefmt import format_utc
 
 GENESIS = "0" * 64
@@ -65,13 +65,10 @@ def audit_csv(records: list[dict[str, Any]]) -> str:
 
 class SqliteAuditLog:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 2000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute(
+        self._db = open_sqlite(
+            path,
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
-            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
         )
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
 

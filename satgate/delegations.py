@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from satgate.sqlite_db import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS delegations (
@@ -39,12 +40,7 @@ class DelegationRecord:
 
 class ControlPlaneStore:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 2000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            self._db.execute(statement)
+        self._db = open_sqlite(path, _SCHEMA)
 
     def record_delegation(self, record: DelegationRecord) -> None:
         self._db.execute(

@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from satgate.sqlite_db import open_sqlite
+
 log = structlog.get_logger("satgate.usage")
 
 _SCHEMA = """
@@ -30,12 +32,7 @@ MAX_BUFFER = 100_000  # beyond this, records are dropped (and counted) rather th
 
 class UsageStore:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            self._db.execute(statement)
+        self._db = open_sqlite(path, _SCHEMA, busy_timeout_ms=5000)
 
     def write(self, records: list[Record], retain_after: float) -> None:
         self._db.execute("BEGIN IMMEDIATE")
