@@ -10,7 +10,7 @@ from typing import Any
 
 from authz_server.judge import judge
 from mint_server.service import ExchangeDenied, PolicyStore
-from satgate.audit import AuditEvent, SqliteAuditLog
+from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats import Denial, RequestFacts, Scope
 from satgate.caveats.scope import scope_matches
 from satgate.delegations import ControlPlaneStore, DelegationRecord
@@ -80,7 +80,7 @@ class AdminService:
         *,
         verifier: TokenVerifier,
         ledger: Ledger,
-        audit: SqliteAuditLog,
+        audit: AuditLog,
         store: ControlPlaneStore,
         policies: PolicyStore,
         attribute_keys: frozenset[str],

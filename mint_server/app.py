@@ -20,7 +20,7 @@ from mint_server.admin import AdminService, Caller, DelegateRequest
 from mint_server.grpc_api import AdminGrpc, MintGrpc
 from mint_server.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService, MintSettings, PolicyStore, RateLimiter
-from satgate.audit import SqliteAuditLog, audit_csv
+from satgate.audit import audit_csv, open_audit_log
 from satgate.caveats import Denial
 from satgate.config import Config
 from satgate.delegations import ControlPlaneStore
@@ -189,7 +189,7 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
             max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
         )
     keyring = load_keyring(config.keyring)
-    ledger, audit = open_ledger(config.ledger), SqliteAuditLog(mint.audit_log)
+    ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(

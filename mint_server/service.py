@@ -27,7 +27,7 @@ from mint_server.policies import (
     render_label,
     rule_matches,
 )
-from satgate.audit import AuditEvent, SqliteAuditLog
+from satgate.audit import AuditEvent, AuditLog
 from satgate.delegations import ControlPlaneStore
 from satgate.keyring import Keyring
 from satgate.ledger import Ledger, LedgerUnavailable
@@ -195,7 +195,7 @@ class MintService:
         *,
         keyring: Keyring,
         ledger: Ledger,
-        audit: SqliteAuditLog,
+        audit: AuditLog,
         policies: PolicyStore,
         session: aiohttp.ClientSession,
         settings: MintSettings,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from satgate.sqlite_db import open_sqlite
 from satgate.timefmt import format_utc
@@ -48,6 +48,31 @@ def canonical_json(record: Mapping[str, Any]) -> str:
 
 def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
+
+
+class AuditLog(Protocol):
+    """Where the chain lives: SQLite (one host) or a Redis Stream (with the Redis ledger)."""
+
+    async def append(self, event: AuditEvent) -> str: ...
+
+    def records(self) -> Iterator[tuple[Any, dict[str, Any], str, str]]:
+        """(seq, record, prev_hash, hash) in chain order."""
+        ...
+
+    def verify(self) -> Any | None: ...
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_audit_log(ledger_url: str, sqlite_path: str | Path) -> AuditLog:
+    """A Redis Stream when the ledger is Redis (Mint replicas share one chain), SQLite otherwise."""
+    if ledger_url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+        from satgate.audit_redis import RedisStreamAuditLog  # noqa: PLC0415 - imports this module
+
+        return RedisStreamAuditLog(ledger_url)
+    return SqliteAuditLog(sqlite_path)
 
 
 CSV_FIELDS = ("seq", "time", "type", "tenant", "actor", "token_id", "policy", "details", "hash")

@@ -35,9 +35,9 @@ def _keyring(config):
 
 def _audit(config: Config, event_type: str, **fields: Any) -> None:
     """Control-plane actions taken from the CLI land in the same hash-chained log as the Mint's."""
-    from satgate.audit import AuditEvent, SqliteAuditLog  # noqa: PLC0415
+    from satgate.audit import AuditEvent, open_audit_log  # noqa: PLC0415
 
-    log = SqliteAuditLog(config.mint.audit_log)
+    log = open_audit_log(config.ledger, config.mint.audit_log)
     try:
         asyncio.run(log.append(AuditEvent(type=event_type, actor="cli", **fields)))
     finally:
@@ -321,9 +321,10 @@ def audit() -> None:
 @click.option("--tenant", help="only this tenant's records")
 def audit_export(config_path, fmt, tenant) -> None:
     """Print every record (JSON lines or CSV), with its chain hash."""
-    from satgate.audit import SqliteAuditLog, audit_csv  # noqa: PLC0415
+    from satgate.audit import audit_csv, open_audit_log  # noqa: PLC0415
 
-    log = SqliteAuditLog(_config(config_path).mint.audit_log)
+    config = _config(config_path)
+    log = open_audit_log(config.ledger, config.mint.audit_log)
     records = [
         {"seq": seq, **record, "hash": digest}
         for seq, record, _prev, digest in log.records()
@@ -341,9 +342,10 @@ def audit_export(config_path, fmt, tenant) -> None:
 def audit_verify(config_path) -> None:
     """Recompute the chain. Exit 1 at the first edited, removed or reordered record. Keep the printed head hash
     somewhere else: only an outside copy shows that records were cut from the end."""
-    from satgate.audit import SqliteAuditLog  # noqa: PLC0415
+    from satgate.audit import open_audit_log  # noqa: PLC0415
 
-    log = SqliteAuditLog(_config(config_path).mint.audit_log)
+    config = _config(config_path)
+    log = open_audit_log(config.ledger, config.mint.audit_log)
     broken = log.verify()
     if broken is not None:
         click.echo(json.dumps({"ok": False, "broken_at_seq": broken}))

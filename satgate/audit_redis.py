@@ -1,0 +1,87 @@
+"""The audit chain on a Redis Stream, for deployments whose ledger is Redis: Mint replicas append to one chain.
+The hash is computed here (Redis Lua has no SHA-256); a script appends only if the chain head is still the one
+hashed against, and a writer that lost the race re-reads the head and tries again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any, cast
+
+import redis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from satgate.audit import GENESIS, AuditEvent, canonical_json, chain_hash
+from satgate.ledger.url import redis_settings
+
+STREAM = "sg:{satgate-audit}:stream"
+HEAD = "sg:{satgate-audit}:head"  # same hash tag: one cluster slot for the script
+_APPEND = """
+local head = redis.call('GET', KEYS[2]) or ARGV[4]
+if head ~= ARGV[2] then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], '*', 'record', ARGV[1], 'prev', ARGV[2], 'hash', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[3])
+return id
+"""
+_MAX_RACES = 50
+
+
+class RedisStreamAuditLog:
+    def __init__(self, ledger_url: str) -> None:
+        client_url, cluster, timeout, _ = redis_settings(ledger_url)
+        options: dict[str, Any] = {"decode_responses": True, "socket_timeout": max(timeout, 2.0)}
+        self._client: Redis | RedisCluster = (
+            RedisCluster.from_url(client_url, **options) if cluster else Redis.from_url(client_url, **options)
+        )
+        # Reads (export, verify) are synchronous, like the SQLite log's.
+        self._reader: redis.Redis | redis.RedisCluster = (
+            redis.RedisCluster.from_url(client_url, **options)
+            if cluster
+            else redis.Redis.from_url(client_url, **options)
+        )
+        self._append = self._client.register_script(_APPEND)
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._subscribers.append(callback)
+
+    async def append(self, event: AuditEvent) -> str:
+        record = asdict(event)
+        record["details"] = dict(event.details)
+        for _ in range(_MAX_RACES):
+            prev = str(await self._client.get(HEAD) or GENESIS)  # decode_responses: str
+            digest = chain_hash(prev, record)
+            entry_id = await self._append(keys=[STREAM, HEAD], args=[canonical_json(record), prev, digest, GENESIS])
+            if entry_id:
+                for callback in self._subscribers:
+                    callback({"seq": entry_id, **record, "hash": digest})
+                return digest
+        raise RuntimeError("audit: could not append after repeated races for the chain head")
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any], str, str]]:
+        cursor = "-"
+        while True:
+            # decode_responses=True: ids and fields are str
+            batch = cast(list[tuple[str, dict[str, str]]], self._reader.xrange(STREAM, min=cursor, count=500))
+            for entry_id, fields in batch:
+                if entry_id != cursor:
+                    yield entry_id, json.loads(fields["record"]), fields["prev"], fields["hash"]
+            if len(batch) < 500:
+                return
+            cursor = batch[-1][0]
+
+    def verify(self) -> str | None:
+        expected_prev = GENESIS
+        for seq, record, prev, digest in self.records():
+            if prev != expected_prev or chain_hash(prev, record) != digest:
+                return seq
+            expected_prev = digest
+        return None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        self._reader.close()

@@ -1,0 +1,73 @@
+"""Both audit stores keep one verifiable chain; Redis writers racing for the head still produce one."""
+
+import asyncio
+import json
+
+import pytest
+import redis as redis_sync
+
+from satgate.audit import GENESIS, AuditEvent, chain_hash, open_audit_log
+from satgate.audit_redis import HEAD, STREAM
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def audit_log(request, tmp_path):
+    if request.param == "sqlite":
+        log = open_audit_log(f"sqlite:///{tmp_path}/ledger.db", tmp_path / "audit.db")
+    else:
+        server = request.getfixturevalue("redis_server")
+        server.cli("flushall")
+        log = open_audit_log(server.url, tmp_path / "unused.db")
+    yield request.param, log
+    await log.close()
+
+
+async def test_appends_form_a_verifiable_chain(audit_log):
+    _, log = audit_log
+    seen = []
+    log.subscribe(seen.append)
+    hashes = [await log.append(AuditEvent(type="exchange", tenant="acme", actor=f"a{i}")) for i in range(5)]
+    records = list(log.records())
+    assert [r[1]["actor"] for r in records] == ["a0", "a1", "a2", "a3", "a4"]
+    assert [r[3] for r in records] == hashes
+    assert records[0][2] == GENESIS and records[1][2] == hashes[0]
+    assert log.verify() is None
+    assert [s["hash"] for s in seen] == hashes
+
+
+async def test_deleted_and_forged_entries_are_detected(audit_log, tmp_path, request):
+    kind, log = audit_log
+    for i in range(4):
+        await log.append(AuditEvent(type="revoke", tenant="acme", actor=f"a{i}"))
+    ids = [r[0] for r in log.records()]
+    if kind == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "audit.db")
+        db.execute("DELETE FROM audit WHERE seq = ?", (ids[1],))
+        db.commit()
+        assert log.verify() == ids[2]
+    else:
+        client = redis_sync.Redis(port=request.getfixturevalue("redis_server").port, decode_responses=True)
+        client.xdel(STREAM, ids[1])
+        assert log.verify() == ids[2]
+        client.xadd(STREAM, {"record": json.dumps({"type": "forged"}), "prev": "x", "hash": "y"})
+        assert log.verify() == ids[2]
+
+
+async def test_racing_redis_writers_keep_one_chain(redis_server, tmp_path):
+    redis_server.cli("flushall")
+    writers = [open_audit_log(redis_server.url, tmp_path / "x.db") for _ in range(3)]
+    await asyncio.gather(
+        *(w.append(AuditEvent(type="exchange", actor=f"w{n}-{i}")) for i in range(20) for n, w in enumerate(writers))
+    )
+    records = list(writers[0].records())
+    assert len(records) == 60
+    assert writers[0].verify() is None
+    prev = GENESIS
+    for _id, record, record_prev, digest in records:
+        assert record_prev == prev and chain_hash(prev, record) == digest
+        prev = digest
+    assert redis_sync.Redis(port=redis_server.port, decode_responses=True).get(HEAD) == prev
+    for writer in writers:
+        await writer.close()
