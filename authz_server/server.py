@@ -19,7 +19,7 @@ from grpc_health.v1._async import HealthServicer
 
 from authz_server.check import CheckPipeline, CheckSettings
 from satgate.config import Config
-from satgate.keyring import load_keyring
+from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.logs import configure_logging
 from satgate.tokens.verify import TokenVerifier
@@ -38,21 +38,23 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
         return await self._pipeline.check(request)
 
 
-def build_pipeline(config: Config) -> CheckPipeline:
+def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
     """Call inside the event loop that will serve: the usage recorder starts its flush task."""
     authz = config.authz
+    verifier = TokenVerifier(
+        keyring.current,
+        attribute_keys=authz.attributes,
+        tenants=authz.tenants,
+        cache_size=authz.token_cache_size,
+    )
+    keyring.on_change(verifier.use_keyring)
     usage = None
     if authz.usage.enabled:
         usage = UsageRecorder(UsageStore(authz.usage.path), retention_days=authz.usage.retention_days)
         usage.start()
     return CheckPipeline(
         usage=usage,
-        verifier=TokenVerifier(
-            load_keyring(config.keyring),
-            attribute_keys=authz.attributes,
-            tenants=authz.tenants,
-            cache_size=authz.token_cache_size,
-        ),
+        verifier=verifier,
         ledger=open_ledger(config.ledger),
         routes=authz.route_table(),
         settings=CheckSettings(
@@ -65,7 +67,9 @@ def build_pipeline(config: Config) -> CheckPipeline:
 
 
 async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None) -> None:
-    pipeline = build_pipeline(config)
+    keyring = KeyringFile(config.keyring)
+    pipeline = build_pipeline(config, keyring)
+    keyring_watch = asyncio.create_task(keyring.watch())  # rotation and retirement without a restart
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 1),
@@ -93,6 +97,7 @@ async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None
     log.info("authz_stopping", pid=os.getpid())
     await health.enter_graceful_shutdown()
     await server.stop(grace=5)
+    keyring_watch.cancel()
     await pipeline.close()
 
 

@@ -24,7 +24,7 @@ from satgate.audit import audit_csv, open_audit_log
 from satgate.caveats import Denial
 from satgate.config import Config
 from satgate.delegations import ControlPlaneStore
-from satgate.keyring import load_keyring
+from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.timefmt import parse_duration
 from satgate.tokens.verify import TokenVerifier, VerifiedToken
@@ -188,7 +188,7 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
             server_id=mint.aws.server_id,
             max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
         )
-    keyring = load_keyring(config.keyring)
+    keyring = KeyringFile(config.keyring)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
     max_ttl = parse_duration(mint.max_ttl)
@@ -203,8 +203,10 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
         store=store,
         jwks_refetch_seconds=mint.jwks_refetch_seconds,
     )
+    admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
+    keyring.on_change(admin_verifier.use_keyring)
     admin = AdminService(
-        verifier=TokenVerifier(keyring, attribute_keys=attribute_keys, tenants=config.authz.tenants),
+        verifier=admin_verifier,
         ledger=ledger,
         audit=audit,
         store=store,
@@ -240,6 +242,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             service.audit.subscribe(webhooks.notify)
             app[WEBHOOKS] = webhooks
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
+            keyring_watch = asyncio.create_task(service.keyring.watch())
             server = None
             if serve_grpc:
                 server = grpc.aio.server()
@@ -256,6 +259,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 yield
             finally:
                 watcher.cancel()
+                keyring_watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 if server is not None:

@@ -29,7 +29,7 @@ from mint_server.policies import (
 )
 from satgate.audit import AuditEvent, AuditLog
 from satgate.delegations import ControlPlaneStore
-from satgate.keyring import Keyring
+from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.mint import mint
@@ -193,7 +193,7 @@ class MintService:
     def __init__(
         self,
         *,
-        keyring: Keyring,
+        keyring: KeyringFile,
         ledger: Ledger,
         audit: AuditLog,
         policies: PolicyStore,
@@ -206,14 +206,15 @@ class MintService:
         self.store = store
         self.audit = audit
         self.metrics = MintMetrics()
-        self._keyring = keyring
+        self.keyring = keyring
         self._ledger = ledger
         self._audit = audit
         self.policies = policies
         self._session = session
         self._settings = settings
         self._rate = rate_limiter
-        self._verifier = TokenVerifier(keyring, attribute_keys=settings.attribute_keys)
+        self._verifier = TokenVerifier(keyring.current, attribute_keys=settings.attribute_keys)
+        keyring.on_change(self._verifier.use_keyring)
         self._jwks = oidc.JwksCache(
             session,
             refetch_interval=jwks_refetch_seconds,
@@ -327,7 +328,7 @@ class MintService:
         if spec.label_template and (label := render_label(spec.label_template, identity.claims)):
             caveats.append(("label", label))
         caveats.extend(sorted(spec.caveats.items()))
-        minted = mint(self._keyring, policy.tenant, caveats, attribute_keys=self._settings.attribute_keys)
+        minted = mint(self.keyring.current, policy.tenant, caveats, attribute_keys=self._settings.attribute_keys)
         result = ExchangeResult(
             token=minted.token,
             token_id=minted.identifier.token_id,

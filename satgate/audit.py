@@ -28,6 +28,7 @@ EVENT_TYPES = {
     "policy_change": "the trust policy file reloaded: policy names, disabled ones",
     "policy_revoked": "a trust policy revoked through the admin API",
     "admin_denied": "an admin call refused: reason and path",
+    "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
 }
 
 

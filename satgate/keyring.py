@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import json
@@ -9,12 +10,15 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+log = structlog.get_logger("satgate.keyring")
 KID_RE = re.compile(r"[a-z0-9-]{1,32}")
 MIN_KEY_BYTES = 32
 _HKDF_SALT = b"satgate-v1"
@@ -124,3 +128,61 @@ def load_or_create_keyring(path: str | os.PathLike[str]) -> tuple[Keyring, bool]
     keyring = Keyring.generate()
     write_keyring(path, keyring)
     return keyring, True
+
+
+class KeyringFile:
+    """The keyring as a file that may change under a running server: rotation (new active kid) and retirement
+    (kid removed) apply without a restart. A broken edit keeps the last good keyring."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.current = load_keyring(self.path)
+        self._stamp = self._file_stamp()
+        self._listeners: list[Callable[[Keyring], None]] = []
+
+    def _file_stamp(self) -> tuple[float, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size, st.st_ino)
+
+    def on_change(self, listener: Callable[[Keyring], None]) -> None:
+        self._listeners.append(listener)
+
+    def reload_if_changed(self) -> bool:
+        stamp = self._file_stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = load_keyring(self.path)
+        except KeyringError as exc:
+            log.error("keyring_reload_failed", detail=str(exc))
+            return False
+        log.info("keyring_reloaded", active_kid=self.current.active_kid, kids=sorted(self.current.keys))
+        for listener in self._listeners:
+            listener(self.current)
+        return True
+
+    async def watch(self, interval: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.reload_if_changed()
+
+
+def rotate(keyring: Keyring, kid: str | None = None) -> Keyring:
+    """A new key that becomes active; the old ones keep verifying until retired."""
+    new_kid = kid or next(f"k{n}" for n in range(len(keyring.keys) + 1, 10_000) if f"k{n}" not in keyring.keys)
+    if new_kid in keyring.keys:
+        raise KeyringError(f"keyring: kid {new_kid!r} already exists")
+    return Keyring(active_kid=new_kid, keys={**keyring.keys, new_kid: secrets.token_bytes(32)})
+
+
+def retire(keyring: Keyring, kid: str) -> Keyring:
+    """Tokens of `kid` stop verifying (unknown_key) once servers reload."""
+    if kid not in keyring.keys:
+        raise KeyringError(f"keyring: no kid {kid!r}")
+    if kid == keyring.active_kid:
+        raise KeyringError(f"keyring: {kid!r} is active; rotate to a new key before retiring it")
+    return Keyring(active_kid=keyring.active_kid, keys={k: v for k, v in keyring.keys.items() if k != kid})

@@ -79,6 +79,11 @@ class TokenVerifier:
         self._tenants = frozenset(tenants) if tenants else None
         self.verify = functools.lru_cache(maxsize=cache_size)(self._verify_uncached)
 
+    def use_keyring(self, keyring: Keyring) -> None:
+        """After rotation or retirement: cached verdicts were made with the old keys, so they go too."""
+        self._keyring = keyring
+        self.verify.cache_clear()
+
     def _verify_uncached(self, token: str) -> VerifiedToken:
         try:
             mac = wire.decode(token)

@@ -67,3 +67,46 @@ def test_missing_and_invalid_json(tmp_path):
     bad.chmod(0o600)
     with pytest.raises(KeyringError, match="not valid JSON"):
         load_keyring(bad)
+
+
+def test_keyring_file_reloads_and_keeps_the_last_good_one(tmp_path, keyring):
+    from satgate.keyring import KeyringFile, rotate
+
+    path = tmp_path / "keyring.json"
+    write_keyring(path, keyring)
+    watched = KeyringFile(path)
+    seen = []
+    watched.on_change(seen.append)
+    assert not watched.reload_if_changed()
+    write_keyring(path, rotate(keyring))
+    assert watched.reload_if_changed()
+    assert watched.current.active_kid == "k2" and seen[-1].active_kid == "k2"
+    path.write_text("{broken")  # a bad edit
+    assert not watched.reload_if_changed()
+    assert watched.current.active_kid == "k2"
+
+
+def test_rotate_and_retire_rules(keyring):
+    from satgate.keyring import retire, rotate
+
+    rotated = rotate(keyring)
+    assert (rotated.active_kid, sorted(rotated.keys)) == ("k2", ["k1", "k2"])
+    assert rotated.keys["k1"] == keyring.keys["k1"]
+    with pytest.raises(KeyringError, match="already exists"):
+        rotate(rotated, "k1")
+    with pytest.raises(KeyringError, match="is active"):
+        retire(rotated, "k2")
+    assert sorted(retire(rotated, "k1").keys) == ["k2"]
+
+
+def test_verifier_forgets_cached_verdicts_when_keys_change(keyring):
+    from satgate.keyring import retire, rotate
+    from satgate.tokens.mint import mint
+    from satgate.tokens.verify import TokenRejected, TokenVerifier
+
+    token = mint(keyring, "acme").token
+    verifier = TokenVerifier(keyring)
+    verifier.verify(token)  # cached
+    verifier.use_keyring(retire(rotate(keyring), "k1"))
+    with pytest.raises(TokenRejected):
+        verifier.verify(token)
