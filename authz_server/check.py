@@ -7,7 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
@@ -24,6 +24,14 @@ from satgate.usage import UsageRecorder
 
 UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
 REVOKED = Denial(401, "revoked", "token has been revoked")
+
+
+class BudgetHook(Protocol):
+    """Told when a token's budget cannot pay (for the audit log); must not block."""
+
+    def __call__(self, token: VerifiedToken, cost: int, remaining: int | None) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +62,10 @@ class CheckPipeline:
         settings: CheckSettings,
         clock: Callable[[], float] = time.time,
         usage: UsageRecorder | None = None,
+        on_budget_exhausted: BudgetHook | None = None,
     ) -> None:
         self._usage = usage
+        self._on_budget_exhausted = on_budget_exhausted
         self._verifier = verifier
         self._ledger = ledger
         self._routes = routes
@@ -69,6 +79,8 @@ class CheckPipeline:
         await self._ledger.close()
         if self._usage is not None:
             await self._usage.close()
+        if self._on_budget_exhausted is not None:
+            await self._on_budget_exhausted.close()
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         started = time.perf_counter()
@@ -135,6 +147,9 @@ class CheckPipeline:
         if result.outcome is Outcome.REVOKED:
             return self._deny(REVOKED, request_id, token)
         if result.outcome is Outcome.INSUFFICIENT:
+            if self._on_budget_exhausted is not None:
+                with contextlib.suppress(Exception):
+                    self._on_budget_exhausted(token, cost, result.remaining)
             exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
             return self._deny(exhausted, request_id, token, cost=cost, remaining=result.remaining)
 

@@ -17,7 +17,9 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from authz_server.audit_events import BudgetExhaustedEvents
 from authz_server.check import CheckPipeline, CheckSettings
+from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
@@ -48,12 +50,15 @@ def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
         cache_size=authz.token_cache_size,
     )
     keyring.on_change(verifier.use_keyring)
+    exhausted = BudgetExhaustedEvents(open_audit_log(config.ledger, config.mint.audit_log))
+    exhausted.start()
     usage = None
     if authz.usage.enabled:
         usage = UsageRecorder(UsageStore(authz.usage.path), retention_days=authz.usage.retention_days)
         usage.start()
     return CheckPipeline(
         usage=usage,
+        on_budget_exhausted=exhausted,
         verifier=verifier,
         ledger=open_ledger(config.ledger),
         routes=authz.route_table(),

@@ -133,6 +133,12 @@ class AdminService:
             raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
         if revoked:
             raise ExchangeDenied(401, "revoked", "token has been revoked")
+        if admin:
+            await self._audit.append(
+                AuditEvent(
+                    type="admin_access", tenant=token.tenant, actor=token.token_id, details={"path": caller.path}
+                )
+            )
         return token
 
     # ------------------------------------------------------------------------------------ delegation

@@ -27,7 +27,9 @@ EVENT_TYPES = {
     "revoke": "a token id or delegation id revoked (admin API or CLI), with the known descendants",
     "policy_change": "the trust policy file reloaded: policy names, disabled ones",
     "policy_revoked": "a trust policy revoked through the admin API",
+    "admin_access": "an admin call accepted (the admin's login): path",
     "admin_denied": "an admin call refused: reason and path",
+    "budget_exhausted": "a token's budget could not pay (raised by authz; once per token per 10 minutes)",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
 }
 

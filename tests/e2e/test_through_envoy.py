@@ -166,3 +166,35 @@ def test_usage_report_from_the_running_stack(client, stack, stack_keyring):
         row = next((r for r in jsonlib.loads(result.output) if r["key"] == minted.identifier.token_id), None)
         time.sleep(0.2)
     assert row == {"key": minted.identifier.token_id, "requests": 3, "allowed": 2, "denied": 1, "credits": 2}
+
+
+def test_budget_exhaustion_is_audited_once_per_token(client, stack, stack_keyring):
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from satgate.cli import cli
+
+    minted = mint(stack_keyring, "acme", [("scope", "api:*"), ("budget", "1")])
+    statuses = [client.get("/v1/items", headers=bearer(minted.token)).status_code for _ in range(5)]
+    assert statuses == [200, 402, 402, 402, 402]
+    deadline, events = time.monotonic() + 10, []
+    while not events and time.monotonic() < deadline:
+        output = CliRunner().invoke(cli, ["audit", "export", "--config", str(stack.config_path)]).output
+        events = [
+            jsonlib.loads(line)
+            for line in output.splitlines()
+            if '"budget_exhausted"' in line and minted.identifier.token_id in line
+        ]
+        time.sleep(0.2)
+    time.sleep(0.5)  # any duplicate would have landed by now
+    output = CliRunner().invoke(cli, ["audit", "export", "--config", str(stack.config_path)]).output
+    events = [
+        jsonlib.loads(line)
+        for line in output.splitlines()
+        if '"budget_exhausted"' in line and minted.identifier.token_id in line
+    ]
+    assert len(events) == 1
+    assert (events[0]["tenant"], events[0]["actor"], events[0]["details"]["cost"]) == ("acme", "authz", 1)
+    verified = CliRunner().invoke(cli, ["audit", "verify", "--config", str(stack.config_path)])
+    assert verified.exit_code == 0  # authz and the Mint append to one chain

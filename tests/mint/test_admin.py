@@ -203,12 +203,20 @@ async def test_audit_export_json_and_csv(idp, mint_server, keyring):
     await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": child["delegation_id"]})
     await mint_server.client.get("/api/admin/delegations", headers=bearer(admin_token(keyring, scope="api:read")))
     records = (await (await mint_server.client.get("/api/admin/audit", headers=admin)).json())["records"]
-    assert [r["type"] for r in records] == ["exchange", "delegate", "revoke", "admin_denied"]
+    assert [r["type"] for r in records] == [
+        "exchange",
+        "delegate",
+        "admin_access",
+        "revoke",
+        "admin_denied",
+        "admin_access",
+    ]
+    assert records[2]["details"] == {"path": "/api/admin/revoke"}
     assert all(len(r["hash"]) == 64 for r in records)
     assert parent["token"] not in str(records) and child["token"] not in str(records)
     text = await (await mint_server.client.get("/api/admin/audit?format=csv", headers=admin)).text()
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [row["type"] for row in rows] == [r["type"] for r in records]
+    assert [row["type"] for row in rows] == [r["type"] for r in records] + ["admin_access"]  # the CSV call's own
     assert rows[1]["details"].startswith("{") and child["delegation_id"] in rows[1]["details"]
 
 
@@ -245,7 +253,16 @@ async def test_grpc_delegate_and_admin(idp, mint_server, keyring):
         policy = await admin_stub.RevokePolicy(admin_pb2.RevokePolicyRequest(name="agents"), metadata=admin)
         assert not policy.already_revoked
         exported = await admin_stub.ExportAudit(admin_pb2.ExportAuditRequest(), metadata=admin)
-        assert [json.loads(r)["type"] for r in exported.records] == ["exchange", "delegate", "revoke", "policy_revoked"]
+        assert [json.loads(r)["type"] for r in exported.records] == [
+            "exchange",
+            "delegate",
+            "admin_access",
+            "admin_access",
+            "revoke",
+            "admin_access",
+            "policy_revoked",
+            "admin_access",
+        ]
         with pytest.raises(grpc.aio.AioRpcError) as not_admin:
             await admin_stub.ExportAudit(
                 admin_pb2.ExportAuditRequest(), metadata=[("authorization", f"Bearer {parent['token']}")]
