@@ -239,7 +239,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 ],
             )
             webhooks.start()
-            service.audit.subscribe(webhooks.notify)
+            webhooks.tail(service.audit)
             app[WEBHOOKS] = webhooks
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             keyring_watch = asyncio.create_task(service.keyring.watch())

@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +64,13 @@ class AuditLog(Protocol):
 
     def verify(self) -> Any | None: ...
 
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None: ...
+    def head(self) -> Any | None:
+        """The seq of the newest record (None when empty): where a tail starts."""
+        ...
+
+    def records_after(self, seq: Any | None, limit: int = 500) -> list[dict[str, Any]]:
+        """Records appended after `seq` (from the start when None), whoever appended them, with seq and hash."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -98,11 +104,6 @@ class SqliteAuditLog:
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
             " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
         )
-        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
-
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Called after each committed append with the record, its seq and hash. Must not block."""
-        self._subscribers.append(callback)
 
     async def append(self, event: AuditEvent) -> str:
         record = asdict(event)
@@ -112,16 +113,24 @@ class SqliteAuditLog:
             row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             digest = chain_hash(prev, record)
-            cursor = self._db.execute(
+            self._db.execute(
                 "INSERT INTO audit (record, prev_hash, hash) VALUES (?, ?, ?)", (canonical_json(record), prev, digest)
             )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        for callback in self._subscribers:
-            callback({"seq": cursor.lastrowid, **record, "hash": digest})
         return digest
+
+    def head(self) -> int | None:
+        row = self._db.execute("SELECT max(seq) FROM audit").fetchone()
+        return row[0] if row else None
+
+    def records_after(self, seq: int | None, limit: int = 500) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT seq, record, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq or 0, limit)
+        ).fetchall()
+        return [{"seq": s, **json.loads(record), "hash": digest} for s, record, digest in rows]
 
     def records(self) -> Iterator[tuple[int, dict[str, Any], str, str]]:
         for seq, record, prev, digest in self._db.execute(

@@ -5,7 +5,7 @@ hashed against, and a writer that lost the race re-reads the head and tries agai
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, cast
 
@@ -44,10 +44,6 @@ class RedisStreamAuditLog:
             else redis.Redis.from_url(client_url, **options)
         )
         self._append = self._client.register_script(_APPEND)
-        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
-
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._subscribers.append(callback)
 
     async def append(self, event: AuditEvent) -> str:
         record = asdict(event)
@@ -57,8 +53,6 @@ class RedisStreamAuditLog:
             digest = chain_hash(prev, record)
             entry_id = await self._append(keys=[STREAM, HEAD], args=[canonical_json(record), prev, digest, GENESIS])
             if entry_id:
-                for callback in self._subscribers:
-                    callback({"seq": entry_id, **record, "hash": digest})
                 return digest
         raise RuntimeError("audit: could not append after repeated races for the chain head")
 
@@ -73,6 +67,15 @@ class RedisStreamAuditLog:
             if len(batch) < 500:
                 return
             cursor = batch[-1][0]
+
+    def head(self) -> str | None:
+        newest = cast(list[tuple[str, dict[str, str]]], self._reader.xrevrange(STREAM, count=1))
+        return newest[0][0] if newest else None
+
+    def records_after(self, seq: str | None, limit: int = 500) -> list[dict[str, Any]]:
+        start = f"({seq}" if seq else "-"
+        batch = cast(list[tuple[str, dict[str, str]]], self._reader.xrange(STREAM, min=start, count=limit))
+        return [{"seq": entry_id, **json.loads(f["record"]), "hash": f["hash"]} for entry_id, f in batch]
 
     def verify(self) -> str | None:
         expected_prev = GENESIS

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import aiohttp
 import structlog
 
+from satgate.audit import AuditLog
+
 log = structlog.get_logger("satgate.webhooks")
 SIGNATURE_HEADER = "X-Satgate-Signature"
 TIMESTAMP_HEADER = "X-Satgate-Timestamp"
@@ -82,6 +84,31 @@ class WebhookDispatcher:
             queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(self.queue_size)
             self._queues.append(queue)
             self._workers.append(asyncio.create_task(self._deliver_forever(target, queue)))
+
+    def tail(self, audit: AuditLog, interval: float = 0.5) -> None:
+        """Deliver what anyone appends to the chain from now on — the Mint's own events and those the authz
+        servers raise (budget_exhausted). With several Mint replicas, enable webhooks on one of them."""
+        if self.targets:
+            self._workers.append(asyncio.create_task(self._tail_forever(audit, interval)))
+
+    async def _tail_forever(self, audit: AuditLog, interval: float) -> None:
+        cursor = await asyncio.to_thread(audit.head)
+        while True:
+            try:
+                batch = await asyncio.to_thread(audit.records_after, cursor)
+            except Exception as exc:  # the store being away must not end the tail
+                log.warning("webhook_tail_failed", detail=str(exc))
+                batch = []
+            for record in batch:
+                self.notify(record)
+                cursor = record["seq"]
+            if not batch:
+                await asyncio.sleep(interval)
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Tests: wait until the tail has caught up and the queues are empty."""
+        await asyncio.sleep(0.6)
+        await asyncio.wait_for(self.drain(), timeout)
 
     def notify(self, record: Mapping[str, Any]) -> None:
         """Never blocks: a full queue drops the event (counted), the audit log still has it."""

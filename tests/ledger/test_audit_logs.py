@@ -24,15 +24,17 @@ async def audit_log(request, tmp_path):
 
 async def test_appends_form_a_verifiable_chain(audit_log):
     _, log = audit_log
-    seen = []
-    log.subscribe(seen.append)
+    start = log.head()
     hashes = [await log.append(AuditEvent(type="exchange", tenant="acme", actor=f"a{i}")) for i in range(5)]
     records = list(log.records())
     assert [r[1]["actor"] for r in records] == ["a0", "a1", "a2", "a3", "a4"]
     assert [r[3] for r in records] == hashes
     assert records[0][2] == GENESIS and records[1][2] == hashes[0]
     assert log.verify() is None
-    assert [s["hash"] for s in seen] == hashes
+    assert start is None
+    assert [r["hash"] for r in log.records_after(None)] == hashes
+    assert [r["actor"] for r in log.records_after(records[2][0])] == ["a3", "a4"]
+    assert log.head() == records[-1][0]
 
 
 async def test_deleted_and_forged_entries_are_detected(audit_log, tmp_path, request):

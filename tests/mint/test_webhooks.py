@@ -61,7 +61,7 @@ async def test_events_arrive_signed_as_json(idp, start_mint, receiver):
     mint = await start_mint(policies(oidc_policy(idp.issuer)), **hooks(receiver))
     _, issued = await mint.exchange(idp.token("agent-1", "satgate"))
     await mint.exchange(idp.token("intruder", "satgate"))
-    await mint.client.app[WEBHOOKS].drain()
+    await mint.client.app[WEBHOOKS].settle()
     events = [r["json"]["event"] for r in receiver.received]
     assert [(e["type"], e["seq"]) for e in events] == [("exchange", 1), ("exchange_denied", 2)]
     assert events[0]["token_id"] == issued["token_id"] and len(events[0]["hash"]) == 64
@@ -80,7 +80,7 @@ async def test_failed_deliveries_are_retried_with_backoff(idp, start_mint, recei
     receiver.fail_first = 2
     mint = await start_mint(policies(oidc_policy(idp.issuer)), **hooks(receiver))
     await mint.exchange(idp.token("agent-1", "satgate"))
-    await mint.client.app[WEBHOOKS].drain()
+    await mint.client.app[WEBHOOKS].settle()
     assert receiver.attempts == 3
     assert [r["headers"][ATTEMPT_HEADER] for r in receiver.received] == ["3"]
 
@@ -92,7 +92,7 @@ async def test_slack_and_discord_shapes(idp, start_mint, receiver, fmt, key):
     )
     await mint.exchange(idp.token("agent-1", "satgate"))  # filtered out
     await mint.exchange(idp.token("intruder", "satgate"))
-    await mint.client.app[WEBHOOKS].drain()
+    await mint.client.app[WEBHOOKS].settle()
     assert len(receiver.received) == 1
     message = receiver.received[0]["json"]
     assert key in message
@@ -121,3 +121,15 @@ def test_webhook_config_is_validated(tmp_path):
         path.write_text(json.dumps({"mint": mint}))
         with pytest.raises(ConfigError, match=fragment):
             load_config(path)
+
+
+async def test_events_appended_by_other_processes_are_delivered(idp, start_mint, receiver, tmp_path):
+    """authz servers append budget_exhausted to the same chain; the Mint's tail delivers it."""
+    from satgate.audit import AuditEvent, SqliteAuditLog
+
+    mint = await start_mint(policies(oidc_policy(idp.issuer)), **hooks(receiver, events=["budget_exhausted"]))
+    other = SqliteAuditLog(tmp_path / "audit.db")  # a separate handle, as another process would have
+    await other.append(AuditEvent(type="budget_exhausted", tenant="acme", actor="authz", token_id="f" * 32))
+    await mint.client.app[WEBHOOKS].settle()
+    assert [r["json"]["event"]["type"] for r in receiver.received] == ["budget_exhausted"]
+    await other.close()
