@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,16 @@ def canonical_json(record: Mapping[str, Any]) -> str:
 
 def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
+
+
+def first_break(records: Iterable[tuple[Any, dict[str, Any], str, str]]) -> Any | None:
+    """The seq of the first record that breaks the chain (edited, removed or reordered), or None."""
+    expected_prev = GENESIS
+    for seq, record, prev, digest in records:
+        if prev != expected_prev or chain_hash(prev, record) != digest:
+            return seq
+        expected_prev = digest
+    return None
 
 
 class AuditLog(Protocol):
@@ -139,13 +149,7 @@ class SqliteAuditLog:
             yield seq, json.loads(record), prev, digest
 
     def verify(self) -> int | None:
-        """The seq of the first record that breaks the chain (edited, removed or reordered), or None."""
-        expected_prev = GENESIS
-        for seq, record, prev, digest in self.records():
-            if prev != expected_prev or chain_hash(prev, record) != digest:
-                return seq
-            expected_prev = digest
-        return None
+        return first_break(self.records())
 
     async def close(self) -> None:
         self._db.close()

@@ -13,7 +13,7 @@ import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from satgate.audit import GENESIS, AuditEvent, canonical_json, chain_hash
+from satgate.audit import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
 from satgate.ledger.url import redis_settings
 
 STREAM = "sg:{satgate-audit}:stream"
@@ -78,12 +78,7 @@ class RedisStreamAuditLog:
         return [{"seq": entry_id, **json.loads(f["record"]), "hash": f["hash"]} for entry_id, f in batch]
 
     def verify(self) -> str | None:
-        expected_prev = GENESIS
-        for seq, record, prev, digest in self.records():
-            if prev != expected_prev or chain_hash(prev, record) != digest:
-                return seq
-            expected_prev = digest
-        return None
+        return first_break(self.records())
 
     async def close(self) -> None:
         await self._client.aclose()
