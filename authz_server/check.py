@@ -1,12 +1,12 @@
-"""The check pipeline, top to bottom: credential → route → token → caveats → ledger → response."""
+"""The check pipeline, top to bottom: route → credential → token → (MCP body) → caveats → ledger → response."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -15,10 +15,11 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 from authz_server.credential import bearer_token
 from authz_server.judge import judge
 from authz_server.request_facts import request_facts
-from authz_server.responses import Allow, allow_response, deny_response
-from satgate.caveats import Denial
+from authz_server.responses import Allow, Reply, allow_response, deny_response
+from satgate import mcp
+from satgate.caveats import Denial, RequestFacts
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
-from satgate.routes import RouteConfigError, RouteTable
+from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.usage import UsageRecorder
 
@@ -38,6 +39,7 @@ class BudgetHook(Protocol):
 class CheckSettings:
     leeway_seconds: float = 30.0
     default_cost: int = 1
+    pricing: Mapping[str, mcp.PricingTable] = field(default_factory=lambda: {"default": mcp.PricingTable()})
     attribute_headers: tuple[str, ...] = ()
     decision_log: str = "deny"  # all | deny | none
 
@@ -50,6 +52,15 @@ class _Decision:
     token: VerifiedToken | None = None
     charged: int = 0
     remaining: int | None = None
+
+
+def read_mcp_body(http: Any) -> tuple[Reply, mcp.McpBodyError | None]:
+    """The JSON-RPC request Envoy buffered (raw bytes with pack_as_bytes, else text), or why it is unusable."""
+    try:
+        body = mcp.parse(http.raw_body or http.body.encode(), http.headers.get("content-type", ""))
+    except mcp.McpBodyError as exc:
+        return Reply(mcp=True), exc
+    return Reply(mcp=True, request=body), None
 
 
 class CheckPipeline:
@@ -102,12 +113,8 @@ class CheckPipeline:
         http = request.attributes.request.http
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
-        # 1. credential
-        token_text = bearer_token(http.headers.get("authorization", ""))
-        if isinstance(token_text, Denial):
-            return self._deny(token_text, request_id)
-
-        # 2. route settings (context_extensions over the server-side route table)
+        # 1. route settings (context_extensions over the server-side route table); on MCP routes the body is
+        #    read now only to answer any refusal with the right JSON-RPC ids
         try:
             route = self._routes.settings_for(
                 facts.host, facts.path, facts.method, request.attributes.context_extensions
@@ -115,27 +122,34 @@ class CheckPipeline:
         except RouteConfigError as exc:
             self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
-        if route.mcp:  # fail closed: tool caveats and per-tool prices need the JSON-RPC body
-            self._logger.error(
-                "route_config_invalid", detail="mcp routes are not supported by this version", path=facts.path
-            )
-            return self._deny(UNAVAILABLE, request_id)
-        if route.scopes:
-            facts = dataclasses.replace(facts, required_scopes=route.scopes)
+        reply, body_error = read_mcp_body(http) if route.mcp else (Reply(), None)
+
+        # 2. credential
+        token_text = bearer_token(http.headers.get("authorization", ""))
+        if isinstance(token_text, Denial):
+            return self._deny(token_text, request_id, reply=reply)
 
         # 3. token: signature chain verified before any side effect
         try:
             token = self._verifier.verify(token_text)
         except TokenRejected as exc:
-            return self._deny(exc.denial, request_id)
+            return self._deny(exc.denial, request_id, reply=reply)
+
+        # (MCP) what the JSON-RPC body asks for: its tools, their scopes and their price — judged only for
+        # callers whose token verified, so strangers learn nothing from parse errors
+        judged = self._mcp_body(
+            route, reply=reply, body_error=body_error, facts=facts, request_id=request_id, token=token
+        )
+        if isinstance(judged, _Decision):
+            return judged
+        facts, cost = judged
 
         # 4. caveats
         denial = judge(token, route, facts)
         if denial is not None:
-            return self._deny(denial, request_id, token)
+            return self._deny(denial, request_id, token, reply=reply)
 
         # 5. ledger: revocation, idempotency and every budget bucket in one atomic step
-        cost = self._settings.default_cost if route.cost is None else route.cost
         idempotency_key = f"{token.fingerprint}:{request_id}" if request_id else None
         try:
             result = await self._ledger.debit(
@@ -143,15 +157,15 @@ class CheckPipeline:
             )
         except LedgerUnavailable as exc:
             self._logger.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
-            return self._deny(UNAVAILABLE, request_id, token)
+            return self._deny(UNAVAILABLE, request_id, token, reply=reply)
         if result.outcome is Outcome.REVOKED:
-            return self._deny(REVOKED, request_id, token)
+            return self._deny(REVOKED, request_id, token, reply=reply)
         if result.outcome is Outcome.INSUFFICIENT:
             if self._on_budget_exhausted is not None:
                 with contextlib.suppress(Exception):
                     self._on_budget_exhausted(token, cost, result.remaining)
             exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
-            return self._deny(exhausted, request_id, token, cost=cost, remaining=result.remaining)
+            return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=result.remaining)
 
         # 6. response
         allow = Allow(
@@ -163,13 +177,47 @@ class CheckPipeline:
         )
         return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
 
-    def _deny(self, denial: Denial, request_id: str, token: VerifiedToken | None = None, **extra: Any) -> _Decision:
+    def _mcp_body(
+        self,
+        route: RouteSettings,
+        *,
+        reply: Reply,
+        body_error: mcp.McpBodyError | None,
+        facts: RequestFacts,
+        request_id: str,
+        token: VerifiedToken,
+    ) -> _Decision | tuple[RequestFacts, int]:
+        """The request's facts and cost once the route (and, on MCP routes, the JSON-RPC body) is known."""
+        cost = self._settings.default_cost if route.cost is None else route.cost
+        if body_error is not None:
+            invalid = Denial(400, "invalid_request", str(body_error))
+            return self._deny(invalid, request_id, token, reply=Reply(mcp=True, code=body_error.code))
+        if reply.request is None:
+            return (dataclasses.replace(facts, required_scopes=route.scopes) if route.scopes else facts), cost
+        table = self._settings.pricing.get(route.pricing or "default")
+        if table is None:
+            self._logger.error("route_config_invalid", detail=f"no pricing table {route.pricing!r}", path=facts.path)
+            return self._deny(UNAVAILABLE, request_id, token, reply=reply)
+        tools = reply.request.tools
+        scopes = route.scopes + tuple(f"mcp:tool:{tool}" for tool in tools)
+        return dataclasses.replace(facts, mcp_tools=tools, required_scopes=scopes), table.total(reply.request)
+
+    def _deny(
+        self,
+        denial: Denial,
+        request_id: str,
+        token: VerifiedToken | None = None,
+        *,
+        reply: Reply | None = None,
+        **extra: Any,
+    ) -> _Decision:
         response = deny_response(
             denial,
             request_id,
             extra={k: v for k, v in extra.items() if v is not None},
             token_id=token.token_id if token else None,
             tenant=token.tenant if token else None,
+            reply=reply,
         )
         return _Decision(response, denial.status, denial.error, token, 0, extra.get("remaining"))
 

@@ -14,6 +14,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.rpc.status_pb2 import Status
 
 from satgate.caveats import Denial
+from satgate.mcp import JSONRPC_CODES, McpRequest, error_body
 
 OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 WWW_AUTHENTICATE = 'Bearer realm="satgate", error="invalid_token"'
@@ -83,6 +84,15 @@ def deny_body(denial: Denial, request_id: str, extra: Mapping[str, object]) -> d
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """How a refusal is written: plain JSON, or on MCP routes JSON-RPC 2.0 error(s) with the request ids."""
+
+    mcp: bool = False
+    request: McpRequest | None = None
+    code: int | None = None  # a JSON-RPC code for body errors (-32700 parse, -32600 invalid, -32602 params)
+
+
 def deny_response(
     denial: Denial,
     request_id: str,
@@ -90,11 +100,15 @@ def deny_response(
     extra: Mapping[str, object] | None = None,
     token_id: str | None = None,
     tenant: str | None = None,
+    reply: Reply | None = None,
 ) -> CheckResponse:
     headers = [_header("content-type", "application/json"), _header("cache-control", "no-store")]
     if denial.status == 401:
         headers.append(_header("www-authenticate", WWW_AUTHENTICATE))
-    body = deny_body(denial, request_id, extra or {})
+    body: object = deny_body(denial, request_id, extra or {})
+    if reply is not None and reply.mcp:
+        code = reply.code if reply.code is not None else JSONRPC_CODES.get(denial.status, -32000)
+        body = error_body(reply.request, code, denial.message, body)  # type: ignore[arg-type]
     return CheckResponse(
         status=Status(code=_GRPC_CODE.get(denial.status, 7), message=denial.error),
         denied_response=DeniedHttpResponse(

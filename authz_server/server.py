@@ -24,6 +24,7 @@ from satgate.config import Config
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.logs import configure_logging
+from satgate.mcp import PricingTable
 from satgate.tokens.verify import TokenVerifier
 from satgate.usage import UsageRecorder, UsageStore
 
@@ -67,6 +68,10 @@ def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
             default_cost=authz.default_cost,
             attribute_headers=tuple(authz.attributes),
             decision_log=authz.decision_log,
+            pricing={
+                name: PricingTable(tools=t.tools, methods=t.methods, default=t.default)
+                for name, t in authz.pricing.items()
+            },
         ),
     )
 

@@ -71,6 +71,17 @@ class UsageConfig(_Strict):
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 30
 
 
+Price = Annotated[int, Field(ge=0, le=10**15)]
+
+
+class PricingTableConfig(_Strict):
+    """Credits per MCP call: tools by name (exact, longest `prefix*`, `*`), other methods likewise, else default."""
+
+    tools: dict[str, Price] = {}
+    methods: dict[str, Price] = {}
+    default: Price = 1
+
+
 class AuthzConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:9191"
     workers: Annotated[int, Field(ge=1, le=64)] = 1
@@ -81,6 +92,10 @@ class AuthzConfig(_Strict):
     routes: list[RouteRuleConfig] = []
     token_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 16384
     usage: UsageConfig = UsageConfig()
+    # Pricing tables for MCP routes, chosen by the route's `pricing` key ("default" when absent).
+    pricing: dict[str, PricingTableConfig] = {
+        "default": PricingTableConfig(methods={"initialize": 0, "notifications/*": 0, "tools/list": 0, "ping": 0})
+    }
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
 
     @field_validator("tenants")

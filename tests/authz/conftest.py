@@ -23,6 +23,8 @@ def check_request(
     context: Mapping[str, str] | None = None,
     source: str = "10.0.0.7",
     request_id: str | None = None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
 ) -> CheckRequest:
     request = CheckRequest()
     http = request.attributes.request.http
@@ -34,6 +36,9 @@ def check_request(
         http.headers[key] = value
     request.attributes.source.address.socket_address.address = source
     request.attributes.context_extensions.update(context or {})
+    if body is not None:  # as Envoy sends it with with_request_body.pack_as_bytes
+        http.raw_body = body
+        http.headers["content-type"] = content_type
     return request
 
 

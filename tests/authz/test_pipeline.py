@@ -228,8 +228,9 @@ async def test_server_side_route_table_and_context_extension_override(make_pipel
 
 
 async def test_bad_route_settings_fail_closed(pipeline, keyring):
-    for context in ({"cost": "lots"}, {"scope": "a b"}, {"mcp": "true"}):
-        response = await pipeline.check(check_request(token(keyring), context=context))
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+    for context in ({"cost": "lots"}, {"scope": "a b"}, {"mcp": "maybe"}, {"mcp": "true", "pricing": "nope"}):
+        response = await pipeline.check(check_request(token(keyring), context=context, body=body))
         assert (status_of(response), body_of(response)["error"]) == (503, "authz_unavailable")
 
 
