@@ -63,6 +63,7 @@ class Stack:
     authz_replicas: int = 1  # separate servers on their own ports, all behind Envoy's authz cluster
     envoy_source: Path = envoy_config.SHIPPED_CONFIG
     policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
+    upstream_argv: list[str] | None = None  # another upstream than the echo server; "{port}" is replaced
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @functools.cached_property
@@ -127,7 +128,8 @@ class Stack:
         self.write_config()
         python = sys.executable
         config = str(self.config_path)
-        self._spawn("upstream", [python, "-m", "satgate.cli", "demo-upstream", "--port", str(self.ports.upstream)])
+        upstream = self.upstream_argv or [python, "-m", "satgate.cli", "demo-upstream", "--port", "{port}"]
+        self._spawn("upstream", [arg.replace("{port}", str(self.ports.upstream)) for arg in upstream])
         for name, port in self.authz_ports.items():
             self._spawn(
                 name, [python, "-m", "satgate.cli", "authz", "--config", config, "--listen", f"{LOOPBACK}:{port}"]
@@ -181,7 +183,7 @@ class Stack:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         checks: dict[str, Callable[[], bool]] = {
-            "upstream": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.upstream}/"),
+            "upstream": lambda: _port_open(self.ports.upstream),
             **{name: functools.partial(grpc_serving, f"{LOOPBACK}:{port}") for name, port in self.authz_ports.items()},
             "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
             "idp": lambda: _http_ok(f"{self.issuer}/.well-known/openid-configuration"),
@@ -227,6 +229,12 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.2):
+        return True
+    return False
 
 
 def _http_ok(url: str) -> bool:

@@ -1,0 +1,63 @@
+"""A real MCP server (official SDK, Streamable HTTP) behind real Envoy, and the SDK's client as the agent:
+priced tool calls drain the budget and the 402 reaches the agent as a JSON-RPC error it surfaces."""
+
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from satgate.devstack import Stack, StackPorts
+from satgate.keyring import load_keyring
+from satgate.tokens.mint import mint
+
+pytestmark = pytest.mark.e2e
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+PRICING = {
+    "default": {
+        "tools": {"search": 2, "fetch_*": 3},
+        "methods": {"initialize": 0, "tools/list": 0, "notifications/*": 0},
+        "default": 0,
+    }
+}
+
+
+async def agent(url: str, token: str) -> list:
+    """What an agent does: initialize, list tools, call them until the budget says no."""
+    outcomes: list = []
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        streamable_http_client(url, http_client=http) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+        outcomes.append(sorted(tool.name for tool in (await session.list_tools()).tools))
+        for tool, arguments in [("search", {"query": "a"}), ("fetch_page", {"url": "u"}), ("search", {"query": "b"})]:
+            try:
+                result = await session.call_tool(tool, arguments)
+                outcomes.append(result.content[0].text)
+            except MCPError as exc:
+                outcomes.append((exc.code, exc.error.message, exc.error.data))
+    return outcomes
+
+
+def test_the_sdk_client_spends_its_budget_and_surfaces_the_402(tmp_path):
+    stack = Stack(
+        tmp_path / "stack",
+        StackPorts.free(),
+        config_overrides={"authz": {"pricing": PRICING}},
+        upstream_argv=[sys.executable, SERVER, "{port}"],
+    )
+    with stack:
+        token = mint(load_keyring(stack.state_dir / "keyring.json"), "acme", [("budget", "6")]).token
+        outcomes = asyncio.run(agent(f"{stack.url}/mcp", token))
+    assert outcomes[0] == ["fetch_page", "search"]  # initialize and tools/list are free
+    assert outcomes[1:3] == ["results for a", "contents of u"]  # 2 + 3 credits
+    code, message, data = outcomes[3]  # 1 credit left, search costs 2
+    assert (code, message) == (-32002, "budget cannot pay 2 credits")
+    assert (data["error"], data["cost"], data["remaining"]) == ("budget_exhausted", 2, 1)
