@@ -4,7 +4,9 @@ hashed against, and a writer that lost the race re-reads the head and tries agai
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, cast
@@ -44,16 +46,21 @@ class RedisStreamAuditLog:
             else redis.Redis.from_url(client_url, **options)
         )
         self._append = self._client.register_script(_APPEND)
+        self._one_at_a_time = asyncio.Lock()
 
     async def append(self, event: AuditEvent) -> str:
         record = asdict(event)
         record["details"] = dict(event.details)
-        for _ in range(_MAX_RACES):
-            prev = str(await self._client.get(HEAD) or GENESIS)  # decode_responses: str
-            digest = chain_hash(prev, record)
-            entry_id = await self._append(keys=[STREAM, HEAD], args=[canonical_json(record), prev, digest, GENESIS])
-            if entry_id:
-                return digest
+        # One append at a time per process: then only other processes (a few replicas) race for the head.
+        # Optimistic retries among dozens of local coroutines would need as many rounds as there are writers.
+        async with self._one_at_a_time:
+            for attempt in range(_MAX_RACES):
+                prev = str(await self._client.get(HEAD) or GENESIS)  # decode_responses: str
+                digest = chain_hash(prev, record)
+                entry_id = await self._append(keys=[STREAM, HEAD], args=[canonical_json(record), prev, digest, GENESIS])
+                if entry_id:
+                    return digest
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         raise RuntimeError("audit: could not append after repeated races for the chain head")
 
     def records(self) -> Iterator[tuple[str, dict[str, Any], str, str]]:
