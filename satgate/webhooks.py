@@ -89,10 +89,10 @@ class WebhookDispatcher:
         """Deliver what anyone appends to the chain from now on — the Mint's own events and those the authz
         servers raise (budget_exhausted). With several Mint replicas, enable webhooks on one of them."""
         if self.targets:
-            self._workers.append(asyncio.create_task(self._tail_forever(audit, interval)))
+            start = audit.head()  # now, not when the task first runs: nothing appended after start-up is skipped
+            self._workers.append(asyncio.create_task(self._tail_forever(audit, interval, start)))
 
-    async def _tail_forever(self, audit: AuditLog, interval: float) -> None:
-        cursor = await asyncio.to_thread(audit.head)
+    async def _tail_forever(self, audit: AuditLog, interval: float, cursor: Any) -> None:
         while True:
             try:
                 batch = await asyncio.to_thread(audit.records_after, cursor)
