@@ -15,6 +15,7 @@ from grpc_health.v1._async import HealthServicer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from authz_server.credential import bearer_token
+from authz_server.request_facts import strip_port
 from mint_server import aws
 from mint_server.admin import AdminService, Caller, DelegateRequest
 from mint_server.grpc_api import AdminGrpc, MintGrpc
@@ -52,52 +53,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def exchange(request: web.Request) -> web.Response:
-    """`{"credentials": "<JWT>"}` or `Authorization: Bearer <JWT>`; AWS: `{"provider": "aws", "iam_request": {…}}`."""
-    service = request.app[SERVICE]
-    doc: object = {}
-    if request.can_read_body:
-        try:
-            doc = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "bad_request", "body must be JSON")
-    if not isinstance(doc, dict):
-        return _error(400, "bad_request", "body must be a JSON object")
-    try:
-        if doc.get("provider") == "aws":
-            result = await service.exchange_aws(aws.IamRequest.from_json(doc.get("iam_request")))
-        else:
-            credentials = doc.get("credentials")
-            if credentials is None:
-                header = bearer_token(request.headers.get("Authorization", ""))
-                credentials = None if isinstance(header, Denial) else header
-            if not isinstance(credentials, str) or not credentials:
-                return _error(400, "bad_request", "give credentials (a JWT) or provider=aws with iam_request")
-            result = await service.exchange_jwt(credentials)
-    except BadRequest as exc:
-        return _error(400, "bad_request", str(exc))
-    except ExchangeDenied as denied:
-        return _error(denied.status, denied.error, denied.message)
-    return web.json_response(result.to_json())
-
-
-async def verify(request: web.Request) -> web.Response:
-    """Is this satgate token genuine, unexpired and unrevoked, and what can it still spend?"""
-    token_text = bearer_token(request.headers.get("Authorization", ""))
-    if isinstance(token_text, Denial):
-        return _error(400, token_text.error, token_text.message)
-    try:
-        result = await request.app[SERVICE].verify(token_text)
-    except ExchangeDenied as denied:
-        return _error(denied.status, denied.error, denied.message)
-    return web.json_response(result.to_json())
-
-
-def _caller(request: web.Request) -> Caller:
-    host = (request.host or "").lower().rpartition(":")[0] or (request.host or "").lower()
-    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
-
-
 async def _json_body(request: web.Request) -> object:
     if not request.can_read_body:
         return {}
@@ -120,6 +75,43 @@ def _denials(handler: Handler) -> Handler:
             return _error(denied.status, denied.error, denied.message)
 
     return wrapped
+
+
+@_denials
+async def exchange(request: web.Request) -> web.Response:
+    """`{"credentials": "<JWT>"}` or `Authorization: Bearer <JWT>`; AWS: `{"provider": "aws", "iam_request": {…}}`."""
+    service = request.app[SERVICE]
+    doc = await _json_body(request)
+    if not isinstance(doc, dict):
+        return _error(400, "bad_request", "body must be a JSON object")
+    try:
+        if doc.get("provider") == "aws":
+            result = await service.exchange_aws(aws.IamRequest.from_json(doc.get("iam_request")))
+        else:
+            credentials = doc.get("credentials")
+            if credentials is None:
+                header = bearer_token(request.headers.get("Authorization", ""))
+                credentials = None if isinstance(header, Denial) else header
+            if not isinstance(credentials, str) or not credentials:
+                return _error(400, "bad_request", "give credentials (a JWT) or provider=aws with iam_request")
+            result = await service.exchange_jwt(credentials)
+    except BadRequest as exc:
+        return _error(400, "bad_request", str(exc))
+    return web.json_response(result.to_json())
+
+
+@_denials
+async def verify(request: web.Request) -> web.Response:
+    """Is this satgate token genuine, unexpired and unrevoked, and what can it still spend?"""
+    token_text = bearer_token(request.headers.get("Authorization", ""))
+    if isinstance(token_text, Denial):
+        return _error(400, token_text.error, token_text.message)
+    return web.json_response((await request.app[SERVICE].verify(token_text)).to_json())
+
+
+def _caller(request: web.Request) -> Caller:
+    host = strip_port((request.host or "").lower())
+    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
 
 
 async def _admin(request: web.Request) -> VerifiedToken:

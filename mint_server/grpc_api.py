@@ -48,9 +48,7 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
             else:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad_request: give credentials or aws")
         except ExchangeDenied as denied:
-            await context.abort(
-                _STATUS.get(denied.status, grpc.StatusCode.INTERNAL), f"{denied.error}: {denied.message}"
-            )
+            await _abort(context, denied)
         response = mint_pb2.ExchangeResponse(
             token=result.token,
             token_id=result.token_id,
@@ -69,9 +67,7 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
         try:
             result = await self._service.verify(request.token)
         except ExchangeDenied as denied:
-            await context.abort(
-                _STATUS.get(denied.status, grpc.StatusCode.INTERNAL), f"{denied.error}: {denied.message}"
-            )
+            await _abort(context, denied)
         response = mint_pb2.VerifyResponse(valid=result.valid, error=result.error or "")
         if result.valid:
             response.token_id, response.tenant = result.token_id or "", result.tenant or ""

@@ -87,7 +87,9 @@ class AuditLog(Protocol):
 
 def open_audit_log(ledger_url: str, sqlite_path: str | Path) -> AuditLog:
     """A Redis Stream when the ledger is Redis (Mint replicas share one chain), SQLite otherwise."""
-    if ledger_url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+    from satgate.ledger.url import is_redis_url  # noqa: PLC0415 - the ledger package imports nothing of ours here
+
+    if is_redis_url(ledger_url):
         from satgate.audit_redis import RedisStreamAuditLog  # noqa: PLC0415 - imports this module
 
         return RedisStreamAuditLog(ledger_url)

@@ -47,8 +47,7 @@ class UsageStore:
     def report(self, by: str, since: float) -> list[dict[str, Any]]:
         """Totals grouped by `token`, `tenant` or `attr:<key>` (e.g. attr:department)."""
         if by in {"token", "tenant"}:
-            key = "token_id" if by == "token" else "tenant"
-            group = f"{key}"
+            group = "token_id" if by == "token" else "tenant"
         elif by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").isalnum():
             group = f"json_extract(attributes, '$.\"{by[5:]}\"')"
         else:

@@ -61,6 +61,10 @@ def redis_settings(url: str) -> tuple[str, bool, float, int]:
     return client_url, cluster, timeout, connections
 
 
+def is_redis_url(url: str) -> bool:
+    return urlsplit(url).scheme in _REDIS_SCHEMES
+
+
 def validate_ledger_url(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
