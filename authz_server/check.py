@@ -14,6 +14,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
 from authz_server.credential import bearer_token
 from authz_server.judge import judge
+from authz_server.metrics import CheckMetrics
 from authz_server.request_facts import request_facts
 from authz_server.responses import Allow, Reply, allow_response, deny_response
 from satgate import mcp
@@ -74,7 +75,9 @@ class CheckPipeline:
         clock: Callable[[], float] = time.time,
         usage: UsageRecorder | None = None,
         on_budget_exhausted: BudgetHook | None = None,
+        metrics: CheckMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._usage = usage
         self._on_budget_exhausted = on_budget_exhausted
         self._verifier = verifier
@@ -107,6 +110,15 @@ class CheckPipeline:
         if self._usage is not None:
             with contextlib.suppress(Exception):
                 self._record_usage(self._usage, request, decision)
+        if self._metrics is not None:
+            token = decision.token
+            self._metrics.decided(
+                decision.status,
+                decision.error,
+                time.perf_counter() - started,
+                token.tenant if token else None,
+                decision.charged,
+            )
         return decision.response
 
     async def _decide(self, request: CheckRequest, request_id: str) -> _Decision:
@@ -156,6 +168,8 @@ class CheckPipeline:
                 DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, idempotency_key)
             )
         except LedgerUnavailable as exc:
+            if self._metrics is not None:
+                self._metrics.ledger_errors.inc()
             self._logger.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
             return self._deny(UNAVAILABLE, request_id, token, reply=reply)
         if result.outcome is Outcome.REVOKED:

@@ -19,6 +19,7 @@ from grpc_health.v1._async import HealthServicer
 
 from authz_server.audit_events import BudgetExhaustedEvents
 from authz_server.check import CheckPipeline, CheckSettings
+from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single_process
 from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.keyring import KeyringFile
@@ -41,7 +42,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
         return await self._pipeline.check(request)
 
 
-def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
+def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None) -> CheckPipeline:
     """Call inside the event loop that will serve: the usage recorder starts its flush task."""
     authz = config.authz
     verifier = TokenVerifier(
@@ -58,6 +59,7 @@ def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
         usage = UsageRecorder(UsageStore(authz.usage.path), retention_days=authz.usage.retention_days)
         usage.start()
     return CheckPipeline(
+        metrics=metrics,
         usage=usage,
         on_budget_exhausted=exhausted,
         verifier=verifier,
@@ -78,7 +80,11 @@ def build_pipeline(config: Config, keyring: KeyringFile) -> CheckPipeline:
 
 async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None) -> None:
     keyring = KeyringFile(config.keyring)
-    pipeline = build_pipeline(config, keyring)
+    metrics = CheckMetrics() if config.authz.metrics_listen else None
+    pipeline = build_pipeline(config, keyring, metrics)
+    metrics_server = None
+    if metrics is not None and config.authz.metrics_listen and config.authz.workers == 1:
+        metrics_server = serve_single_process(metrics, config.authz.metrics_listen)  # else the supervisor's
     keyring_watch = asyncio.create_task(keyring.watch())  # rotation and retirement without a restart
     server = grpc.aio.server(
         options=[
@@ -109,6 +115,8 @@ async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None
     await server.stop(grace=5)
     keyring_watch.cancel()
     await pipeline.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
 
 
 def _worker_main(config: Config) -> None:
@@ -123,6 +131,7 @@ def run(config: Config) -> None:
         asyncio.run(serve(config))
         return
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork
+    metrics = MultiProcessMetrics(config.authz.metrics_listen) if config.authz.metrics_listen else None
     workers = [ctx.Process(target=_worker_main, args=(config,), daemon=True) for _ in range(config.authz.workers)]
     for worker in workers:
         worker.start()
@@ -142,8 +151,12 @@ def run(config: Config) -> None:
             worker.join(timeout=0.2)
             if worker.exitcode is not None and not stopping:
                 log.error("authz_worker_died", pid=worker.pid, exitcode=worker.exitcode)
+                if metrics is not None and worker.pid is not None:
+                    metrics.worker_died(worker.pid)
                 time.sleep(0.5)
                 workers[index] = ctx.Process(target=_worker_main, args=(config,), daemon=True)
                 workers[index].start()
         if stopping and all(not w.is_alive() for w in workers):
+            if metrics is not None:
+                metrics.close()
             return

@@ -106,7 +106,10 @@ def authz(config_path: str | None, workers: int | None, listen: str | None) -> N
         except ValueError as exc:
             raise click.ClickException(f"authz: {exc}") from None
     _keyring(config)  # refuse to start on a bad keyring, with its own message
-    run(config)
+    try:
+        run(config)
+    except OSError as exc:  # a port in use: say which setting, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()

@@ -84,6 +84,7 @@ class PricingTableConfig(_Strict):
 
 class AuthzConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:9191"
+    metrics_listen: ListenAddress | None = None  # Prometheus /metrics over HTTP; off unless set
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
     default_cost: Annotated[int, Field(ge=0, le=10**15)] = 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import structlog
 
 from satgate.keyring import Keyring, write_keyring
 
@@ -17,3 +18,12 @@ def keyring_file(tmp_path: Path, keyring: Keyring) -> Path:
     path = tmp_path / "keyring.json"
     write_keyring(path, keyring)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """Tests that configure structlog point it at their own captured stdout, which is closed afterwards:
+    without a reset, later in-process tests would log into a dead sink and take its error paths."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

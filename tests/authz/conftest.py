@@ -59,7 +59,7 @@ def headers_of(response: CheckResponse) -> dict[str, str]:
 async def make_pipeline(tmp_path, keyring):
     ledgers = []
 
-    def build(rules=(), attributes=("department",), **settings) -> CheckPipeline:
+    def build(rules=(), attributes=("department",), metrics=None, **settings) -> CheckPipeline:
         ledger = open_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
         ledgers.append(ledger)
         return CheckPipeline(
@@ -67,6 +67,7 @@ async def make_pipeline(tmp_path, keyring):
             ledger=ledger,
             routes=RouteTable([RouteRule(**rule) for rule in rules]),
             settings=CheckSettings(attribute_headers=tuple(attributes), **settings),
+            metrics=metrics,
         )
 
     yield build

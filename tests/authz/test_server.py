@@ -2,15 +2,18 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 import yaml
 from envoy.service.auth.v3 import external_auth_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from satgate.devstack import free_port, grpc_serving
 from satgate.tokens.mint import mint
@@ -94,6 +97,54 @@ def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
     assert len(listening) == 2
     assert deciding == listening  # both workers answered
     assert proc.returncode == 0
+
+
+def scrape(listen: str) -> dict[tuple[str, frozenset], float]:
+    with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_endpoint_sums_every_worker(tmp_path, keyring, keyring_file, workers):
+    metrics_listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, keyring_file, workers=workers, metrics_listen=metrics_listen, decision_log="all")
+    proc = start(config)
+    try:
+        wait_serving(listen_of(config), proc)
+        t = mint(keyring, "acme", [("budget", "30")]).token
+        for _ in range(40):  # a fresh connection each time, so SO_REUSEPORT spreads them over the workers
+            with grpc.insecure_channel(listen_of(config), options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                external_auth_pb2_grpc.AuthorizationStub(channel).Check(check_request(t), timeout=5)
+        samples = scrape(metrics_listen)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    deciding = {json.loads(line)["pid"] for line in out.splitlines() if '"decision"' in line}
+    assert len(deciding) == workers  # so the totals below are sums over every worker
+    allowed = frozenset({("code", "200"), ("reason", "allow")})
+    exhausted = frozenset({("code", "402"), ("reason", "budget_exhausted")})
+    assert samples[("satgate_authz_decisions_total", allowed)] == 30
+    assert samples[("satgate_authz_decisions_total", exhausted)] == 10
+    assert samples[("satgate_authz_credits_debited_total", frozenset({("tenant", "acme")}))] == 30
+    assert samples[("satgate_authz_check_seconds_count", frozenset())] == 40
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_port_in_use_refuses_to_start_naming_the_setting(tmp_path, keyring_file, workers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = write_config(tmp_path, keyring_file, workers=workers, metrics_listen=busy)
+        result = start_expecting_refusal(config)
+    assert f"authz.metrics_listen: cannot listen on {busy}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def start_expecting_refusal(config: Path) -> subprocess.CompletedProcess:
