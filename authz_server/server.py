@@ -79,7 +79,7 @@ def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics |
 
 
 async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None) -> None:
-    keyring = KeyringFile(config.keyring)
+    keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
     pipeline = build_pipeline(config, keyring, metrics)
     metrics_server = None

@@ -180,7 +180,7 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
             server_id=mint.aws.server_id,
             max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
         )
-    keyring = KeyringFile(config.keyring)
+    keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
     max_ttl = parse_duration(mint.max_ttl)

@@ -28,7 +28,7 @@ def _config(path: str | None):
 
 def _keyring(config):
     try:
-        return load_keyring(config.keyring)
+        return load_keyring(config.keyring, group_readable=config.keyring_group_readable)
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from None
 

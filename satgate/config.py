@@ -185,6 +185,7 @@ class MintConfig(_Strict):
 
 class Config(_Strict):
     keyring: Path = DEFAULT_STATE_DIR / "keyring.json"
+    keyring_group_readable: bool = False  # true for a Kubernetes Secret volume with fsGroup (mode 0440)
     ledger: LedgerUrl = f"sqlite:///{DEFAULT_STATE_DIR}/ledger.db"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     authz: AuthzConfig = AuthzConfig()

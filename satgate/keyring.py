@@ -96,15 +96,20 @@ def derive_tenant_root_key(master: bytes, tenant: str) -> bytes:
     return hkdf.derive(master)
 
 
-def load_keyring(path: str | os.PathLike[str]) -> Keyring:
-    """Load a keyring file, refusing one that group or others can read (it holds every tenant's root)."""
+def load_keyring(path: str | os.PathLike[str], *, group_readable: bool = False) -> Keyring:
+    """Load a keyring file, refusing one that group or others can read (it holds every tenant's root).
+
+    group_readable admits group read (never write, never others): a Kubernetes Secret volume with an fsGroup is
+    0440, owned by root and readable by the pod's group, and there is no way to hand it to a non-root owner."""
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError as exc:
         raise KeyringError(f"keyring: file {p} does not exist (create it with 'satgate keys init')") from exc
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyringError(f"keyring: {p} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {p})")
+    forbidden = stat.S_IRWXO | (stat.S_IWGRP | stat.S_IXGRP if group_readable else stat.S_IRWXG)
+    if st.st_mode & forbidden:
+        wanted = "0600 or 0440" if group_readable else "0600"
+        raise KeyringError(f"keyring: {p} has mode {stat.S_IMODE(st.st_mode):o}; it must be {wanted} (chmod 600 {p})")
     return Keyring.from_json(p.read_text())
 
 
@@ -134,9 +139,10 @@ class KeyringFile:
     """The keyring as a file that may change under a running server: rotation (new active kid) and retirement
     (kid removed) apply without a restart. A broken edit keeps the last good keyring."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, group_readable: bool = False) -> None:
         self.path = Path(path)
-        self.current = load_keyring(self.path)
+        self._group_readable = group_readable
+        self.current = load_keyring(self.path, group_readable=group_readable)
         self._stamp = self._file_stamp()
         self._listeners: list[Callable[[Keyring], None]] = []
 
@@ -156,7 +162,7 @@ class KeyringFile:
             return False
         self._stamp = stamp
         try:
-            self.current = load_keyring(self.path)
+            self.current = load_keyring(self.path, group_readable=self._group_readable)
         except KeyringError as exc:
             log.error("keyring_reload_failed", detail=str(exc))
             return False

@@ -45,6 +45,21 @@ def test_group_readable_keyring_is_refused(tmp_path, keyring):
 
 
 @pytest.mark.parametrize(
+    ("mode", "accepted"), [(0o440, True), (0o400, True), (0o600, True), (0o460, False), (0o444, False), (0o404, False)]
+)
+def test_group_read_is_an_explicit_opt_in_for_kubernetes_secrets(tmp_path, keyring, mode, accepted):
+    """A Secret volume with fsGroup is 0440 root:<fsGroup>: group read is admitted on request, write or others never."""
+    path = tmp_path / "keyring.json"
+    write_keyring(path, keyring)
+    os.chmod(path, mode)
+    if accepted:
+        assert load_keyring(path, group_readable=True).keys == keyring.keys
+    else:
+        with pytest.raises(KeyringError, match="must be 0600 or 0440"):
+            load_keyring(path, group_readable=True)
+
+
+@pytest.mark.parametrize(
     ("doc", "message"),
     [
         ({"active_kid": "k2", "keys": {"k1": "A" * 43}}, "active_kid 'k2' is not in 'keys'"),
