@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,26 @@ log = structlog.get_logger("satgate.mint")
 class SigningKey:
     jwk: jwt.PyJWK
     declared_alg: str | None  # the JWK's own "alg", when it names one
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How to reach an issuer that is not public: the in-cluster Kubernetes API server serves discovery and JWKS
+    only to authenticated callers, under the cluster's own CA. Both files are read at each fetch (they rotate)."""
+
+    ca_file: Path | None = None  # trust only this CA: the bearer token goes nowhere else
+    bearer_token_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
+
+    def headers(self) -> dict[str, str]:
+        if self.bearer_token_file is None:
+            return {}
+        return {"Authorization": f"Bearer {self.bearer_token_file.read_text().strip()}"}
+
+
+PUBLIC = FetchOptions()
 
 
 @dataclass
@@ -62,13 +84,15 @@ class JwksCache:
         self._issuers: dict[str, _IssuerKeys] = {}
         self._on_fetch = on_fetch
 
-    async def key_for(self, issuer: str, jwks_uri: str | None, kid: str | None) -> SigningKey:
+    async def key_for(
+        self, issuer: str, jwks_uri: str | None, kid: str | None, fetch: FetchOptions = PUBLIC
+    ) -> SigningKey:
         state = self._issuers.setdefault(issuer, _IssuerKeys(jwks_uri=jwks_uri))
         key = self._lookup(state, kid)
         if key is None and self._may_fetch(state):
             async with state.lock:
                 if self._lookup(state, kid) is None and self._may_fetch(state):
-                    await self._refresh(issuer, state)
+                    await self._refresh(issuer, state, fetch)
             key = self._lookup(state, kid)
         if key is None:
             raise IdentityError("token signing key is not one of the issuer's keys")
@@ -83,29 +107,31 @@ class JwksCache:
             return next(iter(state.keys.values()))
         return state.keys.get(kid)
 
-    async def _refresh(self, issuer: str, state: _IssuerKeys) -> None:
+    async def _refresh(self, issuer: str, state: _IssuerKeys, fetch: FetchOptions) -> None:
         state.fetched_at = self._clock()  # also on failure: a dead IdP is not hammered either
         ok = False
         try:
             if state.jwks_uri is None:
-                discovery = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
+                discovery = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration", fetch)
                 if discovery.get("issuer") != issuer:
                     raise IdentityError("issuer's discovery document names a different issuer")
                 if not isinstance(discovery.get("jwks_uri"), str):
                     raise IdentityError("issuer's discovery document has no jwks_uri")
                 state.jwks_uri = discovery["jwks_uri"]
-            document = await self._get_json(state.jwks_uri)
+            document = await self._get_json(state.jwks_uri, fetch)
             state.keys = _signing_keys(document.get("keys"))
             ok = True
             log.info("jwks_refreshed", issuer=issuer, keys=len(state.keys))
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:  # OSError: unreadable CA/token
             log.warning("jwks_fetch_failed", issuer=issuer, detail=str(exc))
         finally:
             if self._on_fetch is not None:
                 self._on_fetch(issuer, ok)
 
-    async def _get_json(self, url: str) -> dict[str, Any]:
-        async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as response:
+    async def _get_json(self, url: str, fetch: FetchOptions) -> dict[str, Any]:
+        async with self._session.get(
+            url, timeout=self._timeout, allow_redirects=False, ssl=fetch.ssl_context(), headers=fetch.headers()
+        ) as response:
             if response.status != 200:
                 raise ValueError(f"GET {url}: HTTP {response.status}")
             body = await response.content.read(_MAX_DOCUMENT_BYTES + 1)

@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mint_server.oidc import FetchOptions
 from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
 from satgate.caveats.scope import is_valid_pattern
 from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
-from satgate.urls import https_unless_loopback
+from satgate.urls import https_unless_loopback, is_loopback_url
 
 Provider = Literal["kubernetes", "oidc", "github", "aws"]
 JWT_PROVIDERS = frozenset({"kubernetes", "oidc", "github"})
@@ -116,6 +117,9 @@ class TrustPolicy(_Strict):
     issuer: str | None = None
     audience: str | list[str] | None = None
     jwks_uri: str | None = None
+    # A non-public issuer (the in-cluster Kubernetes API server): its CA, and a token to read discovery/JWKS with
+    ca_file: Path | None = None
+    bearer_token_file: Path | None = None
     disabled: bool = False
     max_ttl: str | None = None
     trust_rules: Annotated[list[TrustRule], Field(min_length=1)]
@@ -144,6 +148,12 @@ class TrustPolicy(_Strict):
                 https_unless_loopback(self.jwks_uri)
             if not self.audience:
                 raise ValueError(f"provider {self.provider} needs 'audience'")
+            if self.bearer_token_file and not self.ca_file and not is_loopback_url(self.issuer):
+                raise ValueError(
+                    "bearer_token_file needs ca_file: the token is only sent to servers that CA vouches for"
+                )
+        elif self.ca_file or self.bearer_token_file:
+            raise ValueError("ca_file/bearer_token_file are for JWT providers")
         for index, rule in enumerate(self.trust_rules):
             m = rule.match
             if self.provider != "kubernetes" and (m.namespace or m.service_account):
@@ -153,6 +163,10 @@ class TrustPolicy(_Strict):
             if self.provider == "aws" and m.claims:
                 raise ValueError(f"trust_rules.{index}.match: aws identities have arn/account, not claims")
         return self
+
+    @property
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(ca_file=self.ca_file, bearer_token_file=self.bearer_token_file)
 
     @property
     def audiences(self) -> list[str]:

@@ -284,7 +284,8 @@ class MintService:
         if not candidates:
             raise IdentityError("JWT issuer is not trusted by any policy")
         jwks_uri = next((p.jwks_uri for p in candidates if p.jwks_uri), None)
-        key = await self._jwks.key_for(peeked.issuer, jwks_uri, peeked.header.get("kid"))
+        fetch = next((p.fetch_options for p in candidates if p.ca_file or p.bearer_token_file), oidc.PUBLIC)
+        key = await self._jwks.key_for(peeked.issuer, jwks_uri, peeked.header.get("kid"), fetch)
         audiences = sorted({a for p in candidates for a in p.audiences})
         claims = oidc.verify(credentials, key, peeked, audiences)
         token_audiences = {claims["aud"]} if isinstance(claims["aud"], str) else set(claims["aud"])
