@@ -130,6 +130,18 @@ def mint(config_path: str | None) -> None:
     run(config)
 
 
+@cli.command()
+@click.argument("target")
+@click.option("--service", default="", help="gRPC service name (default: the whole server)")
+def health(target: str, service: str) -> None:
+    """Exit 0 when the gRPC server at TARGET (host:port) reports SERVING: for container health checks."""
+    from satgate.devstack import grpc_serving  # noqa: PLC0415
+
+    if not grpc_serving(target, service):
+        raise click.ClickException(f"{target}: not serving")
+    click.echo(f"{target}: serving")
+
+
 @cli.command("demo-upstream", hidden=True)
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", type=int, default=8000)

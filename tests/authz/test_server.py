@@ -12,9 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
+from click.testing import CliRunner
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from satgate.cli import cli
 from satgate.devstack import free_port, grpc_serving
 from satgate.tokens.mint import mint
 
@@ -182,3 +184,21 @@ def test_world_readable_keyring_refuses_to_start(tmp_path, keyring_file):
     config = write_config(tmp_path, keyring_file)
     result = start_expecting_refusal(config)
     assert "must be 0600" in result.stderr
+
+
+def test_health_command_reports_serving_then_not(tmp_path, keyring_file):
+    """`satgate health` is what the container health checks run."""
+    config = write_config(tmp_path, keyring_file)
+    proc = start(config)
+    target = listen_of(config)
+    try:
+        wait_serving(target, proc)
+        serving = CliRunner().invoke(cli, ["health", target, "--service", "envoy.service.auth.v3.Authorization"])
+        unknown = CliRunner().invoke(cli, ["health", target, "--service", "no.such.Service"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    stopped = CliRunner().invoke(cli, ["health", target])
+    assert (serving.exit_code, serving.output.strip()) == (0, f"{target}: serving")
+    assert unknown.exit_code == 1
+    assert stopped.exit_code == 1 and "not serving" in stopped.output
