@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -226,10 +227,26 @@ def _format_errors(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+LEDGER_ENV = "SATGATE_LEDGER"  # overrides `ledger`: a Redis URL with a password belongs in a Secret, not a ConfigMap
+
+
+def _ledger_from_env(doc: dict, source: str) -> dict:
+    url = os.environ.get(LEDGER_ENV)
+    if not url:
+        return doc
+    try:
+        validate_ledger_url(url)
+    except ValueError as exc:
+        password = urlsplit(url).password
+        detail = str(exc).replace(password, "***") if password else str(exc)  # it came from a Secret
+        raise ConfigError(f"{source}: invalid configuration\n  ledger (from {LEDGER_ENV}): {detail}") from None
+    return {**doc, "ledger": url}
+
+
 def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """No path: embedded defaults (state under ./.satgate)."""
+    """No path: embedded defaults (state under ./.satgate). SATGATE_LEDGER, when set, replaces `ledger`."""
     if path is None:
-        return Config().resolved(Path.cwd())
+        return Config.model_validate(_ledger_from_env({}, "defaults")).resolved(Path.cwd())
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text()) or {}
@@ -239,6 +256,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
+    doc = _ledger_from_env(doc, str(p))
     try:
         return Config.model_validate(doc).resolved(p.parent.resolve())
     except ValidationError as exc:

@@ -174,3 +174,18 @@ def test_bad_ledger_url_refuses_to_load_config(tmp_path):
     path.write_text("ledger: redis://127.0.0.1:notaport/0\n")
     with pytest.raises(ConfigError, match="ledger"):
         load_config(path)
+
+
+def test_ledger_url_from_the_environment_replaces_the_files(tmp_path, monkeypatch):
+    """In Kubernetes the Redis URL, password included, comes from a Secret through SATGATE_LEDGER."""
+    path = tmp_path / "satgate.yaml"
+    path.write_text("ledger: sqlite:///ledger.db\n")
+    monkeypatch.setenv("SATGATE_LEDGER", "redis://:s3cret@redis.satgate.svc:6379/0?timeout_ms=200")
+    assert load_config(path).ledger == "redis://:s3cret@redis.satgate.svc:6379/0?timeout_ms=200"
+    assert load_config(None).ledger.startswith("redis://:s3cret@")
+    monkeypatch.setenv("SATGATE_LEDGER", "redis://:s3cret@redis.satgate.svc:6379/0?pool=9")
+    with pytest.raises(ConfigError, match=r"ledger \(from SATGATE_LEDGER\): .*unknown option") as refused:
+        load_config(path)
+    assert "s3cret" not in str(refused.value)
+    monkeypatch.delenv("SATGATE_LEDGER")
+    assert load_config(path).ledger.startswith("sqlite:///")
