@@ -83,6 +83,22 @@ class SatGateAgent:
         self._timer: threading.Timer | None = None
         self._closed = False
 
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **options: Any) -> SatGateAgent:
+        """Configured the way a pod spec does it: SATGATE_MINT_URL, and SATGATE_IDENTITY_FILE (a projected token's
+        path) or SATGATE_IDENTITY_ENV (the name of a variable holding the JWT, e.g. a CI job's ID token)."""
+        env = os.environ if environ is None else environ
+        mint_url = env.get("SATGATE_MINT_URL", "").strip()
+        if not mint_url:
+            raise SatGateError(0, "no_mint", "SATGATE_MINT_URL is not set")
+        if env.get("SATGATE_IDENTITY_FILE"):
+            identity: Callable[[], str] = IdentityFile(env["SATGATE_IDENTITY_FILE"])
+        elif env.get("SATGATE_IDENTITY_ENV"):
+            identity = IdentityEnv(env["SATGATE_IDENTITY_ENV"])
+        else:
+            raise SatGateError(0, "no_identity", "set SATGATE_IDENTITY_FILE or SATGATE_IDENTITY_ENV")
+        return cls(mint_url, identity=identity, **options)
+
     # -------------------------------------------------------------------------------- the token
     def token(self) -> str:
         """The current token, exchanging first if there is none or it is about to expire."""

@@ -89,3 +89,20 @@ def test_requests_style_auth_and_delegation(stack, identity_file):
         with httpx.Client(base_url=stack.url, trust_env=False) as http:
             headers = {"authorization": f"Bearer {child['token']}"}
             assert [http.get("/v1/items", headers=headers).status_code for _ in range(3)] == [200, 200, 402]
+
+
+def test_configured_from_the_pod_environment(stack, identity_file, monkeypatch):
+    """What deploy/kubernetes/examples/agent.yaml sets: the Mint's URL and the projected token's path."""
+    env = {"SATGATE_MINT_URL": mint_url(stack), "SATGATE_IDENTITY_FILE": str(identity_file)}
+    with SatGateAgent.from_env(env, http=httpx.Client(trust_env=False)) as agent:
+        assert agent.held is None
+        with httpx.Client(base_url=stack.url, trust_env=False, auth=agent.auth()) as http:
+            assert http.get("/v1/items").status_code == 200
+    monkeypatch.setenv("CI_ID_TOKEN", identity_file.read_text())
+    by_variable = {"SATGATE_MINT_URL": mint_url(stack), "SATGATE_IDENTITY_ENV": "CI_ID_TOKEN"}
+    with SatGateAgent.from_env(by_variable, http=httpx.Client(trust_env=False)) as agent:
+        assert agent.token()
+    for missing, error in (({}, "no_mint"), ({"SATGATE_MINT_URL": mint_url(stack)}, "no_identity")):
+        with pytest.raises(SatGateError) as refused:
+            SatGateAgent.from_env(missing)
+        assert refused.value.error == error
