@@ -1,0 +1,148 @@
+"""deploy/istio: Istio's own CRD schemas (@kubernetes-models/istio, from npm) and the wiring between the mesh
+config, the AuthorizationPolicies, the authz Service and the route table."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from satgate import envoy_config
+from satgate.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ISTIO = ROOT / "deploy" / "istio"
+SCHEMA_CHECK = Path(__file__).parent / "istio_schema"
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+POLICIES = {d["metadata"]["name"]: d for d in load_all(ISTIO / "authorization-policy.yaml")}
+(OPERATOR,) = load_all(ISTIO / "mesh-config.yaml")
+PROVIDERS = {p["name"]: p["envoyExtAuthzGrpc"] for p in OPERATOR["spec"]["meshConfig"]["extensionProviders"]}
+
+
+def kubernetes_objects(relative: str) -> list[dict]:
+    return load_all(ROOT / "deploy" / "kubernetes" / relative)
+
+
+def istio_schema_errors(documents: list[dict]) -> list[dict]:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Istio CRD schemas come from npm (@kubernetes-models/istio)")
+    assert (SCHEMA_CHECK / "node_modules").is_dir(), "run ./dev test (it runs npm ci in tests/deploy/istio_schema)"
+    result = subprocess.run(
+        ["node", str(SCHEMA_CHECK / "validate.mjs")],
+        input=json.dumps(documents),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_istio_resources_match_istios_crd_schemas():
+    documents = [*POLICIES.values(), OPERATOR]
+    results = istio_schema_errors(documents)
+    assert [r["kind"] for r in results] == [d["kind"] for d in documents]
+    assert [r for r in results if r["error"]] == []
+
+
+def test_the_schema_check_catches_a_broken_policy():
+    broken = json.loads(json.dumps(POLICIES["satgate-api"]))
+    broken["spec"]["action"] = "EXTERNAL"
+    broken["spec"]["rules"][0]["to"][0]["operation"]["notPaths"] = "/healthz"  # must be a list
+    (result,) = istio_schema_errors([broken])
+    assert "action" in result["error"] and "notPaths" in result["error"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RequestBody(_Strict):
+    maxRequestBytes: int = Field(gt=0)  # Istio's field names
+    allowPartialMessage: bool
+    packAsBytes: bool
+
+
+class ExtAuthzGrpcProvider(_Strict):
+    """MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationGrpcProvider (istio.io/api mesh/v1alpha1/config.proto):
+    every field it has, so a misspelt one is an error here instead of silently ignored by istiod."""
+
+    service: str
+    port: int = Field(gt=0, lt=65536)
+    timeout: str = Field(pattern=r"^\d+(\.\d+)?(ms|s)$")
+    failOpen: bool
+    statusOnError: Literal["503"]  # the SPEC's answer when the authz server cannot be reached
+    includeRequestBodyInCheck: RequestBody | None = None
+
+
+def test_extension_providers_use_only_istios_fields_and_fail_closed():
+    for name, provider in PROVIDERS.items():
+        checked = ExtAuthzGrpcProvider.model_validate(provider)
+        assert checked.failOpen is False, name
+
+
+def test_a_misspelt_provider_field_is_caught():
+    with pytest.raises(ValueError, match="failopen"):
+        ExtAuthzGrpcProvider.model_validate({**PROVIDERS["satgate"], "failopen": False})
+
+
+def test_providers_point_at_the_authz_service():
+    (service,) = [d for d in kubernetes_objects("authz.yaml") if d["kind"] == "Service"]
+    (namespace,) = kubernetes_objects("namespace.yaml")
+    grpc_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+    for provider in PROVIDERS.values():
+        assert provider["service"] == f"{service['metadata']['name']}.{namespace['metadata']['name']}.svc.cluster.local"
+        assert provider["port"] == grpc_port
+
+
+def test_the_mcp_provider_buffers_bodies_like_the_envoy_config():
+    envoy = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
+    routes = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    mcp_route = next(
+        r for r in routes["route_config"]["virtual_hosts"][0]["routes"] if r["match"].get("prefix") == "/mcp"
+    )
+    body = mcp_route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]["check_settings"]["with_request_body"]
+    assert PROVIDERS["satgate-mcp"]["includeRequestBodyInCheck"] == {
+        "maxRequestBytes": body["max_request_bytes"],
+        "allowPartialMessage": body["allow_partial_message"],
+        "packAsBytes": body["pack_as_bytes"],
+    }
+    assert "includeRequestBodyInCheck" not in PROVIDERS["satgate"]  # API requests are not buffered
+
+
+def test_policies_are_custom_and_name_a_configured_provider():
+    for name, policy in POLICIES.items():
+        assert policy["spec"]["action"] == "CUSTOM", name
+        assert policy["spec"]["provider"]["name"] in PROVIDERS, name
+        assert policy["metadata"]["namespace"] == OPERATOR["metadata"]["namespace"]  # root namespace: mesh-wide
+    assert POLICIES["satgate-mcp"]["spec"]["provider"]["name"] == "satgate-mcp"
+    assert POLICIES["satgate-api"]["spec"]["provider"]["name"] == "satgate"
+
+
+def test_the_route_table_prices_what_the_mcp_policy_sends(tmp_path):
+    (configmap,) = [d for d in kubernetes_objects("config.yaml") if d["kind"] == "ConfigMap"]
+    (tmp_path / "satgate.yaml").write_text(configmap["data"]["satgate.yaml"])
+    table = load_config(tmp_path / "satgate.yaml").authz.route_table()
+    for path in POLICIES["satgate-mcp"]["spec"]["rules"][0]["to"][0]["operation"]["paths"]:
+        assert table.settings_for("mcp.agents.svc", path.replace("*", "messages"), "POST", {}).mcp, path
+    assert table.settings_for("api", "/v1/premium/report", "GET", {}).scopes == ("api:premium",)
+
+
+def test_helm_values_carry_the_same_mesh_config():
+    values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())
+    assert values == {"meshConfig": OPERATOR["spec"]["meshConfig"]}
+
+
+def test_the_demo_api_opts_in_with_the_policy_label():
+    (deployment,) = [d for d in kubernetes_objects("examples/demo-api.yaml") if d["kind"] == "Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert POLICIES["satgate-api"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
