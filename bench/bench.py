@@ -49,6 +49,7 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
     from envoy.service.auth.v3.external_auth_pb2 import CheckRequest  # noqa: PLC0415
 
     from authz_server.check import CheckPipeline, CheckSettings  # noqa: PLC0415
+    from authz_server.metrics import CheckMetrics  # noqa: PLC0415
     from satgate.ledger.url import open_ledger  # noqa: PLC0415
     from satgate.routes import RouteTable  # noqa: PLC0415
     from satgate.tokens.verify import TokenVerifier  # noqa: PLC0415
@@ -85,13 +86,14 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
     budgeted = [*base, ("budget", str(10**15))]
     sqlite = f"sqlite:///{state}/handler-{{}}.db"
     cases = {
-        "unbudgeted, log off": (base, "none", sqlite),
-        "budgeted, log off": (budgeted, "none", sqlite),
-        "budgeted, log on": (budgeted, "all", sqlite),
-        "budgeted, redis": (budgeted, "none", redis_url),
+        "unbudgeted, log off": (base, "none", sqlite, False),
+        "budgeted, log off": (budgeted, "none", sqlite, False),
+        "budgeted, metrics on": (budgeted, "none", sqlite, True),
+        "budgeted, log on": (budgeted, "all", sqlite, False),
+        "budgeted, redis": (budgeted, "none", redis_url, False),
     }
     results = {}
-    for label, (caveats, log_mode, ledger_url) in cases.items():
+    for label, (caveats, log_mode, ledger_url, with_metrics) in cases.items():
         token = mint(keyring, "bench", caveats).token
         ledger = open_ledger(ledger_url.format(len(results)))
         pipeline = CheckPipeline(
@@ -99,6 +101,7 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
             ledger=ledger,
             routes=RouteTable(),
             settings=CheckSettings(decision_log=log_mode),
+            metrics=CheckMetrics() if with_metrics else None,
         )
         requests = [request(token) for _ in range(iterations)]
         for req in requests[:500]:  # warm: token cache, SQLite pages, code paths

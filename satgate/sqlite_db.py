@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 
-def _enable_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+def enable_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """Switching to WAL needs an exclusive lock taken from a shared one; when another process opening the same new
     file holds its own shared lock, SQLite answers "database is locked" at once instead of calling the busy
     handler (that wait could deadlock). Processes starting together (workers, replicas) retry here instead."""
@@ -27,7 +27,7 @@ def open_sqlite(path: str | Path, schema: str, *, busy_timeout_ms: int = 2000) -
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    _enable_wal(db, busy_timeout_ms)
+    enable_wal(db, busy_timeout_ms)
     for statement in filter(str.strip, schema.split(";")):
         db.execute(statement)
     return db

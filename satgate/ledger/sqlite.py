@@ -22,6 +22,7 @@ from satgate.ledger.base import (
     LedgerUnavailable,
     Outcome,
 )
+from satgate.sqlite_db import enable_wal
 
 # Idempotency rows are keyed by a time slot first: lookups check the current and previous slot (a window of
 # at least IDEMPOTENCY_WINDOW_SECONDS) and expiry is a cheap range delete, with no second index to maintain.
@@ -89,7 +90,7 @@ class SqliteLedger:
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            enable_wal(self._db, busy_timeout_ms)  # workers opening a new file together
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             with self._transaction() as db:
                 for statement in filter(str.strip, _SCHEMA.split(";")):

@@ -1,28 +1,36 @@
-"""Processes that open the same new SQLite file at once (authz workers, replicas sharing a usage database)."""
+"""Processes that open the same new SQLite file at once: authz workers sharing the ledger, replicas sharing a
+usage database."""
 
 import multiprocessing
 
+import pytest
+
+from satgate.ledger.sqlite import SqliteLedger
 from satgate.sqlite_db import open_sqlite
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, body TEXT)"
 
 
-def _open(path: str, barrier, results) -> None:
+def _open(kind: str, path: str, barrier, results) -> None:
     barrier.wait()  # all at once: the race is between their first shared lock and the switch to WAL
     try:
-        db = open_sqlite(path, SCHEMA, busy_timeout_ms=5000)
+        if kind == "ledger":
+            db = SqliteLedger(path, busy_timeout_ms=5000)._db
+        else:
+            db = open_sqlite(path, SCHEMA, busy_timeout_ms=5000)
         results.put(db.execute("PRAGMA journal_mode").fetchone()[0])
     except Exception as exc:
         results.put(repr(exc))
 
 
-def test_processes_opening_a_new_file_together_all_get_wal(tmp_path):
+@pytest.mark.parametrize("kind", ["store", "ledger"])
+def test_processes_opening_a_new_file_together_all_get_wal(tmp_path, kind):
     context = multiprocessing.get_context("fork")
     outcomes: list[str] = []
     for round_ in range(25):  # without the retry, about 1 open in 30 failed with "database is locked"
-        path = str(tmp_path / f"usage-{round_}.db")
+        path = str(tmp_path / f"{kind}-{round_}.db")
         barrier, results = context.Barrier(6), context.Queue()
-        processes = [context.Process(target=_open, args=(path, barrier, results)) for _ in range(6)]
+        processes = [context.Process(target=_open, args=(kind, path, barrier, results)) for _ in range(6)]
         for process in processes:
             process.start()
         outcomes += [results.get(timeout=30) for _ in processes]
