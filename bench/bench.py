@@ -344,6 +344,8 @@ def main() -> None:
             "full_mcp_vs_noop": median["full_mcp"]["rps"] / median["noop"]["rps"],
             "full_vs_plain": median["full"]["rps"] / median["plain"]["rps"],
             "noop_vs_plain": median["noop"]["rps"] / median["plain"]["rps"],
+            "handler_metrics_on_vs_off_p50": handler["budgeted, metrics on"]["p50"]
+            / handler["budgeted, log off"]["p50"],
         },
         "redis_round_trips_per_check": redis_round_trips,
         "setup": {
@@ -383,6 +385,7 @@ def main() -> None:
         f"  warm handler = {handler['budgeted, log off']['p50']:.1f} µs p50 with a debit,"
         f" {handler['unbudgeted, log off']['p50']:.1f} µs without (target <= 25 µs)"
     )
+    print(f"  handler with Prometheus metrics / without = {ratios['handler_metrics_on_vs_off_p50']:.2f} (p50)")
 
 
 if __name__ == "__main__":
