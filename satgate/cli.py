@@ -505,7 +505,10 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None
 @click.option("--upstream-port", type=int, default=8000, show_default=True)
 @click.option("--mint-grpc-port", type=int, default=8082, show_default=True)
 @click.option("--idp-port", type=int, default=8090, show_default=True, help="the demo OIDC issuer")
-def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port) -> None:
+@click.option("--metrics-port", type=int, default=9464, show_default=True, help="the authz server's /metrics")
+def up(
+    state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port, metrics_port
+) -> None:
     """Start Envoy + authz + mint + a demo upstream on embedded defaults, print a working curl."""
     import signal  # noqa: PLC0415
 
@@ -513,7 +516,8 @@ def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_g
     from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
 
     ports = StackPorts(port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port)
-    stack = Stack(Path(state_dir).resolve(), ports)
+    metrics_listen = f"127.0.0.1:{metrics_port}"
+    stack = Stack(Path(state_dir).resolve(), ports, config_overrides={"authz": {"metrics_listen": metrics_listen}})
     click.echo(
         f"starting envoy :{port}, authz :{authz_port}, mint :{mint_port} (gRPC :{mint_grpc_port}), "
         f"demo issuer :{idp_port}, upstream :{upstream_port} (state in {stack.state_dir})"
@@ -539,6 +543,7 @@ def up(state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_g
     click.echo("an agent exchanges its workload identity (here a JWT from the demo issuer) for a token:\n")
     click.echo(f"  JWT=$(satgate demo-jwt{state_flag} --sub agent-1)")
     click.echo(f'  curl -s -X POST http://127.0.0.1:{mint_port}/api/mint/exchange -H "Authorization: Bearer $JWT"\n')
+    click.echo(f"metrics: http://{metrics_listen}/metrics (authz)   http://127.0.0.1:{mint_port}/metrics (mint)")
     click.echo(f"logs: {stack.state_dir}/*.log   stop: Ctrl-C", nl=True)
     sys.stdout.flush()
     stopped = False

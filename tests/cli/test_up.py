@@ -6,16 +6,18 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
-from satgate.devstack import StackPorts
+from satgate.devstack import StackPorts, free_port
 
 pytestmark = pytest.mark.e2e
 
 
 def test_up_prints_a_curl_that_works(tmp_path):
     ports = StackPorts.free()
+    metrics_port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -34,6 +36,8 @@ def test_up_prints_a_curl_that_works(tmp_path):
             str(ports.mint),
             "--upstream-port",
             str(ports.upstream),
+            "--metrics-port",
+            str(metrics_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,6 +54,8 @@ def test_up_prints_a_curl_that_works(tmp_path):
             if line.strip().startswith("curl "):
                 curl = line.strip()
         assert curl is not None, "".join(printed)
+        while not printed[-1].startswith("logs:") and time.monotonic() < deadline:  # the rest of the banner
+            printed.append(proc.stdout.readline())
         argv = shlex.split(curl)
         assert argv[0] == "curl"
         if shutil.which("curl"):
@@ -62,6 +68,11 @@ def test_up_prints_a_curl_that_works(tmp_path):
             headers = dict([argv[argv.index("-H") + 1].split(": ", 1)])
             assert httpx.get(argv[-1], headers=headers, trust_env=False).status_code == 200
         assert (tmp_path / "state" / "keyring.json").stat().st_mode & 0o077 == 0
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert any(metrics_url in line for line in printed), "".join(printed)
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            metrics = response.read().decode()
+        assert 'satgate_authz_decisions_total{code="200",reason="allow"} 1.0' in metrics  # the curl above
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
