@@ -8,28 +8,17 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from satgate import envoy_config
 from satgate.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
-ISTIO = ROOT / "deploy" / "istio"
+from .manifests import ISTIO, extension_providers, kubernetes_objects, load_all, satgate_configmap, the
+
 SCHEMA_CHECK = Path(__file__).parent / "istio_schema"
-
-
-def load_all(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
 POLICIES = {d["metadata"]["name"]: d for d in load_all(ISTIO / "authorization-policy.yaml")}
 (OPERATOR,) = load_all(ISTIO / "mesh-config.yaml")
-PROVIDERS = {p["name"]: p["envoyExtAuthzGrpc"] for p in OPERATOR["spec"]["meshConfig"]["extensionProviders"]}
-
-
-def kubernetes_objects(relative: str) -> list[dict]:
-    return load_all(ROOT / "deploy" / "kubernetes" / relative)
+PROVIDERS = extension_providers()
 
 
 def istio_schema_errors(documents: list[dict]) -> list[dict]:
@@ -96,8 +85,8 @@ def test_a_misspelt_provider_field_is_caught():
 
 
 def test_providers_point_at_the_authz_service():
-    (service,) = [d for d in kubernetes_objects("authz.yaml") if d["kind"] == "Service"]
-    (namespace,) = kubernetes_objects("namespace.yaml")
+    service = the(kubernetes_objects("authz.yaml"), "Service")
+    namespace = the(kubernetes_objects("namespace.yaml"), "Namespace")
     grpc_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
     for provider in PROVIDERS.values():
         assert provider["service"] == f"{service['metadata']['name']}.{namespace['metadata']['name']}.svc.cluster.local"
@@ -105,7 +94,7 @@ def test_providers_point_at_the_authz_service():
 
 
 def test_the_mcp_provider_buffers_bodies_like_the_envoy_config():
-    envoy = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
+    (envoy,) = load_all(envoy_config.SHIPPED_CONFIG)
     routes = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     mcp_route = next(
         r for r in routes["route_config"]["virtual_hosts"][0]["routes"] if r["match"].get("prefix") == "/mcp"
@@ -129,8 +118,7 @@ def test_policies_are_custom_and_name_a_configured_provider():
 
 
 def test_the_route_table_prices_what_the_mcp_policy_sends(tmp_path):
-    (configmap,) = [d for d in kubernetes_objects("config.yaml") if d["kind"] == "ConfigMap"]
-    (tmp_path / "satgate.yaml").write_text(configmap["data"]["satgate.yaml"])
+    (tmp_path / "satgate.yaml").write_text(satgate_configmap()["satgate.yaml"])
     table = load_config(tmp_path / "satgate.yaml").authz.route_table()
     for path in POLICIES["satgate-mcp"]["spec"]["rules"][0]["to"][0]["operation"]["paths"]:
         assert table.settings_for("mcp.agents.svc", path.replace("*", "messages"), "POST", {}).mcp, path
@@ -138,11 +126,11 @@ def test_the_route_table_prices_what_the_mcp_policy_sends(tmp_path):
 
 
 def test_helm_values_carry_the_same_mesh_config():
-    values = yaml.safe_load((ISTIO / "istiod-values.yaml").read_text())
+    (values,) = load_all(ISTIO / "istiod-values.yaml")
     assert values == {"meshConfig": OPERATOR["spec"]["meshConfig"]}
 
 
 def test_the_demo_api_opts_in_with_the_policy_label():
-    (deployment,) = [d for d in kubernetes_objects("examples/demo-api.yaml") if d["kind"] == "Deployment"]
+    deployment = the(kubernetes_objects("examples/demo-api.yaml"), "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert POLICIES["satgate-api"]["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -10,18 +10,14 @@ import yaml
 from mint_server.policies import load_policies
 from satgate.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
-KUBERNETES = ROOT / "deploy" / "kubernetes"
+from .manifests import KUBERNETES, load_all, satgate_configmap
+
 K8S_VERSION = kubernetes_validate.latest_version()
 MANIFESTS = sorted(p for p in KUBERNETES.rglob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def objects(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
 def all_objects() -> list[dict]:
-    return [doc for path in MANIFESTS for doc in objects(path)]
+    return [doc for path in MANIFESTS for doc in load_all(path)]
 
 
 def find(kind: str, name: str) -> dict:
@@ -31,7 +27,7 @@ def find(kind: str, name: str) -> dict:
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(KUBERNETES)))
 def test_every_object_matches_the_kubernetes_schema(path):
-    for doc in objects(path):
+    for doc in load_all(path):
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
@@ -65,7 +61,7 @@ def test_kustomization_lists_every_manifest_and_sets_the_image():
 
 @pytest.fixture
 def config(tmp_path):
-    data = find("ConfigMap", "satgate-config")["data"]
+    data = satgate_configmap()
     (tmp_path / "satgate.yaml").write_text(data["satgate.yaml"])
     (tmp_path / "trust-policies.yaml").write_text(data["trust-policies.yaml"])
     return load_config(tmp_path / "satgate.yaml"), load_policies(tmp_path / "trust-policies.yaml")

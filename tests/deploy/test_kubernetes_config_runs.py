@@ -22,9 +22,10 @@ from satgate.keyring import Keyring, write_keyring
 from satgate.tokens.mint import mint
 from tests.authz.conftest import check_request, status_of
 
+from .manifests import satgate_configmap
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
 
 
@@ -37,15 +38,13 @@ def redis_with_password(tmp_path):
 
 
 def pod_config(tmp_path: Path) -> tuple[Path, dict[str, str], Keyring]:
-    (configmap,) = [
-        d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/config.yaml").read_text()) if d["kind"] == "ConfigMap"
-    ]
-    config = yaml.safe_load(configmap["data"]["satgate.yaml"])
+    configmap = satgate_configmap()
+    config = yaml.safe_load(configmap["satgate.yaml"])
     keyring = Keyring.generate("k1")
     keyring_path = tmp_path / "keyring" / "keyring.json"
     write_keyring(keyring_path, keyring)
     os.chmod(keyring_path, 0o440)  # what the kubelet makes of defaultMode 0400 with fsGroup
-    (tmp_path / "trust-policies.yaml").write_text(configmap["data"]["trust-policies.yaml"])
+    (tmp_path / "trust-policies.yaml").write_text(configmap["trust-policies.yaml"])
     listens = {
         "authz.listen": config["authz"]["listen"],
         "authz.metrics_listen": config["authz"]["metrics_listen"],

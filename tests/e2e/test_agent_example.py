@@ -4,25 +4,22 @@ in-cluster API address is swapped for this stack's Envoy."""
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
 from satgate.demo_idp import DemoIdp
+from tests.deploy.manifests import kubernetes_objects, the
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("curl") is None or shutil.which("sh") is None, reason="needs sh and curl"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 IN_CLUSTER_API = "http://demo-api.agents.svc.cluster.local:8000"
 
 
 def agent_container() -> dict:
-    docs = yaml.safe_load_all((ROOT / "deploy/kubernetes/examples/agent.yaml").read_text())
-    (job,) = [d for d in docs if d and d["kind"] == "Job"]
+    job = the(kubernetes_objects("examples/agent.yaml"), "Job")
     return job["spec"]["template"]["spec"]["containers"][0]
 
 

@@ -14,24 +14,19 @@ from satgate import envoy_config
 from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from tests.deploy.manifests import extension_providers, satgate_configmap
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 EXT_AUTHZ = "envoy.filters.http.ext_authz"
 
 
 def shipped_route_table() -> list[dict]:
-    (configmap,) = [
-        d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/config.yaml").read_text()) if d["kind"] == "ConfigMap"
-    ]
-    return yaml.safe_load(configmap["data"]["satgate.yaml"])["authz"]["routes"]
+    return yaml.safe_load(satgate_configmap()["satgate.yaml"])["authz"]["routes"]
 
 
 def mcp_provider_body() -> dict:
-    (operator,) = yaml.safe_load_all((ROOT / "deploy/istio/mesh-config.yaml").read_text())
-    (provider,) = [p for p in operator["spec"]["meshConfig"]["extensionProviders"] if p["name"] == "satgate-mcp"]
-    body = provider["envoyExtAuthzGrpc"]["includeRequestBodyInCheck"]
+    body = extension_providers()["satgate-mcp"]["includeRequestBodyInCheck"]
     return {
         "max_request_bytes": body["maxRequestBytes"],
         "allow_partial_message": body["allowPartialMessage"],
