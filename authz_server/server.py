@@ -9,6 +9,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -40,6 +42,26 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
 
     async def Check(self, request: CheckRequest, context: grpc.aio.ServicerContext) -> CheckResponse:
         return await self._pipeline.check(request)
+
+
+@dataclass(frozen=True)
+class WorkerReadiness:
+    """Shared by the supervisor's workers: health turns SERVING only once every worker listens, so whoever
+    waits for SERVING (Envoy's health check, a test, a rollout) can reach every worker, not just the first."""
+
+    workers: int
+    listening: Any  # multiprocessing.Value("i"): workers that have listened, restarted ones included
+    all_listening: Any  # multiprocessing.Event
+
+    def listened(self) -> None:
+        with self.listening.get_lock():
+            self.listening.value += 1
+            if self.listening.value >= self.workers:
+                self.all_listening.set()
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        while not self.all_listening.is_set() and not stop.is_set():
+            await asyncio.sleep(0.01)
 
 
 def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None) -> CheckPipeline:
@@ -78,7 +100,12 @@ def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics |
     )
 
 
-async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[int], None] | None = None,
+    readiness: WorkerReadiness | None = None,
+) -> None:
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
     pipeline = build_pipeline(config, keyring, metrics)
@@ -99,16 +126,18 @@ async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None
     if port == 0:
         raise OSError(f"authz: cannot listen on {config.authz.listen}")
     await server.start()
-    for service in ("", AUTHZ_SERVICE):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("authz_listening", listen=config.authz.listen, pid=os.getpid())
-    if on_ready is not None:
-        on_ready(port)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    log.info("authz_listening", listen=config.authz.listen, pid=os.getpid())
+    if readiness is not None:
+        readiness.listened()
+        await readiness.wait(stop)
+    for service in ("", AUTHZ_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    if on_ready is not None:
+        on_ready(port)
     await stop.wait()
     log.info("authz_stopping", pid=os.getpid())
     await health.enter_graceful_shutdown()
@@ -119,9 +148,9 @@ async def serve(config: Config, *, on_ready: Callable[[int], None] | None = None
         metrics_server.shutdown()
 
 
-def _worker_main(config: Config) -> None:
+def _worker_main(config: Config, readiness: WorkerReadiness) -> None:
     configure_logging(config.log_level, component="authz")
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, readiness=readiness))
 
 
 def run(config: Config) -> None:
@@ -132,7 +161,10 @@ def run(config: Config) -> None:
         return
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork
     metrics = MultiProcessMetrics(config.authz.metrics_listen) if config.authz.metrics_listen else None
-    workers = [ctx.Process(target=_worker_main, args=(config,), daemon=True) for _ in range(config.authz.workers)]
+    readiness = WorkerReadiness(config.authz.workers, ctx.Value("i", 0), ctx.Event())
+    workers = [
+        ctx.Process(target=_worker_main, args=(config, readiness), daemon=True) for _ in range(config.authz.workers)
+    ]
     for worker in workers:
         worker.start()
     stopping = False
@@ -154,7 +186,7 @@ def run(config: Config) -> None:
                 if metrics is not None and worker.pid is not None:
                     metrics.worker_died(worker.pid)
                 time.sleep(0.5)
-                workers[index] = ctx.Process(target=_worker_main, args=(config,), daemon=True)
+                workers[index] = ctx.Process(target=_worker_main, args=(config, readiness), daemon=True)
                 workers[index].start()
         if stopping and all(not w.is_alive() for w in workers):
             if metrics is not None:

@@ -101,6 +101,19 @@ def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
     assert proc.returncode == 0
 
 
+def test_health_turns_serving_only_once_every_worker_listens(tmp_path, keyring_file):
+    # More workers than cores: the last ones are still importing when the first already listens.
+    config = write_config(tmp_path, keyring_file, workers=4)
+    proc = start(config)
+    try:
+        wait_serving(listen_of(config), proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # a worker still starting would die here without ever listening
+        out, _ = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len({line["pid"] for line in lines if line["event"] == "authz_listening"}) == 4
+
+
 def scrape(listen: str) -> dict[tuple[str, frozenset], float]:
     with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as response:
         text = response.read().decode()
