@@ -1,4 +1,5 @@
-"""The check pipeline, top to bottom: route → credential → token → (MCP body) → caveats → ledger → response."""
+"""The check pipeline, top to bottom: route → credential → token → (MCP body) → caveats and grants → ledger →
+response. Nothing about the body is read before the token verified."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from authz_server.responses import Allow, Reply, allow_response, deny_response
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
+from satgate.ledger.idempotency import idempotency_key
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.usage import UsageRecorder
@@ -55,13 +57,9 @@ class _Decision:
     remaining: int | None = None
 
 
-def read_mcp_body(http: Any) -> tuple[Reply, mcp.McpBodyError | None]:
-    """The JSON-RPC request Envoy buffered (raw bytes with pack_as_bytes, else text), or why it is unusable."""
-    try:
-        body = mcp.parse(http.raw_body or http.body.encode(), http.headers.get("content-type", ""))
-    except mcp.McpBodyError as exc:
-        return Reply(mcp=True), exc
-    return Reply(mcp=True, request=body), None
+def _body_bytes(http: Any) -> bytes:
+    """The body Envoy buffered: raw bytes with pack_as_bytes, else text."""
+    return bytes(http.raw_body) or http.body.encode()
 
 
 class CheckPipeline:
@@ -125,8 +123,7 @@ class CheckPipeline:
         http = request.attributes.request.http
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
-        # 1. route settings (context_extensions over the server-side route table); on MCP routes the body is
-        #    read now only to answer any refusal with the right JSON-RPC ids
+        # 1. route settings (context_extensions over the server-side route table)
         try:
             route = self._routes.settings_for(
                 facts.host, facts.path, facts.method, request.attributes.context_extensions
@@ -134,38 +131,45 @@ class CheckPipeline:
         except RouteConfigError as exc:
             self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
-        reply, body_error = read_mcp_body(http) if route.mcp else (Reply(), None)
+        # Refusals before the token verified are JSON-RPC on MCP routes, but the body stays unread (id null):
+        # strangers get no work done for them, and learn nothing from parse errors.
+        reply = Reply(mcp=route.mcp)
 
         # 2. credential
         token_text = bearer_token(http.headers.get("authorization", ""))
         if isinstance(token_text, Denial):
             return self._deny(token_text, request_id, reply=reply)
 
-        # 3. token: signature chain verified before any side effect
+        # 3. token: size-capped, signature chain verified before any side effect (refusals are cached too)
         try:
             token = self._verifier.verify(token_text)
         except TokenRejected as exc:
             return self._deny(exc.denial, request_id, reply=reply)
 
-        # (MCP) what the JSON-RPC body asks for: its tools, their scopes and their price — judged only for
-        # callers whose token verified, so strangers learn nothing from parse errors
-        judged = self._mcp_body(
-            route, reply=reply, body_error=body_error, facts=facts, request_id=request_id, token=token
-        )
+        # 4. (MCP) what the JSON-RPC body asks for: its tools and their price
+        judged = self._mcp_body(route, http, facts, request_id, token)
         if isinstance(judged, _Decision):
             return judged
-        facts, cost = judged
+        facts, cost, reply = judged
 
-        # 4. caveats
+        # 5. caveats, and the grants the route needs (sealed by the issuer)
         denial = judge(token, route, facts)
         if denial is not None:
             return self._deny(denial, request_id, token, reply=reply)
 
-        # 5. ledger: revocation, idempotency and every budget bucket in one atomic step
-        idempotency_key = f"{token.fingerprint}:{request_id}" if request_id else None
+        # 6. ledger: revocation, idempotency and every budget bucket in one atomic step
+        key = idempotency_key(
+            token.fingerprint,
+            request_id,
+            method=facts.method,
+            path=http.path,
+            host=facts.host,
+            cost=cost,
+            body=_body_bytes(http) if route.mcp else None,
+        )
         try:
             result = await self._ledger.debit(
-                DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, idempotency_key)
+                DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, key)
             )
         except LedgerUnavailable as exc:
             if self._metrics is not None:
@@ -181,7 +185,7 @@ class CheckPipeline:
             exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
             return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=result.remaining)
 
-        # 6. response
+        # 7. response
         allow = Allow(
             tenant=token.tenant,
             token_id=token.token_id,
@@ -192,29 +196,25 @@ class CheckPipeline:
         return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
 
     def _mcp_body(
-        self,
-        route: RouteSettings,
-        *,
-        reply: Reply,
-        body_error: mcp.McpBodyError | None,
-        facts: RequestFacts,
-        request_id: str,
-        token: VerifiedToken,
-    ) -> _Decision | tuple[RequestFacts, int]:
-        """The request's facts and cost once the route (and, on MCP routes, the JSON-RPC body) is known."""
+        self, route: RouteSettings, http: Any, facts: RequestFacts, request_id: str, token: VerifiedToken
+    ) -> _Decision | tuple[RequestFacts, int, Reply]:
+        """The request's facts, cost and refusal form once the route (and, on MCP routes, the body) is known."""
         cost = self._settings.default_cost if route.cost is None else route.cost
-        if body_error is not None:
-            invalid = Denial(400, "invalid_request", str(body_error))
-            return self._deny(invalid, request_id, token, reply=Reply(mcp=True, code=body_error.code))
-        if reply.request is None:
-            return (dataclasses.replace(facts, required_scopes=route.scopes) if route.scopes else facts), cost
+        if route.scopes:
+            facts = dataclasses.replace(facts, required_scopes=route.scopes)
+        if not route.mcp:
+            return facts, cost, Reply()
+        try:
+            body = mcp.parse(_body_bytes(http), http.headers.get("content-type", ""))
+        except mcp.McpBodyError as exc:
+            invalid = Denial(400, "invalid_request", str(exc))
+            return self._deny(invalid, request_id, token, reply=Reply(mcp=True, code=exc.code))
+        reply = Reply(mcp=True, request=body)
         table = self._settings.pricing.get(route.pricing or "default")
         if table is None:
             self._logger.error("route_config_invalid", detail=f"no pricing table {route.pricing!r}", path=facts.path)
             return self._deny(UNAVAILABLE, request_id, token, reply=reply)
-        tools = reply.request.tools
-        scopes = route.scopes + tuple(f"mcp:tool:{tool}" for tool in tools)
-        return dataclasses.replace(facts, mcp_tools=tools, required_scopes=scopes), table.total(reply.request)
+        return dataclasses.replace(facts, mcp_tools=body.tools), table.total(body), reply
 
     def _deny(
         self,

@@ -12,7 +12,6 @@ from authz_server.judge import judge
 from mint_server.service import ExchangeDenied, PolicyStore
 from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats import Denial, RequestFacts, Scope
-from satgate.caveats.scope import scope_matches
 from satgate.delegations import ControlPlaneStore, DelegationRecord
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.routes import RouteSettings
@@ -66,12 +65,10 @@ class DelegateRequest:
 
 
 def grants_admin(token: VerifiedToken) -> bool:
-    """Admin needs an explicit grant: every scope caveat must name satgate:admin (or satgate:*); a token with no
-    scope caveat, or one whose only match is `*`, is not an admin token."""
+    """Admin needs an explicit grant sealed by the issuer (satgate:admin or satgate:*, never a bare `*`), and
+    every scope caveat — the holder's appended ones too — must permit it (SPEC v2.1, Grants)."""
     scopes = [c for c in token.checks if isinstance(c, Scope)]
-    return bool(scopes) and all(
-        any(p != "*" and scope_matches(p, ADMIN_SCOPE) for p in scope.patterns) for scope in scopes
-    )
+    return token.grants.grant_role(ADMIN_SCOPE) and all(scope.permits(ADMIN_SCOPE) for scope in scopes)
 
 
 class AdminService:

@@ -59,6 +59,10 @@ class Keyring:
         """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="tenant:"+tenant). Raises KeyError for unknown kid."""
         return derive_tenant_root_key(self.keys[kid], tenant)
 
+    def seal_key(self, tenant: str, kid: str) -> bytes:
+        """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="seal:"+tenant): the issuer seal's key (SPEC v2.1)."""
+        return derive_seal_key(self.keys[kid], tenant)
+
     def to_json(self) -> str:
         return json.dumps(
             {"active_kid": self.active_kid, "keys": {k: _b64url_encode(v) for k, v in self.keys.items()}},
@@ -90,10 +94,18 @@ class Keyring:
         return cls(active_kid=kid, keys={kid: secrets.token_bytes(32)})
 
 
+def _hkdf(master: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=info).derive(master)
+
+
 @functools.lru_cache(maxsize=65536)  # one HKDF per (key, tenant), not per request
 def derive_tenant_root_key(master: bytes, tenant: str) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=b"tenant:" + tenant.encode())
-    return hkdf.derive(master)
+    return _hkdf(master, b"tenant:" + tenant.encode())
+
+
+@functools.lru_cache(maxsize=65536)
+def derive_seal_key(master: bytes, tenant: str) -> bytes:
+    return _hkdf(master, b"seal:" + tenant.encode())
 
 
 def load_keyring(path: str | os.PathLike[str], *, group_readable: bool = False) -> Keyring:

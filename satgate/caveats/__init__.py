@@ -18,6 +18,7 @@ from satgate.caveats.methods import Methods
 from satgate.caveats.not_before import NotBefore
 from satgate.caveats.paths import Paths
 from satgate.caveats.scope import Scope
+from satgate.caveats.seal import Seal
 from satgate.caveats.tools import Tools
 
 BUILTIN: dict[str, type[Caveat]] = {
@@ -35,6 +36,7 @@ BUILTIN: dict[str, type[Caveat]] = {
         Tools,
         Cidrs,
         Label,
+        Seal,
     )
 }
 
@@ -70,6 +72,7 @@ __all__ = [
     "Paths",
     "RequestFacts",
     "Scope",
+    "Seal",
     "Tools",
     "format_caveat",
     "parse_caveat",

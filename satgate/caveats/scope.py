@@ -8,6 +8,7 @@ from satgate.caveats.base import Denial, RequestFacts
 from satgate.caveats.grammar import split_valid_list
 
 # Segments of [A-Za-z0-9_.-] joined by ':'; a pattern may be '*' or end in ':*'.
+TOOL_SCOPE_PREFIX = "mcp:tool:"
 _SCOPE_RE = re.compile(r"[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*")
 
 
@@ -35,7 +36,9 @@ def scope_matches(pattern: str, scope: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Every scope the route requires must be matched by some pattern of THIS caveat."""
+    """Every scope the route requires, and `mcp:tool:<name>` for every MCP tool the request calls, must be
+    matched by some pattern of THIS caveat. (Whether the token was granted a required scope at all is the
+    verifier's sealed grants, judged by the pipeline.)"""
 
     key: ClassVar[str] = "scope"
     patterns: tuple[str, ...]
@@ -46,6 +49,12 @@ class Scope:
 
     def check(self, facts: RequestFacts) -> Denial | None:
         for required in facts.required_scopes:
-            if not any(scope_matches(p, required) for p in self.patterns):
+            if not self.permits(required):
                 return Denial(403, "insufficient_scope", f"scope {required!r} is required", self.key)
+        for tool in facts.mcp_tools:
+            if not self.permits(f"{TOOL_SCOPE_PREFIX}{tool}"):
+                return Denial(403, "insufficient_scope", f"scope '{TOOL_SCOPE_PREFIX}{tool}' is required", self.key)
         return None
+
+    def permits(self, scope: str) -> bool:
+        return any(scope_matches(p, scope) for p in self.patterns)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from satgate.caveats import format_caveat, parse_caveat
+from satgate.caveats import CaveatSyntaxError, Seal, format_caveat, parse_caveat
+from satgate.caveats.seal import seal_value
 from satgate.keyring import Keyring
 from satgate.tokens import wire
 from satgate.tokens.chain import chain_signatures, extend_signature
@@ -24,6 +25,8 @@ def _encode_caveats(caveats: Iterable[CaveatSpec], attribute_keys: Iterable[str]
     keys = frozenset(attribute_keys)
     encoded = []
     for key, value in caveats:
+        if key == Seal.key:
+            raise CaveatSyntaxError("caveat 'seal' is placed by the issuer when it mints, never given")
         raw = format_caveat(key, value)
         parse_caveat(raw, keys)  # refuse to sign what the verifier would reject
         encoded.append(raw)
@@ -38,16 +41,20 @@ def mint(
     attribute_keys: Iterable[str] = (),
     kid: str | None = None,
 ) -> MintedToken:
+    """A token whose caveats are the issuer's, sealed (SPEC v2.1): they are its grants."""
     ident = TokenIdentifier.new(tenant, kid or keyring.active_kid)
     raw_caveats = _encode_caveats(caveats, attribute_keys)
     identifier = ident.encode()
     sigs = chain_signatures(keyring.tenant_root_key(ident.tenant, ident.kid), identifier, raw_caveats)
-    token = wire.encode(wire.WireMacaroon(identifier=identifier, caveats=tuple(raw_caveats), signature=sigs[-1]))
+    seal = format_caveat(Seal.key, seal_value(keyring.seal_key(ident.tenant, ident.kid), sigs[-1]))
+    signature = extend_signature(sigs[-1], seal)
+    token = wire.encode(wire.WireMacaroon(identifier=identifier, caveats=(*raw_caveats, seal), signature=signature))
     return MintedToken(token=token, identifier=ident)
 
 
 def attenuate(token: str, caveats: Iterable[CaveatSpec], *, attribute_keys: Iterable[str] = ()) -> str:
-    """Append caveats. Attenuation only narrows: every caveat already present still has to hold."""
+    """Append caveats. Attenuation only narrows: every caveat already present still has to hold, and what it
+    appends comes after the seal, so it grants nothing."""
     mac = wire.decode(token)
     signature = mac.signature
     added = _encode_caveats(caveats, attribute_keys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -17,12 +18,15 @@ from satgate.caveats import (
     Label,
     MaxDelegationDepth,
     NotBefore,
+    Scope,
+    Seal,
     parse_caveat,
 )
 from satgate.keyring import Keyring
 from satgate.ledger.base import Bucket
 from satgate.tokens import wire
 from satgate.tokens.chain import chain_signatures, signatures_match
+from satgate.tokens.grants import NO_GRANTS, Grants
 from satgate.tokens.identifier import IdentifierError, TokenIdentifier
 
 _BUCKET_HEX = 32
@@ -44,11 +48,12 @@ class VerifiedToken:
     checks: tuple[Caveat, ...]  # caveats judged against each request
     buckets: tuple[Bucket, ...]
     revocation_ids: tuple[str, ...]  # token_id, then every delegation id
-    attributes: tuple[Attribute, ...]
+    attributes: tuple[Attribute, ...]  # every attribute caveat, the holder's too: each must hold
     labels: tuple[str, ...]
     caveat_texts: tuple[str, ...]
     fingerprint: str  # unique per attenuation: the final signature, shortened
     expires_at: float | None = None  # the earliest `expires`, for reporting (requests judge the caveats)
+    grants: Grants = NO_GRANTS  # what the issuer sealed: the only source of scopes, attributes and roles
 
     @property
     def tenant(self) -> str:
@@ -59,13 +64,15 @@ class VerifiedToken:
         return self.identifier.token_id
 
     def attribute(self, key: str) -> str | None:
-        """The first value: the one set by the issuer, which holders cannot remove."""
-        return next((a.value for a in self.attributes if a.key == key), None)
+        """The issuer's (sealed) value: what upstream headers and usage attribution may claim."""
+        return self.grants.attribute(key)
 
 
 class TokenVerifier:
-    """Verifies tokens against a keyring. Results are cached by exact token string: a cache hit is the
-    same bytes that already verified, and per-request caveats are still judged on every request."""
+    """Verifies tokens against a keyring. Verdicts are cached by exact token string: a hit is the same bytes
+    that already verified (per-request caveats are still judged on every request), and a refused token is
+    refused again for the cost of a lookup. The two caches are apart, so a flood of forgeries cannot evict
+    the tokens in use."""
 
     def __init__(
         self,
@@ -73,16 +80,33 @@ class TokenVerifier:
         attribute_keys: Collection[str] = (),
         tenants: Collection[str] | None = None,
         cache_size: int = 16384,
+        refusal_cache_size: int = 4096,
     ) -> None:
         self._keyring = keyring
         self._attribute_keys = frozenset(attribute_keys)
         self._tenants = frozenset(tenants) if tenants else None
-        self.verify = functools.lru_cache(maxsize=cache_size)(self._verify_uncached)
+        self._accepted = functools.lru_cache(maxsize=cache_size)(self._verify_uncached)
+        self._refused: OrderedDict[str, Denial] = OrderedDict()
+        self._refusal_cache_size = refusal_cache_size
+
+    def verify(self, token: str) -> VerifiedToken:
+        refused = self._refused.get(token)
+        if refused is not None:
+            raise TokenRejected(refused)
+        try:
+            return self._accepted(token)
+        except TokenRejected as exc:
+            if self._refusal_cache_size:
+                self._refused[token] = exc.denial
+                if len(self._refused) > self._refusal_cache_size:
+                    self._refused.popitem(last=False)  # oldest first: bounded whatever a flood sends
+            raise
 
     def use_keyring(self, keyring: Keyring) -> None:
         """After rotation or retirement: cached verdicts were made with the old keys, so they go too."""
         self._keyring = keyring
-        self.verify.cache_clear()
+        self._accepted.cache_clear()
+        self._refused.clear()
 
     def _verify_uncached(self, token: str) -> VerifiedToken:
         try:
@@ -102,12 +126,21 @@ class TokenVerifier:
             raise _reject("invalid_signature", "token signature does not verify")
         return self._interpret(ident, mac.caveats, sigs)
 
+    def _unseal(
+        self, ident: TokenIdentifier, seal: Seal, before: bytes, checks: list[Caveat], attributes: list[Attribute]
+    ) -> Grants:
+        """The issuer's grants: every scope and attribute caveat before a seal that verifies."""
+        if not seal.seals(self._keyring.seal_key(ident.tenant, ident.kid), before):
+            raise _reject("invalid_signature", "token seal does not verify")
+        return Grants(scopes=tuple(c for c in checks if isinstance(c, Scope)), attributes=tuple(attributes))
+
     def _interpret(self, ident: TokenIdentifier, raw_caveats: tuple[bytes, ...], sigs: list[bytes]) -> VerifiedToken:
         checks: list[Caveat] = []
         buckets: list[Bucket] = []
         revocation_ids = [ident.token_id]
         attributes: list[Attribute] = []
         labels: list[str] = []
+        grants: Grants | None = None
         depth_limits: list[tuple[int, MaxDelegationDepth]] = []
         for index, raw in enumerate(raw_caveats):
             try:
@@ -125,6 +158,10 @@ class TokenVerifier:
                     attributes.append(caveat)
                 case Label(text=text):
                     labels.append(text)
+                case Seal():
+                    if grants is not None:
+                        raise _reject("invalid_signature", "token carries more than one seal")
+                    grants = self._unseal(ident, caveat, sigs[index], checks, attributes)
                 case _:
                     checks.append(caveat)
         for delegations_before, limit in depth_limits:
@@ -142,4 +179,5 @@ class TokenVerifier:
             caveat_texts=tuple(raw.decode() for raw in raw_caveats),
             fingerprint=sigs[-1].hex()[:_BUCKET_HEX],
             expires_at=min((c.at for c in checks if isinstance(c, Expires)), default=None),
+            grants=grants or NO_GRANTS,
         )

@@ -15,11 +15,15 @@ from pymacaroons import MACAROON_V2, Macaroon
 from pymacaroons.caveat import Caveat
 from pymacaroons.serializers.binary_serializer import BinarySerializer
 
-MAX_TOKEN_CHARS = 16 * 1024
+# Caps checked before the bytes are handed to the decoder, so a forged giant costs a length check and a short
+# scan. 16 delegation steps of ~6 caveats each, plus the issuer's, fit well inside both.
+MAX_TOKEN_CHARS = 8 * 1024
+MAX_CAVEATS = 128
 LOCATION = "satgate"
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _V2_VERSION_BYTE = 0x02
 _SIGNATURE_BYTES = 32
+_FIELD_EOS = 0
 _serializer = BinarySerializer()
 
 
@@ -45,6 +49,8 @@ def decode(token: str) -> WireMacaroon:
         raise MalformedToken("token is not base64url") from exc
     if not raw or raw[0] != _V2_VERSION_BYTE:
         raise MalformedToken("token is not a macaroon v2 binary")
+    if _sections_at_least(raw, MAX_CAVEATS + 3):  # one ends the identifier, one the caveats; then one too many
+        raise MalformedToken(f"token has more than {MAX_CAVEATS} caveats")
     try:
         macaroon = _serializer.deserialize_raw(raw)
         canonical = _serializer.serialize_raw(macaroon)
@@ -61,6 +67,30 @@ def decode(token: str) -> WireMacaroon:
             raise MalformedToken("third-party caveats are not supported")
         caveats.append(caveat.caveat_id_bytes)
     return WireMacaroon(identifier=macaroon.identifier_bytes, caveats=tuple(caveats), signature=signature)
+
+
+def _sections_at_least(raw: bytes, limit: int) -> bool:
+    """Whether the v2 field stream holds `limit` end-of-section markers, walking field headers only (type and
+    length varints; data is skipped) and stopping at the limit. Malformed streams are left to the decoder."""
+    sections, pos, end = 0, 1, len(raw)
+    while pos < end:
+        field_type = raw[pos]
+        pos += 1
+        if field_type == _FIELD_EOS:
+            sections += 1
+            if sections >= limit:
+                return True
+            continue
+        length, shift = 0, 0
+        while pos < end and shift < 64:
+            byte = raw[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        pos += length
+    return False
 
 
 def encode(wire: WireMacaroon) -> str:

@@ -100,7 +100,27 @@ async def test_missing_token_on_an_mcp_route_is_a_jsonrpc_401(pipeline):
     assert status_of(denied) == 401
     assert headers_of(denied)["www-authenticate"].startswith("Bearer")
     error = body_of_jsonrpc(denied)
-    assert (error["id"], error["error"]["code"], error["error"]["data"]["error"]) == (5, -32001, "missing_token")
+    # id null: the body of a caller without a verified token is never read (SPEC v2.1, refuse before work)
+    assert (error["id"], error["error"]["code"], error["error"]["data"]["error"]) == (None, -32001, "missing_token")
+
+
+@pytest.mark.parametrize("credential", [None, "junk", "forged"])
+async def test_refusals_before_the_token_verified_never_parse_the_body(pipeline, keyring, monkeypatch, credential):
+    def parse_called(*_args):
+        raise AssertionError("the body was parsed for a caller without a verified token")
+
+    monkeypatch.setattr(mcp, "parse", parse_called)
+    if credential == "forged":
+        credential = tok(mint_keyring_other(), ("budget", "5"))
+    denied = await pipeline.check(check_request(credential, context=MCP, body=body(call("search", 5)) * 1000))
+    assert status_of(denied) == 401
+    assert body_of_jsonrpc(denied)["error"]["code"] == -32001
+
+
+def mint_keyring_other():
+    from satgate.keyring import Keyring
+
+    return Keyring(active_kid="k1", keys={"k1": b"x" * 32})
 
 
 @pytest.mark.parametrize(

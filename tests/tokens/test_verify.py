@@ -128,7 +128,11 @@ def test_properly_signed_but_unintelligible_caveats_fail_closed(keyring, verifie
 
 def test_declared_attribute_keys_are_accepted_only_when_declared(keyring):
     token = _signed_with_raw_caveat(keyring, b"department = eng")
-    assert TokenVerifier(keyring, attribute_keys=["department"]).verify(token).attribute("department") == "eng"
+    verified = TokenVerifier(keyring, attribute_keys=["department"]).verify(token)
+    assert [(a.key, a.value) for a in verified.attributes] == [("department", "eng")]
+    assert verified.attribute("department") is None  # unsealed: it restricts, but grants nothing
+    sealed = mint(keyring, "acme", [("department", "eng")], attribute_keys=["department"]).token
+    assert TokenVerifier(keyring, attribute_keys=["department"]).verify(sealed).attribute("department") == "eng"
     assert rejected(TokenVerifier(keyring), token) == "malformed_token"
 
 
@@ -176,3 +180,30 @@ def test_delegation_depth(keyring, verifier):
 def test_junk_is_malformed(verifier):
     for junk in ("", "not a token", "AgE", base64.urlsafe_b64encode(b"\x02\x00\x00").decode()):
         assert rejected(verifier, junk) == "malformed_token"
+
+
+def test_a_refused_token_is_refused_again_for_a_lookup(keyring, monkeypatch):
+    import satgate.tokens.verify as verify_module
+
+    forged = mint(Keyring(active_kid="k1", keys={"k1": b"f" * 32}), "acme", [("budget", "5")]).token
+    verifier = TokenVerifier(keyring, refusal_cache_size=2)
+    chains = []
+    real_chain = verify_module.chain_signatures
+    monkeypatch.setattr(verify_module, "chain_signatures", lambda *a: chains.append(1) or real_chain(*a))
+    for _ in range(5):
+        assert rejected(verifier, forged) == "invalid_signature"
+    assert len(chains) == 1
+    others = [mint(Keyring(active_kid="k1", keys={"k1": bytes([n]) * 32}), "acme").token for n in range(3)]
+    for other in others:  # bounded: the oldest refusal gives way
+        rejected(verifier, other)
+    rejected(verifier, forged)
+    assert len(chains) == 5
+
+
+def test_a_keyring_change_forgets_refusals(keyring):
+    rotated = Keyring(active_kid="k2", keys={**keyring.keys, "k2": b"r" * 32})
+    token = mint(rotated, "acme").token
+    verifier = TokenVerifier(keyring)
+    assert rejected(verifier, token) == "unknown_key"
+    verifier.use_keyring(rotated)
+    assert verifier.verify(token).identifier.kid == "k2"

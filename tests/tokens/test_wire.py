@@ -105,3 +105,32 @@ def test_arbitrary_text_only_ever_raises_malformed(text):
 def test_any_first_party_macaroon_round_trips(identifier, caveats, signature):
     mac = wire.WireMacaroon(identifier, tuple(caveats), signature)
     assert wire.decode(wire.encode(mac)) == mac
+
+
+def test_too_many_caveats_are_refused_before_the_decoder_runs(monkeypatch):
+    def decoder_called(_raw):
+        raise AssertionError("the decoder ran on a token over the caveat cap")
+
+    many = wire.encode(
+        wire.WireMacaroon(b"sg1:acme:k1:" + b"0" * 32, (b"label = x",) * (wire.MAX_CAVEATS + 1), bytes(32))
+    )
+    assert len(many) <= wire.MAX_TOKEN_CHARS  # the count alone refuses it
+    monkeypatch.setattr(wire._serializer, "deserialize_raw", decoder_called)
+    with pytest.raises(wire.MalformedToken, match=f"more than {wire.MAX_CAVEATS} caveats"):
+        wire.decode(many)
+
+
+def test_the_caveat_cap_itself_is_accepted():
+    at_cap = wire.WireMacaroon(b"sg1:acme:k1:" + b"0" * 32, (b"label = x",) * wire.MAX_CAVEATS, bytes(32))
+    assert wire.decode(wire.encode(at_cap)) == at_cap
+
+
+@given(caveats=st.lists(st.binary(min_size=1, max_size=40), max_size=wire.MAX_CAVEATS + 8))
+def test_the_count_before_decoding_agrees_with_the_decoder(caveats):
+    mac = wire.WireMacaroon(b"id", tuple(caveats), bytes(32))
+    text = wire.encode(mac)
+    if len(caveats) > wire.MAX_CAVEATS:
+        with pytest.raises(wire.MalformedToken):
+            wire.decode(text)
+    elif len(text) <= wire.MAX_TOKEN_CHARS:
+        assert wire.decode(text) == mac
