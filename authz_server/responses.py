@@ -49,6 +49,12 @@ def _add_header(options: Any, key: str, value: str) -> None:
     option.append_action = OVERWRITE
 
 
+def is_satgate_header(name: str) -> bool:
+    """Whether a header name is, or could pass for, one of ours: case and '_' for '-' are what CGI/WSGI-style
+    upstreams fold (x-satgate_tenant and X_SATGATE_TENANT both reach them as HTTP_X_SATGATE_TENANT)."""
+    return name[:10].lower().replace("_", "-") == SATGATE_HEADER_PREFIX
+
+
 def allow_response(allow: Allow, request_headers: Iterable[str]) -> CheckResponse:
     remaining = "unlimited" if allow.remaining is None else str(allow.remaining)
     response = CheckResponse()
@@ -65,8 +71,8 @@ def allow_response(allow: Allow, request_headers: Iterable[str]) -> CheckRespons
     for key, value in injected.items():
         _add_header(ok.headers, key, value)
     ok.headers_to_remove.append("authorization")
-    # Overwriting covers the headers we set; any other client-sent x-satgate-* is a spoof attempt.
-    ok.headers_to_remove.extend(h for h in request_headers if h.startswith(SATGATE_HEADER_PREFIX) and h not in injected)
+    # Overwriting covers the headers we set; any other client-sent x-satgate-* (or look-alike) is a spoof attempt.
+    ok.headers_to_remove.extend(h for h in request_headers if is_satgate_header(h) and h not in injected)
     _add_header(ok.response_headers_to_add, "x-satgate-credits-remaining", remaining)
     fields = response.dynamic_metadata.fields
     fields["token_id"].string_value = allow.token_id

@@ -4,7 +4,10 @@ headers only from the issuer, idempotency bound to the request it charged, refus
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from authz_server.responses import is_satgate_header
 from satgate import mcp
 from satgate.tokens.mint import attenuate, mint
 
@@ -98,3 +101,16 @@ async def test_an_mcp_body_binds_the_record(make_pipeline, keyring):
     for tool, remaining in (("cheap", "9"), ("cheap", "9"), ("dear", "5")):
         response = await pipeline.check(check_request(t, request_id="R", context={"mcp": "true"}, body=call(tool)))
         assert headers_of(response)["x-satgate-credits-remaining"] == remaining
+
+
+@pytest.mark.parametrize("name", ["x-satgate_tenant", "x_satgate_tenant", "X-SATGATE-TENANT", "x_SatGate-attr_team"])
+async def test_look_alike_satgate_headers_are_removed(pipeline, keyring, name):
+    response = await pipeline.check(check_request(sealed(keyring), headers={name: "evil,demo"}))
+    assert name in response.ok_response.headers_to_remove
+
+
+@settings(max_examples=200)
+@given(name=st.from_regex(r"[xX][-_][sS][aA][tT][gG][aA][tT][eE][-_][a-zA-Z0-9_-]{1,12}", fullmatch=True))
+def test_every_name_that_folds_to_ours_is_ours(name):
+    assert is_satgate_header(name)
+    assert not is_satgate_header(name[:8] + "x" + name[9:])  # x-satgatx-…

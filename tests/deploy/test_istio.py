@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from satgate import envoy_config
@@ -18,6 +19,7 @@ from .manifests import ISTIO, extension_providers, kubernetes_objects, load_all,
 SCHEMA_CHECK = Path(__file__).parent / "istio_schema"
 POLICIES = {d["metadata"]["name"]: d for d in load_all(ISTIO / "authorization-policy.yaml")}
 (OPERATOR,) = load_all(ISTIO / "mesh-config.yaml")
+(HEADER_FILTER,) = load_all(ISTIO / "envoy-filter-headers.yaml")
 PROVIDERS = extension_providers()
 
 
@@ -37,10 +39,21 @@ def istio_schema_errors(documents: list[dict]) -> list[dict]:
 
 
 def test_istio_resources_match_istios_crd_schemas():
-    documents = [*POLICIES.values(), OPERATOR]
+    documents = [*POLICIES.values(), OPERATOR, HEADER_FILTER]
     results = istio_schema_errors(documents)
     assert [r["kind"] for r in results] == [d["kind"] for d in documents]
     assert [r for r in results if r["error"]] == []
+
+
+def test_the_mesh_refuses_underscore_headers_as_the_shipped_envoy_config_does():
+    shipped = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
+    hcm = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (patch,) = HEADER_FILTER["spec"]["configPatches"]
+    assert patch["match"]["listener"]["filterChain"]["filter"]["name"] == hcm["name"]
+    merged = patch["patch"]["value"]["typed_config"]
+    assert merged["@type"] == hcm["typed_config"]["@type"]
+    assert merged["common_http_protocol_options"] == hcm["typed_config"]["common_http_protocol_options"]
+    assert merged["common_http_protocol_options"]["headers_with_underscores_action"] == "REJECT_REQUEST"
 
 
 def test_the_schema_check_catches_a_broken_policy():
