@@ -86,7 +86,7 @@ async def exchange(request: web.Request) -> web.Response:
         return _error(400, "bad_request", "body must be a JSON object")
     try:
         if doc.get("provider") == "aws":
-            result = await service.exchange_aws(aws.IamRequest.from_json(doc.get("iam_request")))
+            result = await service.exchange_aws(doc.get("iam_request"), source=request.remote or "")
         else:
             credentials = doc.get("credentials")
             if credentials is None:
@@ -94,7 +94,7 @@ async def exchange(request: web.Request) -> web.Response:
                 credentials = None if isinstance(header, Denial) else header
             if not isinstance(credentials, str) or not credentials:
                 return _error(400, "bad_request", "give credentials (a JWT) or provider=aws with iam_request")
-            result = await service.exchange_jwt(credentials)
+            result = await service.exchange_jwt(credentials, source=request.remote or "")
     except BadRequest as exc:
         return _error(400, "bad_request", str(exc))
     return web.json_response(result.to_json())
@@ -194,6 +194,8 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
         rate_limiter=RateLimiter(per_minute=mint.rate_limit_per_minute),
         store=store,
         jwks_refetch_seconds=mint.jwks_refetch_seconds,
+        refusal_audit_seconds=mint.refusal_audit_seconds,
+        tenants=frozenset(config.authz.tenants) if config.authz.tenants else None,
     )
     admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
     keyring.on_change(admin_verifier.use_keyring)
@@ -235,6 +237,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             app[WEBHOOKS] = webhooks
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             keyring_watch = asyncio.create_task(service.keyring.watch())
+            refusals_audit = asyncio.create_task(service.refusals.run())
             server = None
             if serve_grpc:
                 server = grpc.aio.server()
@@ -252,6 +255,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             finally:
                 watcher.cancel()
                 keyring_watch.cancel()
+                refusals_audit.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 if server is not None:

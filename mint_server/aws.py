@@ -23,6 +23,9 @@ _SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([a-z0-9\-;]+)")
 _ASSUMED_ROLE_RE = re.compile(r"arn:(aws[a-z\-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)")
 _MAX_RESPONSE_BYTES = 64 * 1024
 _MAX_HEADERS = 32
+_MAX_HEADER_VALUE = 8192
+_FIELD_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,128}")  # RFC 9110 token (names arrive lowercased)
+_FIELD_VALUE_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than HTAB
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,19 @@ class IamRequest:
         return cls(method=method.upper(), url=url, body=raw_body, headers=lowered)
 
 
+def check_headers(headers: Mapping[str, str]) -> None:
+    """HTTP field names and values as RFC 9110 allows them: a CR, LF or NUL in a value would otherwise reach the
+    HTTP client that forwards the request to STS (and fail there, or split the request)."""
+    for name, value in headers.items():
+        if not _FIELD_NAME_RE.fullmatch(name):
+            raise BadRequest(f"iam_request.headers: {name[:64]!r} is not an HTTP header name")
+        if _FIELD_VALUE_BAD_RE.search(value) or len(value) > _MAX_HEADER_VALUE:
+            raise BadRequest(f"iam_request.headers.{name}: the value has control characters or is too long")
+
+
 def check_request(request: IamRequest, settings: AwsSettings, now: datetime) -> None:
     """Everything the Mint can check before asking STS. STS checks the signature itself."""
+    check_headers(request.headers)
     if request.method != "POST":
         raise BadRequest("iam_request.method must be POST")
     if request.url != settings.sts_endpoint:

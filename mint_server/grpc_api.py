@@ -39,11 +39,12 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
         which = request.WhichOneof("identity")
         try:
             if which == "credentials":
-                result = await self._service.exchange_jwt(request.credentials)
+                result = await self._service.exchange_jwt(request.credentials, source=_caller(context, "").source_ip)
             elif which == "aws":
                 iam = request.aws
                 result = await self._service.exchange_aws(
-                    IamRequest(iam.method.upper(), iam.url, iam.body, {k.lower(): v for k, v in iam.headers.items()})
+                    IamRequest(iam.method.upper(), iam.url, iam.body, {k.lower(): v for k, v in iam.headers.items()}),
+                    source=_caller(context, "").source_ip,
                 )
             else:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad_request: give credentials or aws")

@@ -26,6 +26,7 @@ LEEWAY_SECONDS = 60
 REFETCH_INTERVAL_SECONDS = 30.0
 MAX_JWT_CHARS = 16 * 1024
 _MAX_DOCUMENT_BYTES = 512 * 1024
+_MAX_KEY_SOURCES = 1024
 
 log = structlog.get_logger("satgate.mint")
 
@@ -81,13 +82,19 @@ class JwksCache:
         self._refetch_interval = refetch_interval
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        self._issuers: dict[str, _IssuerKeys] = {}
+        # Keyed by where the keys come from, not just the issuer: a policy reload that points an issuer at
+        # another jwks_uri (or CA, or token) must not keep trusting the keys fetched from the old place.
+        self._issuers: dict[tuple[str, str | None, FetchOptions], _IssuerKeys] = {}
         self._on_fetch = on_fetch
 
     async def key_for(
         self, issuer: str, jwks_uri: str | None, kid: str | None, fetch: FetchOptions = PUBLIC
     ) -> SigningKey:
-        state = self._issuers.setdefault(issuer, _IssuerKeys(jwks_uri=jwks_uri))
+        state = self._issuers.get((issuer, jwks_uri, fetch))
+        if state is None:
+            if len(self._issuers) >= _MAX_KEY_SOURCES:  # bounded: sources no policy names any more go first
+                self._issuers.pop(next(iter(self._issuers)))
+            state = self._issuers[(issuer, jwks_uri, fetch)] = _IssuerKeys(jwks_uri=jwks_uri)
         key = self._lookup(state, kid)
         if key is None and self._may_fetch(state):
             async with state.lock:
@@ -173,8 +180,12 @@ def peek(token: str) -> UnverifiedJwt:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         raise IdentityError("credential is not a JWT") from None
-    if header.get("alg") not in ASYMMETRIC_ALGORITHMS:
-        raise IdentityError(f"JWT algorithm {header.get('alg')!r} is not accepted (asymmetric algorithms only)")
+    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS:
+        shown = alg if isinstance(alg, str) else type(alg).__name__
+        raise IdentityError(f"JWT algorithm {shown[:32]!r} is not accepted (asymmetric algorithms only)")
+    if kid is not None and not isinstance(kid, str):
+        raise IdentityError("JWT header kid must be a string")
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         raise IdentityError("JWT has no issuer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from mint_server.policies import (
     render_label,
     rule_matches,
 )
+from mint_server.refusals import UnauthenticatedRefusals
 from satgate.audit import AuditEvent, AuditLog
 from satgate.delegations import ControlPlaneStore
 from satgate.keyring import KeyringFile
@@ -202,9 +204,12 @@ class MintService:
         rate_limiter: RateLimiter,
         store: ControlPlaneStore,
         jwks_refetch_seconds: float = oidc.REFETCH_INTERVAL_SECONDS,
+        refusal_audit_seconds: float = 60.0,
+        tenants: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
+        self.refusals = UnauthenticatedRefusals(audit, interval_seconds=refusal_audit_seconds)
         self.metrics = MintMetrics()
         self.keyring = keyring
         self._ledger = ledger
@@ -213,7 +218,7 @@ class MintService:
         self._session = session
         self._settings = settings
         self._rate = rate_limiter
-        self._verifier = TokenVerifier(keyring.current, attribute_keys=settings.attribute_keys)
+        self._verifier = TokenVerifier(keyring.current, attribute_keys=settings.attribute_keys, tenants=tenants)
         keyring.on_change(self._verifier.use_keyring)
         self._jwks = oidc.JwksCache(
             session,
@@ -222,13 +227,14 @@ class MintService:
         )
 
     # ------------------------------------------------------------------------------------ exchange
-    async def exchange_jwt(self, credentials: str) -> ExchangeResult:
+    async def exchange_jwt(self, credentials: str, *, source: str = "") -> ExchangeResult:
         with self.metrics.latency.labels("jwt").time():
-            return await self._audited("jwt", self._exchange_jwt(credentials))
+            return await self._audited("jwt", self._exchange_jwt(credentials), source)
 
-    async def exchange_aws(self, iam_request: aws.IamRequest) -> ExchangeResult:
+    async def exchange_aws(self, iam_request: aws.IamRequest | object, *, source: str = "") -> ExchangeResult:
+        """`iam_request` as parsed by a front end, or the JSON the HTTP API received (parsed, and refused, here)."""
         with self.metrics.latency.labels("aws").time():
-            return await self._audited("aws", self._exchange_aws(iam_request))
+            return await self._audited("aws", self._exchange_aws(iam_request), source)
 
     async def _exchange_jwt(self, credentials: str) -> ExchangeResult:
         try:
@@ -237,11 +243,13 @@ class MintService:
             raise ExchangeDenied(401, "invalid_identity", exc.reason) from None
         return await self._issue_for(identity, candidates)
 
-    async def _exchange_aws(self, iam_request: aws.IamRequest) -> ExchangeResult:
+    async def _exchange_aws(self, iam_request: aws.IamRequest | object) -> ExchangeResult:
         settings = self._settings.aws
         if settings is None:
             raise ExchangeDenied(403, "provider_disabled", "AWS exchange is not configured on this Mint")
         try:
+            if not isinstance(iam_request, aws.IamRequest):
+                iam_request = aws.IamRequest.from_json(iam_request)
             aws.check_request(iam_request, settings, datetime.now(UTC))
             identity = await aws.get_caller_identity(self._session, iam_request, settings)
         except BadRequest as exc:
@@ -254,14 +262,18 @@ class MintService:
         candidates = [p for p in self.policies.current.policies if p.provider == "aws"]
         return await self._issue_for(identity, candidates)
 
-    async def _audited(self, provider: str, exchange: Awaitable[ExchangeResult]) -> ExchangeResult:
-        """Every refusal is counted and lands in the audit log, with whatever was known when it happened."""
+    async def _audited(self, provider: str, exchange: Awaitable[ExchangeResult], source: str) -> ExchangeResult:
+        """Every refusal is counted and lands in the audit log, with whatever was known when it happened; those
+        before any identity verified are aggregated per source and interval (anyone can send them)."""
         try:
             return await exchange
         except ExchangeDenied as denied:
             policy, identity = denied.policy, denied.identity
             kind = policy.provider if policy else provider
             self.metrics.exchanges.labels(kind, denied.error).inc()
+            if identity is None and policy is None:
+                self.refusals.record(source, kind, denied.error, denied.status)
+                raise
             await self._audit.append(
                 AuditEvent(
                     type="exchange_denied",
@@ -388,6 +400,8 @@ class MintService:
                 )
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):  # the last interval's refusals, if the audit store takes them
+            await self.refusals.flush()
         await self._ledger.close()
         await self._audit.close()
         self.store.close()

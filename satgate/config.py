@@ -180,6 +180,8 @@ class MintConfig(_Strict):
     rate_limit_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 60  # per identity; 0 = off
     policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
     jwks_refetch_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    # Exchange refusals before an identity verified are audited once per this interval, per source and reason.
+    refusal_audit_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     aws: AwsConfig = AwsConfig()
     webhooks: list[WebhookConfig] = []
 

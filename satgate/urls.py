@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 
 def is_loopback_url(url: str) -> bool:
+    """A loopback IP address (127.0.0.0/8, ::1) or `localhost`, which RFC 6761 reserves for loopback; never a
+    name that merely starts with 127. (127.attacker.example resolves wherever its owner likes)."""
     host = urlsplit(url).hostname or ""
-    return host in {"localhost", "::1"} or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def https_unless_loopback(url: str) -> str:

@@ -68,7 +68,7 @@ class MintUnderTest:
 async def start_mint(tmp_path, keyring_file) -> AsyncIterator[Callable[..., Any]]:
     clients: list[TestClient] = []
 
-    async def start(policies: str, **mint: Any) -> MintUnderTest:
+    async def start(policies: str, authz: dict[str, Any] | None = None, **mint: Any) -> MintUnderTest:
         policies_path = tmp_path / "policies.yaml"
         policies_path.write_text(textwrap.dedent(policies))
         grpc_target = f"127.0.0.1:{free_port()}"
@@ -78,7 +78,7 @@ async def start_mint(tmp_path, keyring_file) -> AsyncIterator[Callable[..., Any]
                 {
                     "keyring": str(keyring_file),
                     "ledger": f"sqlite:///{tmp_path}/ledger.db",
-                    "authz": {"attributes": ["department"]},
+                    "authz": {"attributes": ["department"], **(authz or {})},
                     "mint": {
                         "policies": str(policies_path),
                         "audit_log": str(tmp_path / "audit.db"),

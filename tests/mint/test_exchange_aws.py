@@ -224,3 +224,24 @@ def test_arn_canonicalisation():
         == "arn:aws-us-gov:iam::123456789012:role/R"
     )
     assert aws.canonical_arn("arn:aws:iam::123456789012:user/bob") == "arn:aws:iam::123456789012:user/bob"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("x-amz-date", "20261201T000000Z\r\nx-injected: 1"),
+        ("x-amz-security-token", "abc\ndef"),
+        ("x-amz-date", "20261201T000000Z\x00"),
+        ("bad header", "1"),
+        ("x-amz\r\ndate", "1"),
+    ],
+)
+async def test_bad_aws_header_values_are_400_and_audited(sts, start_mint, name, value):
+    mint = await start_mint(AWS_POLICIES, aws={"sts_endpoint": sts["url"], "server_id": SERVER_ID})
+    request = presign(sts["url"], sts["user"])
+    request["headers"][name] = value
+    status, body = await exchange(mint, request)
+    assert (status, body["error"]) == (400, "bad_request")
+    await mint.service.refusals.flush()
+    (record,) = mint.audit()
+    assert (record["details"]["provider"], record["details"]["status"]) == ("aws", 400)

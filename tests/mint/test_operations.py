@@ -74,12 +74,14 @@ async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, o
     _, issued = await mint.exchange(idp.token("agent-1", "satgate"))
     await mint.exchange(idp.token("intruder", "satgate"))
     await mint.exchange(other_idp.token("agent-1", "satgate"))
+    await mint.service.refusals.flush()  # refusals before any identity verified are audited per interval
     records = mint.audit()
     assert [(r["type"], r["details"].get("reason")) for r in records] == [
         ("exchange", None),
         ("exchange_denied", "no_matching_rule"),
         ("exchange_denied", "invalid_identity"),
     ]
+    assert (records[2]["details"]["count"], records[2]["details"]["source"]) == (1, "127.0.0.1")
     assert records[0]["token_id"] == issued["token_id"] and records[0]["policy"] == "agents"
     assert all(issued["token"] not in str(r) for r in records)
     assert mint.service._audit.verify() is None
