@@ -130,11 +130,15 @@ def test_mint_delegated_attributes_do_not_pass_require(grants_stack, http):
     assert (response.status_code, response.json()["caveat"]) == (403, "require.department")
 
 
-def test_the_seed_flow_still_reaches_unscoped_routes(grants_stack, http):
+def test_the_seed_flow_still_reaches_unscoped_routes_and_the_mcp_route(grants_stack, http):
     token = exchanged(grants_stack, http)
     response = http.get(f"{grants_stack.url}/public/page", headers=bearer(token))
     assert response.status_code == 200
     assert response.json()["headers"]["x-satgate-attr-department"] == "research"  # sealed by the Mint
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "search", "arguments": {}}}
+    tool = http.post(f"{grants_stack.url}/mcp", headers=bearer(token), json=call)
+    assert tool.status_code == 200, tool.text
+    assert tool.json()["headers"]["x-satgate-credits-charged"] == "1"
 
 
 @pytest.mark.parametrize("name", ["x-satgate_tenant", "x_satgate_tenant"])
