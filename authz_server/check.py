@@ -3,8 +3,11 @@ response. Nothing about the body is read before the token verified."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,13 +23,17 @@ from authz_server.request_facts import request_facts
 from authz_server.responses import Allow, Reply, allow_response, deny_response
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
-from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
+from satgate.ledger import DebitRequest, DebitResult, Ledger, LedgerUnavailable, Outcome
+from satgate.ledger.base import LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.usage import UsageRecorder
 
 UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
+TOO_LATE = Denial(503, "authz_unavailable", "the check outlived its deadline; nothing was charged")
+# The store must have committed a debit this long before the caller's deadline, so the answer still reaches it.
+DEADLINE_MARGIN_SECONDS = 0.1
 REVOKED = Denial(401, "revoked", "token has been revoked")
 
 
@@ -86,19 +93,28 @@ class CheckPipeline:
         # Per instance: structlog caches a proxy's logger on first use, so a module-level one would keep
         # whatever sink existed when it was first used.
         self._logger = structlog.get_logger("satgate.authz")
+        self._refunds: set[asyncio.Task[None]] = set()
+
+    async def probe(self) -> None:
+        """Raise LedgerUnavailable unless the ledger can serve debits (readiness)."""
+        await self._ledger.probe()
 
     async def close(self) -> None:
+        if self._refunds:  # a refund owed is paid before the server forgets it
+            await asyncio.wait(list(self._refunds), timeout=5)
         await self._ledger.close()
         if self._usage is not None:
             await self._usage.close()
         if self._on_budget_exhausted is not None:
             await self._on_budget_exhausted.close()
 
-    async def check(self, request: CheckRequest) -> CheckResponse:
+    async def check(self, request: CheckRequest, deadline: float | None = None) -> CheckResponse:
+        """`deadline`: when the caller stops waiting (unix time), as the transport knows it (gRPC's deadline,
+        which Envoy sets from its ext_authz timeout). Credits are spent only for answers that can arrive."""
         started = time.perf_counter()
         request_id = request.attributes.request.http.headers.get("x-request-id", "")
         try:
-            decision = await self._decide(request, request_id)
+            decision = await self._decide(request, request_id, deadline)
         except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
             decision = _Decision(deny_response(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
             with contextlib.suppress(Exception):
@@ -119,7 +135,7 @@ class CheckPipeline:
             )
         return decision.response
 
-    async def _decide(self, request: CheckRequest, request_id: str) -> _Decision:
+    async def _decide(self, request: CheckRequest, request_id: str, deadline: float | None) -> _Decision:
         http = request.attributes.request.http
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
@@ -157,7 +173,7 @@ class CheckPipeline:
         if denial is not None:
             return self._deny(denial, request_id, token, reply=reply)
 
-        # 6. ledger: revocation, idempotency and every budget bucket in one atomic step
+        # 6. ledger: revocation, the debit's record and every budget bucket in one atomic step, by the deadline
         key = idempotency_key(
             token.fingerprint,
             request_id,
@@ -167,15 +183,28 @@ class CheckPipeline:
             cost=cost,
             body=_body_bytes(http) if route.mcp else None,
         )
+        debit = DebitRequest(
+            token.tenant,
+            token.revocation_ids,
+            token.buckets,
+            cost,
+            debit_id=key or secrets.token_hex(16),
+            deadline=None if deadline is None else deadline - DEADLINE_MARGIN_SECONDS,
+            attempt=secrets.token_hex(8),
+        )
         try:
-            result = await self._ledger.debit(
-                DebitRequest(token.tenant, token.revocation_ids, token.buckets, cost, key)
-            )
+            result = await self._debit(debit)
         except LedgerUnavailable as exc:
             if self._metrics is not None:
                 self._metrics.ledger_errors.inc()
-            self._logger.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
+            event = "ledger_not_initialised" if isinstance(exc, LedgerNotInitialised) else "ledger_unavailable"
+            self._logger.error(event, detail=str(exc), token_id=token.token_id)
             return self._deny(UNAVAILABLE, request_id, token, reply=reply)
+        if result.outcome is Outcome.EXPIRED:
+            return self._deny(TOO_LATE, request_id, token, reply=reply)
+        if result.spent and deadline is not None and time.time() > deadline:
+            self._refund(debit, "answered_too_late")  # the caller has given up: this answer will not arrive
+            return self._deny(TOO_LATE, request_id, token, reply=reply)
         if result.outcome is Outcome.REVOKED:
             return self._deny(REVOKED, request_id, token, reply=reply)
         if result.outcome is Outcome.INSUFFICIENT:
@@ -194,6 +223,37 @@ class CheckPipeline:
             attributes={a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None},
         )
         return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
+
+    async def _debit(self, debit: DebitRequest) -> DebitResult:
+        """The store's answer; when the caller goes away meanwhile (Envoy timed out and answered 503), whatever
+        the store still commits for it is refunded."""
+        pending = asyncio.ensure_future(self._ledger.debit(debit))
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            pending.add_done_callback(functools.partial(self._refund_if_spent, debit))
+            raise
+
+    def _refund_if_spent(self, debit: DebitRequest, pending: asyncio.Future[DebitResult]) -> None:
+        if not pending.cancelled() and pending.exception() is None and pending.result().spent:
+            self._refund(debit, "caller_gone")
+
+    def _refund(self, debit: DebitRequest, why: str) -> None:
+        async def refund() -> None:
+            for attempt in range(5):
+                try:
+                    credits = await self._ledger.refund(debit)
+                except LedgerUnavailable as exc:
+                    self._logger.warning("refund_retry", attempt=attempt, detail=str(exc))
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                self._logger.info("debit_refunded", reason=why, tenant=debit.tenant, credits=credits)
+                return
+            self._logger.error("refund_failed", reason=why, tenant=debit.tenant, cost=debit.cost)
+
+        task = asyncio.get_running_loop().create_task(refund())
+        self._refunds.add(task)
+        task.add_done_callback(self._refunds.discard)
 
     def _mcp_body(
         self, route: RouteSettings, http: Any, facts: RequestFacts, request_id: str, token: VerifiedToken

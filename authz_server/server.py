@@ -25,6 +25,7 @@ from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single
 from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.keyring import KeyringFile
+from satgate.ledger import LedgerUnavailable
 from satgate.ledger.url import open_ledger
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
@@ -41,7 +42,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
         self._pipeline = pipeline
 
     async def Check(self, request: CheckRequest, context: grpc.aio.ServicerContext) -> CheckResponse:
-        return await self._pipeline.check(request)
+        remaining = context.time_remaining()  # Envoy sends its ext_authz timeout as the gRPC deadline
+        return await self._pipeline.check(request, None if remaining is None else time.time() + remaining)
 
 
 @dataclass(frozen=True)
@@ -134,18 +136,43 @@ async def serve(
     if readiness is not None:
         readiness.listened()
         await readiness.wait(stop)
-    for service in ("", AUTHZ_SERVICE):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    ledger_watch = asyncio.create_task(follow_ledger(pipeline, health))
     if on_ready is not None:
         on_ready(port)
     await stop.wait()
     log.info("authz_stopping", pid=os.getpid())
+    ledger_watch.cancel()
     await health.enter_graceful_shutdown()
     await server.stop(grace=5)
     keyring_watch.cancel()
     await pipeline.close()
     if metrics_server is not None:
         metrics_server.shutdown()
+
+
+LEDGER_PROBE_SECONDS = 1.0
+
+
+async def follow_ledger(pipeline: CheckPipeline, health: HealthServicer) -> None:
+    """grpc.health says SERVING only while the ledger answers and carries its marker (SPEC v2: Readiness), so
+    Envoy's health checks and Kubernetes' probes take a replica without its ledger out of rotation."""
+    serving: bool | None = None
+    while True:
+        try:
+            await asyncio.wait_for(pipeline.probe(), LEDGER_PROBE_SECONDS)
+            ok, detail = True, ""
+        except (LedgerUnavailable, TimeoutError) as exc:
+            ok, detail = False, str(exc) or "the ledger did not answer in time"
+        if ok != serving:
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            for service in ("", AUTHZ_SERVICE):
+                await health.set(service, status)
+            if ok:
+                log.info("ledger_ready", serving=True)
+            else:
+                log.error("ledger_not_ready", serving=False, detail=detail)
+            serving = ok
+        await asyncio.sleep(LEDGER_PROBE_SECONDS)
 
 
 def _worker_main(config: Config, readiness: WorkerReadiness) -> None:

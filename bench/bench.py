@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from satgate import envoy_config  # noqa: E402
 from satgate.devstack import LOOPBACK, RedisServer, free_port, grpc_serving  # noqa: E402
 from satgate.keyring import Keyring, load_or_create_keyring, write_keyring  # noqa: E402
+from satgate.ledger.marker import init_ledger_blocking  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
 
 AUTHZ_FILTER = "envoy.filters.http.ext_authz"
@@ -95,6 +96,7 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
     results = {}
     for label, (caveats, log_mode, ledger_url, with_metrics) in cases.items():
         token = mint(keyring, "bench", caveats).token
+        init_ledger_blocking(ledger_url.format(len(results)))
         ledger = open_ledger(ledger_url.format(len(results)))
         pipeline = CheckPipeline(
             verifier=TokenVerifier(keyring),
@@ -243,6 +245,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     admin_port = free_port()
     procs = []
     for cluster, ledger in (("satgate_authz", f"sqlite:///{state}/ledger.db"), ("satgate_authz_redis", redis.url)):
+        init_ledger_blocking(ledger)
         config = state / f"{cluster}.yaml"
         config.write_text(
             yaml.safe_dump(

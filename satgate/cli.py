@@ -16,6 +16,7 @@ from satgate import timefmt
 from satgate.config import Config, ConfigError, load_config
 from satgate.keyring import KeyringError, load_keyring, load_or_create_keyring
 from satgate.ledger import LedgerUnavailable
+from satgate.ledger.marker import REDIS_SLOTS
 from satgate.timefmt import format_utc
 
 
@@ -229,6 +230,32 @@ def keys_retire(config_path: str | None, kid: str) -> None:
     write_keyring(config.keyring, retired)
     _audit(config, "key_rotation", details={"retired_kid": kid, "active_kid": retired.active_kid})
     click.echo(json.dumps({"active_kid": retired.active_kid, "kids": sorted(retired.keys)}))
+
+
+@cli.group()
+def ledger() -> None:
+    """The ledger store (budgets, revocations, debit records)."""
+
+
+@ledger.command("init")
+@click.option("--config", "config_path", type=click.Path(), default=None)
+def ledger_init(config_path: str | None) -> None:
+    """Mark a new ledger as SatGate's. Servers refuse a store without this marker (a deleted, emptied or
+    wrong-path SQLite file, a Redis restarted without its data), since its empty budgets would read as unspent.
+    Idempotent: an initialised ledger is left as it is. After a data loss, restore the store first."""
+    from satgate.ledger.marker import init_ledger  # noqa: PLC0415
+
+    config = _config(config_path)
+    try:
+        where, written = asyncio.run(init_ledger(config.ledger))
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    if written == 0:
+        click.echo(f"ledger at {where} is already initialised")
+    elif written in {1, REDIS_SLOTS}:
+        click.echo(f"initialised the ledger at {where}")
+    else:  # some slots lost their marker: a Redis Cluster master restarted empty, then this was run
+        click.echo(f"initialised the ledger at {where}: {written} of {REDIS_SLOTS} hash slots had no marker")
 
 
 @cli.group()

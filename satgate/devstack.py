@@ -23,8 +23,10 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from satgate import envoy_config
+from satgate.config import load_config
 from satgate.demo_idp import DemoIdp
 from satgate.keyring import load_or_create_keyring
+from satgate.ledger.marker import init_ledger_blocking
 
 LOOPBACK = "127.0.0.1"
 
@@ -80,6 +82,8 @@ class Stack:
         return f"http://{LOOPBACK}:{self.ports.envoy}"
 
     def write_config(self) -> Path:
+        """satgate.yaml, the keyring and demo identity; for a new state dir also a new ledger (`ledger init`)."""
+        new_state = not self.config_path.exists()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         doc: dict = {
             "keyring": "keyring.json",
@@ -100,6 +104,8 @@ class Stack:
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         load_or_create_keyring(self.state_dir / "keyring.json")
         self._write_demo_identity()
+        if new_state:
+            init_ledger_blocking(load_config(self.config_path).ledger)
         return self.config_path
 
     @property

@@ -1,5 +1,5 @@
-"""The ledger contract (SPEC: Ledger): one atomic step that checks revocation, honours idempotency
-and debits every budget bucket of a token's chain, or none of them."""
+"""The ledger contract (SPEC: Ledger): one atomic step that checks revocation, honours the debit's record and
+debits every budget bucket of a token's chain, or none of them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ class LedgerUnavailable(Exception):
     """The store cannot answer; callers must deny (503), never allow."""
 
 
+class LedgerNotInitialised(LedgerUnavailable):
+    """The store is reachable but carries no ledger marker (deleted, emptied, wrong path, restarted empty)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     bucket_id: str  # first 32 hex chars of the chain signature right after the budget caveat
@@ -26,13 +30,18 @@ class DebitRequest:
     revocation_ids: tuple[str, ...]
     buckets: tuple[Bucket, ...]
     cost: int
-    idempotency_key: str | None = None  # token fingerprint + x-request-id
+    # The debit's record for the idempotency window: the request-bound idempotency key, or a fresh random id. A
+    # second debit with the same id (a client retry, a store-level resend) is answered from the record.
+    debit_id: str | None = None
+    deadline: float | None = None  # unix time (this server's clock): past it the store spends nothing
+    attempt: str = ""  # this call's own id, kept in the record: a refund gives back only what this call spent
 
 
 class Outcome(enum.Enum):
     DEBITED = "debited"
     REVOKED = "revoked"
     INSUFFICIENT = "insufficient"
+    EXPIRED = "expired"  # the deadline passed before the store judged it: nothing spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +51,19 @@ class DebitResult:
     remaining: int | None = None  # smallest remaining across buckets; None when the token has no budget
     replayed: bool = False
 
+    @property
+    def spent(self) -> bool:
+        """Whether this call itself moved credits (what a refund must give back)."""
+        return self.outcome is Outcome.DEBITED and not self.replayed and self.charged > 0
+
 
 class Ledger(Protocol):
     async def debit(self, request: DebitRequest) -> DebitResult: ...
+
+    async def refund(self, request: DebitRequest) -> int:
+        """Give back what the debit with this id charged, to every bucket it charged, and forget its record;
+        exactly once. Returns the credits refunded (0 when there was nothing to refund)."""
+        ...
 
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
         """True when newly revoked."""
@@ -53,5 +72,9 @@ class Ledger(Protocol):
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool: ...
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None: ...
+
+    async def probe(self) -> None:
+        """Raise LedgerUnavailable (LedgerNotInitialised when unmarked) unless the store can serve debits."""
+        ...
 
     async def close(self) -> None: ...

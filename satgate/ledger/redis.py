@@ -1,17 +1,22 @@
-"""Shared ledger for replicas on Redis or Redis Cluster: every check is one EVALSHA of one Lua script, so
-revocation, idempotency and all budget buckets are judged and debited atomically (SPEC: Ledger)."""
+"""Shared ledger for replicas on Redis or Redis Cluster: every check is one EVALSHA of one Lua script, so the
+ledger marker, the deadline, revocation, the debit's record and all budget buckets are judged and debited
+atomically (SPEC: Ledger)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Coroutine
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from satgate.ledger.base import (
@@ -19,10 +24,20 @@ from satgate.ledger.base import (
     Bucket,
     DebitRequest,
     DebitResult,
+    LedgerNotInitialised,
     LedgerUnavailable,
     Outcome,
 )
-from satgate.ledger.redis_lua import DEBIT
+from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
+from satgate.ledger.redis_lua import DEBIT, REFUND
+from satgate.ledger.url import display_url
+
+log = structlog.get_logger("satgate.ledger")
+_PROBED_SLOTS = 16  # spread over the slot range: every master of a cluster owns some of them
+_UNMARKED = (
+    "ledger: Redis holds no ledger marker for this tenant's slot: it was restarted without its data (or is not "
+    "the ledger). Restore it from its AOF or RDB; run 'satgate ledger init' only for a new ledger"
+)
 
 
 def _key(tenant: str, kind: str, name: str) -> str:
@@ -37,19 +52,32 @@ def bucket_key(tenant: str, bucket_id: str) -> str:
     return _key(tenant, "b", bucket_id)
 
 
-def idempotency_key(tenant: str, request_key: str | None) -> str:
-    digest = hashlib.blake2b((request_key or "").encode(), digest_size=16).hexdigest()
+def debit_record_key(tenant: str, debit_id: str | None) -> str:
+    digest = hashlib.blake2b((debit_id or "").encode(), digest_size=16).hexdigest()
     return _key(tenant, "i", digest)
 
 
 class RedisLedger:
-    """`client` is a redis.asyncio Redis or RedisCluster. No client-side retries: a debit whose reply was lost
-    must not be sent again blind. Failures and timeouts become LedgerUnavailable, so checks fail closed."""
+    """`client` is a redis.asyncio Redis or RedisCluster. No blind client-side retries: a call is resent once only
+    when its connection broke, and a debit then under the same debit id, so the script answers from its record
+    if the first one ran. A debit whose outcome is unknown (timeout) is refunded once its deadline has passed, so
+    whatever ran in time is given back and whatever runs later spends nothing. Failures become
+    LedgerUnavailable, so checks fail closed."""
 
-    def __init__(self, client: Redis | RedisCluster, *, timeout: float = 0.25, max_in_flight: int = 64) -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        timeout: float = 0.25,
+        max_in_flight: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._timeout = timeout
+        self._clock = clock
         self._debit = client.register_script(DEBIT)
+        self._refund = client.register_script(REFUND)
+        self._refunds: set[asyncio.Task[None]] = set()
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._ready = not isinstance(client, RedisCluster)
@@ -82,41 +110,96 @@ class RedisLedger:
                     raise LedgerUnavailable(f"ledger: redis cluster: {type(exc).__name__}: {exc}") from exc
                 self._ready = True
 
-    async def _call(self, operation: Awaitable[Any]) -> Any:
+    async def _call(self, send: Callable[[float], Awaitable[Any]]) -> Any:
+        """Every operation here is safe to send twice (debits and refunds carry their id, SADD and reads are
+        idempotent), so one that meets a broken connection — a pooled one that idled through an outage — is sent
+        once more on a fresh one instead of failing the check. `send` gets the moment this call gives up."""
         if not self._ready:
-            try:
-                await self._initialize()
-            except LedgerUnavailable:
-                if isinstance(operation, Coroutine):
-                    operation.close()
-                raise
-
+            await self._initialize()
+        gives_up = self._clock() + self._timeout
         try:
             # asyncio.timeout, not wait_for: no task per call (measured ~35 µs less per check).
             async with asyncio.timeout(self._timeout), self._in_flight:
-                return await operation
+                try:
+                    return await send(gives_up)
+                except RedisConnectionError:
+                    return await send(gives_up)
         except (RedisError, OSError, TimeoutError) as exc:
             raise LedgerUnavailable(f"ledger: redis: {type(exc).__name__}: {exc}") from exc
 
+    def _refund_after(self, request: DebitRequest, deadline: float) -> None:
+        """The debit may have run before its deadline, its reply lost. Past the deadline no copy of it can spend
+        any more, so a refund then gives back exactly what one copy spent, or nothing."""
+
+        async def refund_later() -> None:
+            await asyncio.sleep(max(deadline - self._clock(), 0) + _CLOCK_MARGIN_SECONDS)
+            for attempt in range(5):
+                try:
+                    refunded = await self.refund(request)
+                except LedgerUnavailable as exc:
+                    log.warning("ledger_refund_retry", attempt=attempt, detail=str(exc))
+                    await asyncio.sleep(0.5 * 2**attempt)
+                    continue
+                if refunded:
+                    log.info("ledger_refunded_unanswered_debit", tenant=request.tenant, credits=refunded)
+                return
+            log.error("ledger_refund_failed", tenant=request.tenant, cost=request.cost)
+
+        task = asyncio.get_running_loop().create_task(refund_later())
+        self._refunds.add(task)
+        task.add_done_callback(self._refunds.discard)
+
+    async def refund(self, request: DebitRequest) -> int:
+        if request.debit_id is None or not request.buckets:
+            return 0
+        keys = [debit_record_key(request.tenant, request.debit_id)]
+        keys += [bucket_key(request.tenant, b.bucket_id) for b in request.buckets]
+        return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt])))
+
+    async def probe(self) -> None:
+        keys = all_redis_marker_keys()
+        sample = [keys[i * REDIS_SLOTS // _PROBED_SLOTS] for i in range(_PROBED_SLOTS)]
+        found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in sample))
+        if not all(found):
+            raise LedgerNotInitialised(_UNMARKED.replace("for this tenant's slot", "for some hash slots"))
+
     async def debit(self, request: DebitRequest) -> DebitResult:
         tenant = request.tenant
-        keys = [revoked_key(tenant), idempotency_key(tenant, request.idempotency_key)]
+        keys = [redis_marker_key_for_tenant(tenant), revoked_key(tenant), debit_record_key(tenant, request.debit_id)]
         keys += [bucket_key(tenant, b.bucket_id) for b in request.buckets]
-        args: list[Any] = [
-            request.cost,
-            IDEMPOTENCY_WINDOW_SECONDS,
-            "1" if request.idempotency_key is not None else "0",
+        rest: list[Any] = [
+            "1" if request.debit_id is not None else "0",
+            request.attempt,
             len(request.revocation_ids),
             *request.revocation_ids,
             *(b.limit for b in request.buckets),
         ]
-        reply = await self._call(self._debit(keys=keys, args=args))
+        deadlines: list[float] = []
+
+        def send(gives_up: float) -> Awaitable[Any]:
+            # Never later than this call gives up: once the caller stopped waiting, the script must not spend.
+            deadline = gives_up if request.deadline is None else min(gives_up, request.deadline)
+            deadlines.append(deadline)
+            return self._debit(keys=keys, args=[request.cost, IDEMPOTENCY_WINDOW_SECONDS, f"{deadline:.6f}", *rest])
+
+        try:
+            reply = await self._call(send)
+        except LedgerUnavailable:
+            if deadlines and request.debit_id is not None and request.buckets and request.cost:
+                self._refund_after(request, max(deadlines))
+            raise
         match reply:
+            case ["unmarked"]:
+                raise LedgerNotInitialised(_UNMARKED)
+            case ["expired"]:
+                return DebitResult(Outcome.EXPIRED)
             case ["revoked"]:
                 return DebitResult(Outcome.REVOKED)
             case ["replay", seen]:
-                charged, remaining = seen.split(":")
-                return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining), replayed=True)
+                charged, remaining, attempt = seen.split(":", 2)
+                # our own first copy, when a resend finds it: this call did spend
+                replayed = not request.attempt or attempt != request.attempt
+                return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining), replayed=replayed)
             case ["insufficient", remaining]:
                 return DebitResult(Outcome.INSUFFICIENT, charged=0, remaining=int(remaining))
             case ["ok", charged, remaining]:
@@ -126,10 +209,10 @@ class RedisLedger:
         raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
 
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
-        return bool(await self._call(self._client.sadd(revoked_key(tenant), revocation_id)))
+        return bool(await self._call(lambda _gives_up: self._client.sadd(revoked_key(tenant), revocation_id)))
 
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool:
-        found = await self._call(self._client.smismember(revoked_key(tenant), list(revocation_ids)))
+        found = await self._call(lambda _g: self._client.smismember(revoked_key(tenant), list(revocation_ids)))
         return any(found)
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None:
@@ -137,8 +220,38 @@ class RedisLedger:
             return None
         spent = []
         for bucket in buckets:  # tenant keys share a slot, but MGET on a cluster client splits by node anyway
-            spent.append(int(await self._call(self._client.get(bucket_key(tenant, bucket.bucket_id))) or 0))
+            key = bucket_key(tenant, bucket.bucket_id)
+            spent.append(int(await self._call(_command(self._client.get, key)) or 0))
         return max(min(b.limit - s for b, s in zip(buckets, spent, strict=True)), 0)
 
     async def close(self) -> None:
+        for task in list(self._refunds):  # refunds still waiting for their deadline: do them now, once
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, self._timeout + 2 * _CLOCK_MARGIN_SECONDS + 1)
         await self._client.aclose()
+
+
+def _command(method: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[float], Awaitable[Any]]:
+    return lambda _gives_up: method(*args)
+
+
+_CLOCK_MARGIN_SECONDS = 0.1  # Redis judges deadlines by its clock: allow for skew against ours
+
+
+async def write_markers(client_url: str, *, cluster: bool, marker: str) -> tuple[str, int]:
+    """`satgate ledger init` on Redis: set every slot's marker where it is missing (SET NX), never clear."""
+    client: Redis | RedisCluster = (
+        RedisCluster.from_url(client_url, decode_responses=True)
+        if cluster
+        else Redis.from_url(client_url, decode_responses=True)
+    )
+    try:
+        pipe = client.pipeline(transaction=False)
+        for key in all_redis_marker_keys():
+            pipe.set(key, marker, nx=True)
+        written = sum(1 for ok in await pipe.execute() if ok)
+    except (RedisError, OSError) as exc:
+        raise LedgerUnavailable(f"ledger: cannot initialise Redis at {display_url(client_url)}: {exc}") from exc
+    finally:
+        await client.aclose()
+    return display_url(client_url), written

@@ -8,9 +8,9 @@ import pytest
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
 from authz_server.check import CheckPipeline, CheckSettings
-from satgate.ledger.url import open_ledger
 from satgate.routes import RouteRule, RouteTable
 from satgate.tokens.verify import TokenVerifier
+from tests.ledgers import fresh_ledger
 
 
 def check_request(
@@ -60,7 +60,7 @@ async def make_pipeline(tmp_path, keyring):
     ledgers = []
 
     def build(rules=(), attributes=("department",), metrics=None, **settings) -> CheckPipeline:
-        ledger = open_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
+        ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
         ledgers.append(ledger)
         return CheckPipeline(
             verifier=TokenVerifier(keyring, attribute_keys=attributes),

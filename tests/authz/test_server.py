@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from satgate.cli import cli
 from satgate.devstack import free_port, grpc_serving
+from satgate.ledger.marker import init_ledger_blocking
 from satgate.tokens.mint import mint
 
 from .conftest import check_request, status_of
@@ -35,6 +36,7 @@ def write_config(tmp_path: Path, keyring_file: Path, **authz) -> Path:
             }
         )
     )
+    init_ledger_blocking(f"sqlite:///{tmp_path}/ledger.db")
     return config
 
 

@@ -6,11 +6,11 @@ import time
 import pytest
 
 from authz_server.check import CheckPipeline, CheckSettings
-from satgate.ledger.url import open_ledger
 from satgate.routes import RouteTable
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
 from satgate.usage import UsageRecorder, UsageStore
+from tests.ledgers import fresh_ledger
 
 from .conftest import check_request
 
@@ -19,7 +19,7 @@ from .conftest import check_request
 async def recorded(tmp_path, keyring):
     store = UsageStore(tmp_path / "usage.db")
     recorder = UsageRecorder(store, retention_days=30)
-    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger.db")
     pipeline = CheckPipeline(
         verifier=TokenVerifier(keyring, attribute_keys=["department"]),
         ledger=ledger,

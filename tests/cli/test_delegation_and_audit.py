@@ -32,6 +32,7 @@ def config(tmp_path, keyring_file):
             }
         )
     )
+    assert CliRunner().invoke(cli, ["ledger", "init", "--config", str(path)]).exit_code == 0
     return path
 
 

@@ -18,6 +18,7 @@ def config(tmp_path):
             {"keyring": "keys/keyring.json", "ledger": "sqlite:///ledger.db", "authz": {"attributes": ["department"]}}
         )
     )
+    assert CliRunner().invoke(cli, ["ledger", "init", "--config", str(path)]).exit_code == 0
     return path
 
 

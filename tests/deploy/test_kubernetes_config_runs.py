@@ -73,6 +73,10 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
         "SATGATE_LEDGER": f"redis://:{PASSWORD}@127.0.0.1:{redis_with_password.port}/0?timeout_ms=250",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    init = subprocess.run(
+        [sys.executable, "-m", "satgate.cli", "ledger", "init"], env=env, capture_output=True, text=True
+    )
+    assert init.returncode == 0 and PASSWORD not in init.stdout + init.stderr, init.stderr
     servers = {
         name: subprocess.Popen(
             [sys.executable, "-m", "satgate.cli", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

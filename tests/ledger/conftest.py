@@ -1,7 +1,7 @@
 import pytest
 
 from satgate.devstack import RedisServer, start_redis_cluster
-from satgate.ledger.url import open_ledger
+from tests.ledgers import fresh_ledger
 
 
 @pytest.fixture(scope="session")
@@ -23,15 +23,15 @@ def redis_cluster(tmp_path_factory):
 async def ledger(request, tmp_path):
     """Every ledger backend must pass the same conformance suite."""
     if request.param == "sqlite":
-        store = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+        store = fresh_ledger(f"sqlite:///{tmp_path}/ledger.db")
     elif request.param == "redis":
         server = request.getfixturevalue("redis_server")
         server.cli("flushall")  # our private instance
-        store = open_ledger(server.url)
+        store = fresh_ledger(server.url)
     else:
         nodes = request.getfixturevalue("redis_cluster")
         for node in nodes:
             node.cli("flushall")
-        store = open_ledger(f"redis+cluster://127.0.0.1:{nodes[0].port}")
+        store = fresh_ledger(f"redis+cluster://127.0.0.1:{nodes[0].port}")
     yield store
     await store.close()

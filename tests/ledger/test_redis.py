@@ -11,8 +11,10 @@ import redis
 from satgate.config import ConfigError, load_config
 from satgate.devstack import RedisServer, free_port
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
+from satgate.ledger.marker import redis_marker_key_for_tenant
 from satgate.ledger.redis import bucket_key, revoked_key
 from satgate.ledger.url import LedgerUrlError, open_ledger, validate_ledger_url
+from tests.ledgers import fresh_ledger
 
 
 def debit(tenant="acme", bucket="b" * 32, limit=100, cost=1, key=None, ids=("t" * 32,)) -> DebitRequest:
@@ -20,7 +22,9 @@ def debit(tenant="acme", bucket="b" * 32, limit=100, cost=1, key=None, ids=("t" 
 
 
 async def test_tenant_keys_land_on_the_node_that_owns_the_tenant_slot(redis_cluster):
-    ledger = open_ledger(f"redis+cluster://127.0.0.1:{redis_cluster[0].port}")
+    for node in redis_cluster:
+        node.cli("flushall")
+    ledger = fresh_ledger(f"redis+cluster://127.0.0.1:{redis_cluster[0].port}")
     tenants = [f"tenant-{i}" for i in range(12)]
     for tenant in tenants:
         assert (await ledger.debit(debit(tenant=tenant, key=f"fp:{tenant}"))).outcome is Outcome.DEBITED
@@ -32,14 +36,16 @@ async def test_tenant_keys_land_on_the_node_that_owns_the_tenant_slot(redis_clus
         holding = [n for n in redis_cluster if n.cli("--scan", "--pattern", f"sg:{{{tenant}}}:*").split()]
         assert len(holding) == 1, tenant
         node = holding[0]
-        assert sorted(node.cli("--scan", "--pattern", f"sg:{{{tenant}}}:*").split()) == sorted(
+        assert sorted(node.cli("--scan", "--pattern", f"sg:{{{tenant}}}:*").split()) == sorted(  # + the slot's marker
             [
                 bucket_key(tenant, "b" * 32),
                 revoked_key(tenant),
                 *node.cli("--scan", "--pattern", f"sg:{{{tenant}}}:i:*").split(),
             ]
         )
-        assert int(node.cli("cluster", "countkeysinslot", str(slot))) == 3  # bucket, revocations, idempotency
+        assert node.cli("exists", redis_marker_key_for_tenant(tenant)).strip() == "1"
+        # bucket, revocations, the debit's record, and the slot's ledger marker
+        assert int(node.cli("cluster", "countkeysinslot", str(slot))) == 4
         owners.add(node.port)
     assert len(owners) > 1  # the tenants really are spread over the cluster
 
@@ -54,7 +60,7 @@ def client_commands(server: RedisServer, until: threading.Event, seen: list[str]
 
 
 async def test_one_round_trip_per_check(redis_server):
-    ledger = open_ledger(redis_server.url)
+    ledger = fresh_ledger(redis_server.url)
     await ledger.debit(debit(key="warm"))  # loads the script
     done, seen = threading.Event(), []
     watcher = threading.Thread(target=client_commands, args=(redis_server, done, seen), daemon=True)
@@ -71,7 +77,7 @@ async def test_one_round_trip_per_check(redis_server):
 
 
 async def test_script_is_reloaded_after_noscript(redis_server):
-    ledger = open_ledger(redis_server.url)
+    ledger = fresh_ledger(redis_server.url)
     await ledger.debit(debit(bucket="n" * 32))
     redis_server.cli("script", "flush")
     result = await ledger.debit(debit(bucket="n" * 32))
@@ -118,7 +124,7 @@ async def test_a_server_that_never_answers_times_out():
 
 async def test_kill_minus_nine_and_restart_keeps_every_acknowledged_debit(tmp_path):
     server = RedisServer(tmp_path / "redis", persistent=True).start()
-    ledger = open_ledger(server.url)
+    ledger = fresh_ledger(server.url)
     acknowledged = 0
     for i in range(200):
         if (await ledger.debit(debit(limit=10**6, key=f"k{i}"))).outcome is Outcome.DEBITED:

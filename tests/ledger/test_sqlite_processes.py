@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from satgate.ledger import Bucket
+from satgate.ledger.marker import init_ledger_blocking
 from satgate.ledger.url import open_ledger
 
 WORKER = str(Path(__file__).with_name("ledger_worker.py"))
@@ -25,6 +26,7 @@ def spawn(url: str, limit: int, attempts: int) -> subprocess.Popen:
 
 def test_four_processes_share_one_budget_exactly(tmp_path):
     url = f"sqlite:///{tmp_path}/ledger.db"
+    init_ledger_blocking(url)
     workers = [spawn(url, 150, 100) for _ in range(4)]
     outputs = [w.communicate(timeout=120)[0].split() for w in workers]
     assert all(w.returncode == 0 for w in workers)
@@ -35,6 +37,7 @@ def test_four_processes_share_one_budget_exactly(tmp_path):
 
 def test_kill_minus_nine_loses_nothing_acknowledged(tmp_path):
     url = f"sqlite:///{tmp_path}/ledger.db"
+    init_ledger_blocking(url)
     worker = spawn(url, 10**6, 10**6)
     acked = 0
     deadline = time.monotonic() + 30

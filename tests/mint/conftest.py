@@ -16,6 +16,7 @@ from satgate.config import load_config
 from satgate.demo_idp import DemoIdp
 from satgate.devstack import free_port
 from satgate.keyring import load_keyring
+from satgate.ledger.marker import init_ledger_blocking
 
 
 async def serve_idp() -> tuple[DemoIdp, web.AppRunner]:
@@ -89,6 +90,7 @@ async def start_mint(tmp_path, keyring_file) -> AsyncIterator[Callable[..., Any]
                 }
             )
         )
+        init_ledger_blocking(f"sqlite:///{tmp_path}/ledger.db")
         client = TestClient(TestServer(create_app(load_config(config_path)), host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
