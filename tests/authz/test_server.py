@@ -217,3 +217,54 @@ def test_health_command_reports_serving_then_not(tmp_path, keyring_file):
     assert (serving.exit_code, serving.output.strip()) == (0, f"{target}: serving")
     assert unknown.exit_code == 1
     assert stopped.exit_code == 1 and "not serving" in stopped.output
+
+
+def health_status(target: str) -> int | None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="envoy.service.auth.v3.Authorization"), timeout=1
+            )
+            return reply.status
+    except grpc.RpcError:
+        return None
+
+
+def wait_for(predicate, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_server_without_its_ledger_is_not_serving_answers_503_and_recovers(tmp_path, keyring, keyring_file):
+    config = write_config(tmp_path, keyring_file)
+    (tmp_path / "ledger.db").unlink()  # a wrong path, or the file lost: the server must not make a new one
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"ledger.db{suffix}").unlink(missing_ok=True)
+    proc = start(config)
+    target = listen_of(config)
+    not_serving = 2  # grpc.health.v1 NOT_SERVING
+    try:
+        wait_for(lambda: health_status(target) == not_serving, "authz never reported NOT_SERVING")
+        token = mint(keyring, "acme", [("budget", "1")]).token
+        with grpc.insecure_channel(target) as channel:
+            denied = external_auth_pb2_grpc.AuthorizationStub(channel).Check(check_request(token), timeout=5)
+        assert status_of(denied) == 503
+        assert json.loads(denied.denied_response.body)["error"] == "authz_unavailable"
+        assert not (tmp_path / "ledger.db").exists()
+        init = CliRunner().invoke(cli, ["ledger", "init", "--config", str(config)])
+        assert init.exit_code == 0, init.output
+        wait_for(lambda: grpc_serving(target, "envoy.service.auth.v3.Authorization"), "authz did not recover")
+        with grpc.insecure_channel(target) as channel:
+            allowed = external_auth_pb2_grpc.AuthorizationStub(channel).Check(check_request(token), timeout=5)
+        assert status_of(allowed) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    lost = next(e for e in events if e["event"] == "ledger_not_ready")
+    assert "satgate ledger init" in lost["detail"] and str(tmp_path / "ledger.db") in lost["detail"]
+    assert any(e["event"] == "ledger_ready" for e in events)

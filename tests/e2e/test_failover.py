@@ -1,0 +1,51 @@
+"""A dead replica costs at most a brief burst of 503s, never a share of traffic (SPEC v2: Readiness): two authz
+replicas behind the shipped envoy.yaml, one killed with SIGKILL under load."""
+
+import asyncio
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from satgate.devstack import Stack, StackPorts
+from satgate.keyring import load_keyring
+from satgate.tokens.mint import mint
+
+pytestmark = pytest.mark.e2e
+
+
+async def load(url: str, token: str, seconds: float, workers: int, kill_at: float, kill) -> list[tuple[float, int]]:
+    """`workers` clients each sending requests back to back for `seconds`; (time since start, status) of each."""
+    started = time.monotonic()
+    seen: list[tuple[float, int]] = []
+    headers = {"authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as http:
+
+        async def client() -> None:
+            while (now := time.monotonic() - started) < seconds:
+                async with http.get(f"{url}/v1/items", headers=headers) as response:
+                    await response.read()
+                    seen.append((now, response.status))
+                await asyncio.sleep(0.005)
+
+        async def killer() -> None:
+            await asyncio.sleep(kill_at)
+            kill()
+
+        await asyncio.gather(killer(), *(client() for _ in range(workers)))
+    return seen
+
+
+def test_killing_one_of_two_replicas_costs_under_a_second_of_503s(tmp_path):
+    with Stack(tmp_path / "stack", StackPorts.free(), authz_replicas=2) as stack:
+        token = mint(load_keyring(stack.state_dir / "keyring.json"), "acme", [("scope", "api:*")]).token
+        victim = stack.processes["authz-1"]
+        kill_at = 1.5
+        seen = asyncio.run(load(stack.url, token, 5.0, 8, kill_at, lambda: victim.send_signal(signal.SIGKILL)))
+    statuses = {status for _, status in seen}
+    assert statuses <= {200, 503}, statuses
+    before = [s for t, s in seen if t < kill_at]
+    after = [s for t, s in seen if t >= kill_at + 1.0]
+    assert before.count(200) > 50 and set(before) == {200}  # both replicas served before
+    assert len(after) > 100 and set(after) == {200}, {s: after.count(s) for s in set(after)}  # all on the survivor
