@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,9 +181,24 @@ def _worker_main(config: Config, readiness: WorkerReadiness) -> None:
     asyncio.run(serve(config, readiness=readiness))
 
 
+def check_startup(config: Config) -> None:
+    """What would otherwise fail in every worker, as one line naming the setting and the fix."""
+    if config.authz.usage.enabled:
+        path = config.authz.usage.path
+        try:
+            UsageStore(path).close()
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OSError(
+                f"authz.usage.path: cannot open {path} ({reason}); point it at a writable file in an existing "
+                "directory, or set authz.usage.enabled: false"
+            ) from None
+
+
 def run(config: Config) -> None:
     """Serve in this process, or supervise `authz.workers` processes (restarting any that die)."""
     configure_logging(config.log_level, component="authz")
+    check_startup(config)
     if config.authz.workers == 1:
         asyncio.run(serve(config))
         return

@@ -38,11 +38,14 @@ def _audit(config: Config, event_type: str, **fields: Any) -> None:
     """Control-plane actions taken from the CLI land in the same hash-chained log as the Mint's."""
     from satgate.audit import AuditEvent, open_audit_log  # noqa: PLC0415
 
-    log = open_audit_log(config.ledger, config.mint.audit_log)
-    try:
-        asyncio.run(log.append(AuditEvent(type=event_type, actor="cli", **fields)))
-    finally:
-        asyncio.run(log.close())
+    async def append() -> None:
+        log = open_audit_log(config.ledger, config.mint.audit_log)  # in the loop that uses it (Redis clients bind)
+        try:
+            await log.append(AuditEvent(type=event_type, actor="cli", **fields))
+        finally:
+            await log.close()
+
+    asyncio.run(append())
 
 
 def parse_duration(text: str) -> int:
@@ -403,11 +406,14 @@ def audit_export(config_path, fmt, tenant) -> None:
 
     config = _config(config_path)
     log = open_audit_log(config.ledger, config.mint.audit_log)
-    records = [
-        {"seq": seq, **record, "hash": digest}
-        for seq, record, _prev, digest in log.records()
-        if tenant is None or record.get("tenant") == tenant
-    ]
+    try:
+        records = [
+            {"seq": seq, **record, "hash": digest}
+            for seq, record, _prev, digest in log.records()
+            if tenant is None or record.get("tenant") == tenant
+        ]
+    finally:
+        asyncio.run(log.close())
     if fmt == "csv":
         click.echo(audit_csv(records), nl=False)
     else:
@@ -424,11 +430,14 @@ def audit_verify(config_path) -> None:
 
     config = _config(config_path)
     log = open_audit_log(config.ledger, config.mint.audit_log)
-    broken = log.verify()
+    try:
+        broken = log.verify()
+        records = list(log.records()) if broken is None else []
+    finally:
+        asyncio.run(log.close())
     if broken is not None:
         click.echo(json.dumps({"ok": False, "broken_at_seq": broken}))
         sys.exit(1)
-    records = list(log.records())
     head = records[-1][3] if records else None
     click.echo(json.dumps({"ok": True, "records": len(records), "head": head}))
 

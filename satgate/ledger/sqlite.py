@@ -122,6 +122,15 @@ class SqliteLedger:
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             identity = os.stat(self.path)
             self._require_marker(db)
+        except sqlite3.OperationalError:  # locked, busy: the ledger is there, just not available now
+            db.close()
+            raise
+        except sqlite3.DatabaseError as exc:  # not a database, malformed: a corrupt or foreign file
+            db.close()
+            raise LedgerNotInitialised(
+                f"ledger: {self.path} is not a usable SQLite ledger ({exc}); restore it from a backup, or fix the "
+                "ledger: path"
+            ) from None
         except BaseException:
             db.close()
             raise

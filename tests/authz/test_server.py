@@ -268,3 +268,26 @@ def test_a_server_without_its_ledger_is_not_serving_answers_503_and_recovers(tmp
     lost = next(e for e in events if e["event"] == "ledger_not_ready")
     assert "satgate ledger init" in lost["detail"] and str(tmp_path / "ledger.db") in lost["detail"]
     assert any(e["event"] == "ledger_ready" for e in events)
+
+
+def test_an_unusable_usage_path_refuses_to_start_naming_the_setting(tmp_path, keyring_file):
+    config = write_config(tmp_path, keyring_file, usage={"path": "/etc/passwd/usage.db"}, workers=2)
+    result = start_expecting_refusal(config)
+    assert "authz.usage.path: cannot open /etc/passwd/usage.db" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_corrupt_ledger_is_not_serving_and_the_log_names_the_file(tmp_path, keyring_file):
+    config = write_config(tmp_path, keyring_file)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"ledger.db{suffix}").unlink(missing_ok=True)
+    (tmp_path / "ledger.db").write_bytes(bytes(range(256)) * 8)
+    proc = start(config)
+    try:
+        wait_for(lambda: health_status(listen_of(config)) == 2, "a corrupt ledger must report NOT_SERVING")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    lost = next(json.loads(line) for line in out.splitlines() if '"ledger_not_ready"' in line)
+    assert str(tmp_path / "ledger.db") in lost["detail"] and "restore it from a backup" in lost["detail"]
+    assert "Traceback" not in out
