@@ -76,7 +76,15 @@ def test_a_broken_compose_file_is_refused(tmp_path):
 
 
 def test_the_stack_has_every_part(project):
-    assert set(project["services"]) == {"envoy", "authz", "mint", "redis", "upstream", "keys"}
+    assert set(project["services"]) == {"envoy", "authz", "mint", "redis", "upstream", "keys", "ledger-init"}
+
+
+def test_the_servers_start_only_on_an_initialised_ledger(project):
+    services = project["services"]
+    assert services["ledger-init"]["command"] == ["ledger", "init"]
+    assert services["ledger-init"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    for server in ("authz", "mint"):
+        assert services[server]["depends_on"]["ledger-init"]["condition"] == "service_completed_successfully"
 
 
 def test_envoy_runs_the_validated_config_at_the_tested_version(project):

@@ -132,7 +132,7 @@ def test_servers_mount_what_the_config_names(config):
     assert find("ServiceAccount", "satgate-mint")["automountServiceAccountToken"] is True
 
 
-def test_only_the_servers_may_reach_redis():
+def test_only_the_servers_and_the_ledger_init_job_may_reach_redis():
     policy = find("NetworkPolicy", "satgate-redis")
     (rule,) = policy["spec"]["ingress"]
     (expression,) = rule["from"][0]["podSelector"]["matchExpressions"]
@@ -140,7 +140,17 @@ def test_only_the_servers_may_reach_redis():
         find("Deployment", d)["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
         for d in ("satgate-authz", "satgate-mint")
     }
-    assert set(expression["values"]) == servers
+    job = find("Job", "satgate-ledger-init")["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+    assert set(expression["values"]) == servers | {job}
+
+
+def test_the_ledger_init_job_reaches_the_ledger_the_servers_use():
+    job = find("Job", "satgate-ledger-init")["spec"]["template"]["spec"]["containers"][0]
+    authz = find("Deployment", "satgate-authz")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"] == ["ledger", "init"]
+    assert job["env"] == authz["env"]  # the same SATGATE_CONFIG and SATGATE_LEDGER
+    config_mount = next(m for m in job["volumeMounts"] if m["name"] == "config")
+    assert config_mount["mountPath"] == "/etc/satgate/config"
 
 
 def test_the_agent_example_projects_a_satgate_audience_token_the_policy_trusts(config):

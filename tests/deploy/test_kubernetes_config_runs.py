@@ -22,7 +22,7 @@ from satgate.keyring import Keyring, write_keyring
 from satgate.tokens.mint import mint
 from tests.authz.conftest import check_request, status_of
 
-from .manifests import satgate_configmap
+from .manifests import kubernetes_objects, satgate_configmap, the
 
 pytestmark = pytest.mark.e2e
 
@@ -73,8 +73,9 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
         "SATGATE_LEDGER": f"redis://:{PASSWORD}@127.0.0.1:{redis_with_password.port}/0?timeout_ms=250",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    init = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", "ledger", "init"], env=env, capture_output=True, text=True
+    job = the(kubernetes_objects("ledger-init.yaml"), "Job")["spec"]["template"]["spec"]["containers"][0]
+    init = subprocess.run(  # as the ledger-init Job runs it, before the servers
+        [sys.executable, "-m", "satgate.cli", *job["args"]], env=env, capture_output=True, text=True
     )
     assert init.returncode == 0 and PASSWORD not in init.stdout + init.stderr, init.stderr
     servers = {
