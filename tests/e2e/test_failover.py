@@ -15,10 +15,13 @@ from satgate.tokens.mint import mint
 pytestmark = pytest.mark.e2e
 
 
-async def load(url: str, token: str, seconds: float, workers: int, kill_at: float, kill) -> list[tuple[float, int]]:
-    """`workers` clients each sending requests back to back for `seconds`; (time since start, status) of each."""
+async def load(
+    url: str, token: str, seconds: float, workers: int, kill_at: float, kill
+) -> list[tuple[float, float, int]]:
+    """`workers` clients each sending requests back to back for `seconds`; (sent, answered, status) of each, in
+    seconds since the start."""
     started = time.monotonic()
-    seen: list[tuple[float, int]] = []
+    seen: list[tuple[float, float, int]] = []
     headers = {"authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as http:
 
@@ -26,7 +29,7 @@ async def load(url: str, token: str, seconds: float, workers: int, kill_at: floa
             while (now := time.monotonic() - started) < seconds:
                 async with http.get(f"{url}/v1/items", headers=headers) as response:
                     await response.read()
-                    seen.append((now, response.status))
+                    seen.append((now, time.monotonic() - started, response.status))
                 await asyncio.sleep(0.005)
 
         async def killer() -> None:
@@ -43,9 +46,11 @@ def test_killing_one_of_two_replicas_costs_under_a_second_of_503s(tmp_path):
         victim = stack.processes["authz-1"]
         kill_at = 1.5
         seen = asyncio.run(load(stack.url, token, 5.0, 8, kill_at, lambda: victim.send_signal(signal.SIGKILL)))
-    statuses = {status for _, status in seen}
-    assert statuses <= {200, 503}, statuses
-    before = [s for t, s in seen if t < kill_at]
-    after = [s for t, s in seen if t >= kill_at + 1.0]
-    assert before.count(200) > 50 and set(before) == {200}  # both replicas served before
+    statuses = [status for _, _, status in seen]
+    assert set(statuses) <= {200, 503}, set(statuses)
+    before = [s for _, answered, s in seen if answered < kill_at]
+    after = [s for sent, _, s in seen if sent >= kill_at + 1.0]
+    assert len(before) > 50 and set(before) == {200}  # both replicas served before
     assert len(after) > 100 and set(after) == {200}, {s: after.count(s) for s in set(after)}  # all on the survivor
+    # the brief burst: checks in flight on the dead replica, most of them retried on the survivor by Envoy
+    assert statuses.count(503) < 0.02 * len(statuses), statuses.count(503)
