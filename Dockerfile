@@ -14,6 +14,9 @@ COPY satgate ./satgate
 COPY authz_server ./authz_server
 COPY mint_server ./mint_server
 COPY satgate_api ./satgate_api
+COPY satgate_cli ./satgate_cli
+COPY satgate_dev ./satgate_dev
+COPY satgate_sdk ./satgate_sdk
 RUN /opt/satgate/bin/pip install . && /opt/satgate/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE}

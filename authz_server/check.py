@@ -16,17 +16,17 @@ from typing import Any, Protocol
 import structlog
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
-from authz_server.credential import bearer_token
-from authz_server.judge import judge
 from authz_server.metrics import CheckMetrics
 from authz_server.request_facts import request_facts
 from authz_server.responses import Allow, Reply, allow_response, deny_response
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
+from satgate.judge import judge
 from satgate.ledger import DebitRequest, DebitResult, Ledger, LedgerUnavailable, Outcome
 from satgate.ledger.base import LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
+from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.usage import UsageRecorder
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from satgate.caveats import RequestFacts
-
-
-def strip_port(host: str) -> str:
-    if host.startswith("["):  # [v6]:port
-        return host[1 : host.find("]")] if "]" in host else host
-    name, sep, port = host.rpartition(":")
-    return name if sep and port.isdigit() and ":" not in name else host
+from satgate.urls import strip_port
 
 
 def request_facts(request: CheckRequest, now: float, leeway: float) -> RequestFacts:

@@ -1,4 +1,5 @@
-"""grpc.aio server: ext_authz Authorization/Check plus grpc.health.v1; N worker processes share the
+"""The authz server process: the check pipeline behind its transports (transports/grpc.py: ext_authz over grpc.aio)
+plus grpc.health.v1; N worker processes share the
 port through SO_REUSEPORT, each with its own ledger connection (SQLite WAL is multi-process safe)."""
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import grpc
 import structlog
 from envoy.service.auth.v3 import external_auth_pb2_grpc
-from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from authz_server.audit_events import BudgetExhaustedEvents
 from authz_server.check import CheckPipeline, CheckSettings
 from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single_process
+from authz_server.transports.grpc import AuthorizationService
 from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.keyring import KeyringFile
@@ -36,15 +37,6 @@ from satgate.usage import UsageRecorder, UsageStore
 log = structlog.get_logger("satgate.authz")
 AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
 _MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # MCP bodies arrive inside the CheckRequest (Envoy bounds them first)
-
-
-class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
-    def __init__(self, pipeline: CheckPipeline) -> None:
-        self._pipeline = pipeline
-
-    async def Check(self, request: CheckRequest, context: grpc.aio.ServicerContext) -> CheckResponse:
-        remaining = context.time_remaining()  # Envoy sends its ext_authz timeout as the gRPC deadline
-        return await self._pipeline.check(request, None if remaining is None else time.time() + remaining)
 
 
 @dataclass(frozen=True)

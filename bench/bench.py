@@ -33,11 +33,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from satgate import envoy_config  # noqa: E402
-from satgate.devstack import LOOPBACK, RedisServer, free_port, grpc_serving  # noqa: E402
 from satgate.keyring import Keyring, load_or_create_keyring, write_keyring  # noqa: E402
-from satgate.ledger.marker import init_ledger_blocking  # noqa: E402
+from satgate.ledger.initialise import init_ledger_blocking  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
+from satgate_dev import envoy_config  # noqa: E402
+from satgate_dev.devstack import LOOPBACK, RedisServer, free_port, grpc_serving  # noqa: E402
 
 AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 BENCH_PATH = "/v1/items"
@@ -259,7 +259,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+                [sys.executable, "-m", "satgate_cli", "authz", "--config", str(config)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from satgate.devstack import Stack, StackPorts  # noqa: E402
 from satgate.keyring import Keyring, load_keyring  # noqa: E402
 from satgate.tokens import wire  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
+from satgate_dev.devstack import Stack, StackPorts  # noqa: E402
 
 _LATENCY_RE = re.compile(r"(\d+)% in ([\d.]+) secs")
 _STATUS_RE = re.compile(r"\[(\d+)\]\s+(\d+) responses")

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from floods import hey  # noqa: E402
 
-from satgate.devstack import Stack, StackPorts  # noqa: E402
 from satgate.keyring import load_keyring  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
+from satgate_dev.devstack import Stack, StackPorts  # noqa: E402
 
 
 def measure(workers: int, rate: float, duration: float, state: Path) -> dict:

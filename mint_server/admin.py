@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from authz_server.judge import judge
 from mint_server.service import ExchangeDenied, PolicyStore
 from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats import Denial, RequestFacts, Scope
 from satgate.delegations import ControlPlaneStore, DelegationRecord
+from satgate.judge import judge
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.routes import RouteSettings
 from satgate.timefmt import format_utc, parse_duration

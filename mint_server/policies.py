@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mint_server.oidc import FetchOptions
+from mint_server.providers.identity import Identity
+from mint_server.providers.oidc import FetchOptions
 from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
 from satgate.caveats.scope import is_valid_pattern
 from satgate.timefmt import parse_duration
@@ -264,16 +264,6 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     if regex is None:
         regex = _PATTERN_CACHE.setdefault(pattern, glob_to_regex(pattern))
     return regex
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A verified workload identity, whatever the provider, as facts rules can match."""
-
-    provider: str
-    subject: str
-    claims: Mapping[str, Any]
-    issuer: str | None = None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -15,8 +15,6 @@ import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from mint_server import aws, oidc
-from mint_server.identity import BadRequest, IdentityError
 from mint_server.policies import (
     JWT_PROVIDERS,
     Identity,
@@ -28,6 +26,8 @@ from mint_server.policies import (
     render_label,
     rule_matches,
 )
+from mint_server.providers import aws, oidc
+from mint_server.providers.identity import BadRequest, IdentityError
 from mint_server.refusals import UnauthenticatedRefusals
 from satgate.audit import AuditEvent, AuditLog
 from satgate.delegations import ControlPlaneStore

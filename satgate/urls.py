@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def is_loopback_url(url: str) -> bool:
@@ -24,3 +24,18 @@ def https_unless_loopback(url: str) -> str:
     if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
         return url
     raise ValueError(f"{url!r} must be an https:// URL (http:// only on loopback)")
+
+
+def strip_port(host: str) -> str:
+    if host.startswith("["):  # [v6]:port
+        return host[1 : host.find("]")] if "]" in host else host
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else host
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be printed or logged: a password (it comes from a Secret) becomes ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))

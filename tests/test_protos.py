@@ -1,6 +1,6 @@
 """The committed gRPC modules are exactly what `./dev protos` generates from protos/."""
 
-from satgate import protogen
+from satgate_dev import protogen
 
 
 def test_generated_code_is_current(tmp_path):

@@ -30,7 +30,7 @@ from satgate.ledger.base import (
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
 from satgate.ledger.redis_lua import DEBIT, REFUND
-from satgate.ledger.url import display_url
+from satgate.urls import display_url
 
 log = structlog.get_logger("satgate.ledger")
 _PROBED_SLOTS = 16  # spread over the slot range: every master of a cluster owns some of them

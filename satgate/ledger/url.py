@@ -61,14 +61,6 @@ def redis_settings(url: str) -> tuple[str, bool, float, int]:
     return client_url, cluster, timeout, connections
 
 
-def display_url(url: str) -> str:
-    """The URL as it may be printed or logged: a password (it comes from a Secret) becomes ***."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
 def is_redis_url(url: str) -> bool:
     return urlsplit(url).scheme in _REDIS_SCHEMES
 

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from satgate.cli import cli
-from satgate.devstack import free_port, grpc_serving
-from satgate.ledger.marker import init_ledger_blocking
+from satgate.ledger.initialise import init_ledger_blocking
 from satgate.tokens.mint import mint
+from satgate_cli import cli
+from satgate_dev.devstack import free_port, grpc_serving
 
 from .conftest import check_request, status_of
 
@@ -42,7 +42,7 @@ def write_config(tmp_path: Path, keyring_file: Path, **authz) -> Path:
 
 def start(config: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config), *extra],
+        [sys.executable, "-m", "satgate_cli", "authz", "--config", str(config), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -166,7 +166,7 @@ def test_metrics_port_in_use_refuses_to_start_naming_the_setting(tmp_path, keyri
 
 def start_expecting_refusal(config: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", "authz", "--config", str(config)],
+        [sys.executable, "-m", "satgate_cli", "authz", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,

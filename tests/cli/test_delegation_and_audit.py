@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from authz_server.check import CheckPipeline, CheckSettings
 from satgate.audit import AuditEvent, SqliteAuditLog
-from satgate.cli import cli
 from satgate.ledger.url import open_ledger
 from satgate.routes import RouteTable
-from satgate.sdk import delegate_offline
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
+from satgate_cli import cli
+from satgate_sdk import delegate_offline
 
 from ..authz.conftest import check_request, status_of
 

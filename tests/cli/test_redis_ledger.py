@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from satgate.devstack import RedisServer
+from satgate_dev.devstack import RedisServer
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def redis_config(tmp_path):
 
 def satgate(config, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", *args, "--config", str(config)],
+        [sys.executable, "-m", "satgate_cli", *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,9 +5,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from satgate.cli import cli, parse_duration
 from satgate.keyring import load_keyring
 from satgate.tokens.verify import TokenVerifier
+from satgate_cli import cli
+from satgate_cli.common import parse_duration
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def test_mint_refuses_bad_trust_policies_naming_the_field(tmp_path):
     )
     (tmp_path / "satgate.yaml").write_text("keyring: keyring.json\nmint: {policies: policies.yaml}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "satgate.cli", "mint", "--config", str(tmp_path / "satgate.yaml")],
+        [sys.executable, "-m", "satgate_cli", "mint", "--config", str(tmp_path / "satgate.yaml")],
         capture_output=True,
         text=True,
         timeout=30,

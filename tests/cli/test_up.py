@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from satgate.devstack import StackPorts, free_port
+from satgate_dev.devstack import StackPorts, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def test_up_prints_a_curl_that_works(tmp_path):
         [
             sys.executable,
             "-m",
-            "satgate.cli",
+            "satgate_cli",
             "up",
             "--state-dir",
             str(tmp_path / "state"),

@@ -12,8 +12,8 @@ import compose
 import pytest
 import yaml
 
-from satgate import envoy_config
 from satgate.config import load_config
+from satgate_dev import envoy_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from docker.utils.build import exclude_paths
 
-from satgate.cli import cli
+from satgate_cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -110,15 +110,17 @@ def test_the_build_stage_installs_every_package(tmp_path):
     (wheel,) = tmp_path.glob("satgate_envoy-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in (
-        "satgate/cli.py",
+        "satgate_cli/app.py",
+        "satgate_dev/demo_upstream.py",
         "authz_server/server.py",
-        "mint_server/app.py",
+        "authz_server/transports/grpc.py",
+        "mint_server/api/http.py",
         "satgate_api/mint/v1/mint_pb2.py",
         "satgate_api/admin/v1/admin_pb2_grpc.py",
     ):
         assert module in names, module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "satgate = satgate.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "satgate = satgate_cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.parametrize("service", ["keys", "authz", "mint", "upstream"])

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from satgate import envoy_config
 from satgate.config import load_config
+from satgate_dev import envoy_config
 
 from .manifests import ISTIO, extension_providers, kubernetes_objects, load_all, satgate_configmap, the
 

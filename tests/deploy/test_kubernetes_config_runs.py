@@ -17,9 +17,9 @@ import pytest
 import yaml
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 
-from satgate.devstack import RedisServer, free_port, grpc_serving
 from satgate.keyring import Keyring, write_keyring
 from satgate.tokens.mint import mint
+from satgate_dev.devstack import RedisServer, free_port, grpc_serving
 from tests.authz.conftest import check_request, status_of
 
 from .manifests import kubernetes_objects, satgate_configmap, the
@@ -75,12 +75,12 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     job = the(kubernetes_objects("ledger-init.yaml"), "Job")["spec"]["template"]["spec"]["containers"][0]
     init = subprocess.run(  # as the ledger-init Job runs it, before the servers
-        [sys.executable, "-m", "satgate.cli", *job["args"]], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "satgate_cli", *job["args"]], env=env, capture_output=True, text=True
     )
     assert init.returncode == 0 and PASSWORD not in init.stdout + init.stderr, init.stderr
     servers = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "satgate.cli", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "satgate_cli", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for name in ("authz", "mint")
     }

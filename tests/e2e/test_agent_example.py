@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from satgate.demo_idp import DemoIdp
+from satgate_dev.demo_idp import DemoIdp
 from tests.deploy.manifests import kubernetes_objects, the
 
 pytestmark = [

@@ -6,11 +6,11 @@ import time
 import httpx
 import pytest
 
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import RedisServer, Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.timefmt import format_utc
 from satgate.tokens.mint import mint
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import RedisServer, Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

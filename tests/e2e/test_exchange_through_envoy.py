@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from satgate.demo_idp import DemoIdp
+from satgate_dev.demo_idp import DemoIdp
 
 pytestmark = pytest.mark.e2e
 

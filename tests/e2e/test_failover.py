@@ -8,9 +8,9 @@ import time
 import aiohttp
 import pytest
 
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from satgate_dev.devstack import Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

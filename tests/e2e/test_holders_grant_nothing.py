@@ -6,10 +6,10 @@ import uuid
 import httpx
 import pytest
 
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import DEMO_ISSUER_IN_EXAMPLE, RedisServer, Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import attenuate, mint
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import DEMO_ISSUER_IN_EXAMPLE, RedisServer, Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from satgate import envoy_config
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from satgate_dev import envoy_config
+from satgate_dev.devstack import Stack, StackPorts
 from tests.deploy.manifests import extension_providers, satgate_configmap
 
 pytestmark = pytest.mark.e2e

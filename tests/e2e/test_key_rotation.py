@@ -7,12 +7,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from satgate.cli import cli
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
+from satgate_cli import cli
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from satgate_dev.devstack import Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

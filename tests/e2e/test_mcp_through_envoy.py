@@ -6,9 +6,9 @@ import json
 import httpx
 import pytest
 
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from satgate_dev.devstack import Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ import time
 import aiohttp
 import pytest
 
-from satgate.devstack import RedisServer, Stack, StackPorts, grpc_serving
 from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
+from satgate_dev.devstack import RedisServer, Stack, StackPorts, grpc_serving
 
 pytestmark = pytest.mark.e2e
 BUDGET = 10_000

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from satgate.demo_idp import DemoIdp
-from satgate.sdk import IdentityEnv, IdentityFile, SatGateAgent, SatGateError
+from satgate_dev.demo_idp import DemoIdp
+from satgate_sdk import IdentityEnv, IdentityFile, SatGateAgent, SatGateError
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
-from satgate.devstack import Stack, StackPorts
 from satgate.timefmt import format_utc
 from satgate.tokens.mint import attenuate, mint
+from satgate_dev.devstack import Stack, StackPorts
 
 from .conftest import revoke
 
@@ -154,7 +154,7 @@ def test_usage_report_from_the_running_stack(client, stack, stack_keyring):
 
     from click.testing import CliRunner
 
-    from satgate.cli import cli
+    from satgate_cli import cli
 
     minted = mint(stack_keyring, "acme", [("scope", "api:*"), ("budget", "2")])
     statuses = [client.get("/v1/items", headers=bearer(minted.token)).status_code for _ in range(3)]
@@ -173,7 +173,7 @@ def test_budget_exhaustion_is_audited_once_per_token(client, stack, stack_keyrin
 
     from click.testing import CliRunner
 
-    from satgate.cli import cli
+    from satgate_cli import cli
 
     minted = mint(stack_keyring, "acme", [("scope", "api:*"), ("budget", "1")])
     statuses = [client.get("/v1/items", headers=bearer(minted.token)).status_code for _ in range(5)]

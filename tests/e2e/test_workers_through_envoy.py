@@ -5,11 +5,11 @@ import asyncio
 
 import pytest
 
-from satgate.devstack import Stack, StackPorts
 from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
+from satgate_dev.devstack import Stack, StackPorts
 
 from .conftest import burst, decision_pids
 

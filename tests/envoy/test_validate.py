@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from satgate import envoy_config
+from satgate_dev import envoy_config
 
 SHIPPED = sorted((Path(__file__).parents[2] / "envoy").glob("*.yaml"))
 

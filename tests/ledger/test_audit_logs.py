@@ -7,7 +7,7 @@ import pytest
 import redis as redis_sync
 
 from satgate.audit import GENESIS, AuditEvent, chain_hash, open_audit_log
-from satgate.audit_redis import HEAD, STREAM
+from satgate.audit.redis import HEAD, STREAM
 
 
 @pytest.fixture(params=["sqlite", "redis"])

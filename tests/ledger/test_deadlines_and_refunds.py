@@ -7,8 +7,8 @@ import secrets
 import signal
 import time
 
-from satgate.devstack import RedisServer
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
+from satgate_dev.devstack import RedisServer
 from tests.ledgers import fresh_ledger
 
 

@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from satgate.devstack import RedisServer
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
 from satgate.ledger.base import LedgerNotInitialised
-from satgate.ledger.marker import init_ledger, redis_slot
+from satgate.ledger.initialise import init_ledger
+from satgate.ledger.marker import redis_slot
 from satgate.ledger.url import open_ledger
+from satgate_dev.devstack import RedisServer
 from tests.ledgers import fresh_ledger
 
 

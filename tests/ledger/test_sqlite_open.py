@@ -5,7 +5,7 @@ import multiprocessing
 
 import pytest
 
-from satgate.ledger.marker import init_ledger_blocking
+from satgate.ledger.initialise import init_ledger_blocking
 from satgate.ledger.sqlite import SqliteLedger
 from satgate.sqlite_db import open_sqlite
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from satgate.ledger import Bucket
-from satgate.ledger.marker import init_ledger_blocking
+from satgate.ledger.initialise import init_ledger_blocking
 from satgate.ledger.url import open_ledger
 
 WORKER = str(Path(__file__).with_name("ledger_worker.py"))

@@ -11,12 +11,12 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from mint_server.app import SERVICE, create_app
+from mint_server.api.http import SERVICE, create_app
 from satgate.config import load_config
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import free_port
 from satgate.keyring import load_keyring
-from satgate.ledger.marker import init_ledger_blocking
+from satgate.ledger.initialise import init_ledger_blocking
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import free_port
 
 
 async def serve_idp() -> tuple[DemoIdp, web.AppRunner]:

@@ -17,10 +17,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mint_server import aws
-from mint_server.identity import BadRequest, IdentityError
-from satgate.devstack import free_port
+from mint_server.providers import aws
+from mint_server.providers.identity import BadRequest, IdentityError
 from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
+from satgate_dev.devstack import free_port
 
 SERVER_ID = "satgate.test.example"
 HEADER = "X-Satgate-Server-ID"

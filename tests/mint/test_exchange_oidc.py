@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from satgate.demo_idp import SigningKeyPair
 from satgate.tokens.verify import TokenVerifier
+from satgate_dev.demo_idp import SigningKeyPair
 
 from .conftest import oidc_policy, policies
 
@@ -210,7 +210,7 @@ async def test_bad_bodies(idp, start_mint):
 
 
 async def test_idp_down_is_401_not_a_crash(start_mint):
-    from satgate.devstack import free_port
+    from satgate_dev.devstack import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     mint = await start_mint(policies(oidc_policy(dead)))

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mint_server.policies import PolicyError, load_policies
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import free_port
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import free_port
 
 from .conftest import oidc_policy, policies
 

@@ -11,12 +11,12 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mint_server import oidc
-from mint_server.identity import IdentityError
-from satgate.demo_idp import DemoIdp
-from satgate.devstack import free_port
+from mint_server.providers import oidc
+from mint_server.providers.identity import IdentityError
 from satgate.tokens.mint import mint as mint_token
 from satgate.urls import https_unless_loopback, is_loopback_url
+from satgate_dev.demo_idp import DemoIdp
+from satgate_dev.devstack import free_port
 
 from .conftest import oidc_policy, policies
 

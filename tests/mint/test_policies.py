@@ -16,7 +16,7 @@ from mint_server.policies import (
     resolve_pointer,
     rule_matches,
 )
-from satgate.devstack import EXAMPLE_POLICIES
+from satgate_dev.devstack import EXAMPLE_POLICIES
 
 
 def load(tmp_path, text: str, attributes=frozenset()):

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from mint_server.app import WEBHOOKS
-from satgate.devstack import free_port
-from satgate.webhooks import ATTEMPT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from mint_server.api.http import WEBHOOKS
+from mint_server.webhooks import ATTEMPT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from satgate_dev.devstack import free_port
 
 from .conftest import oidc_policy, policies
 

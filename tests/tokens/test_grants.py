@@ -5,10 +5,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authz_server.judge import judge
 from mint_server.admin import ADMIN_SCOPE, grants_admin
 from satgate.caveats import CaveatSyntaxError, RequestFacts
 from satgate.caveats.seal import seal_value
+from satgate.judge import judge
 from satgate.keyring import Keyring
 from satgate.routes import RouteSettings
 from satgate.tokens import wire

@@ -9,11 +9,9 @@ import io
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from satgate.sqlite_db import open_sqlite
 from satgate.timefmt import format_utc
 
 GENESIS = "0" * 64
@@ -85,17 +83,6 @@ class AuditLog(Protocol):
     async def close(self) -> None: ...
 
 
-def open_audit_log(ledger_url: str, sqlite_path: str | Path) -> AuditLog:
-    """A Redis Stream when the ledger is Redis (Mint replicas share one chain), SQLite otherwise."""
-    from satgate.ledger.url import is_redis_url  # noqa: PLC0415 - the ledger package imports nothing of ours here
-
-    if is_redis_url(ledger_url):
-        from satgate.audit_redis import RedisStreamAuditLog  # noqa: PLC0415 - imports this module
-
-        return RedisStreamAuditLog(ledger_url)
-    return SqliteAuditLog(sqlite_path)
-
-
 CSV_FIELDS = ("seq", "time", "type", "tenant", "actor", "token_id", "policy", "details", "hash")
 
 
@@ -107,51 +94,3 @@ def audit_csv(records: list[dict[str, Any]]) -> str:
     for record in records:
         writer.writerow({**record, "details": canonical_json(record.get("details", {}))})
     return out.getvalue()
-
-
-class SqliteAuditLog:
-    def __init__(self, path: str | Path) -> None:
-        self._db = open_sqlite(
-            path,
-            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
-            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-        )
-
-    async def append(self, event: AuditEvent) -> str:
-        record = asdict(event)
-        record["details"] = dict(event.details)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            prev = row[0] if row else GENESIS
-            digest = chain_hash(prev, record)
-            self._db.execute(
-                "INSERT INTO audit (record, prev_hash, hash) VALUES (?, ?, ?)", (canonical_json(record), prev, digest)
-            )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return digest
-
-    def head(self) -> int | None:
-        row = self._db.execute("SELECT max(seq) FROM audit").fetchone()
-        return row[0] if row else None
-
-    def records_after(self, seq: int | None, limit: int = 500) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT seq, record, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq or 0, limit)
-        ).fetchall()
-        return [{"seq": s, **json.loads(record), "hash": digest} for s, record, digest in rows]
-
-    def records(self) -> Iterator[tuple[int, dict[str, Any], str, str]]:
-        for seq, record, prev, digest in self._db.execute(
-            "SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq"
-        ):
-            yield seq, json.loads(record), prev, digest
-
-    def verify(self) -> int | None:
-        return first_break(self.records())
-
-    async def close(self) -> None:
-        self._db.close()

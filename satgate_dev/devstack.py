@@ -22,11 +22,11 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from satgate import envoy_config
 from satgate.config import load_config
-from satgate.demo_idp import DemoIdp
 from satgate.keyring import load_or_create_keyring
-from satgate.ledger.marker import init_ledger_blocking
+from satgate.ledger.initialise import init_ledger_blocking
+from satgate_dev import envoy_config
+from satgate_dev.demo_idp import DemoIdp
 
 LOOPBACK = "127.0.0.1"
 
@@ -134,18 +134,18 @@ class Stack:
         self.write_config()
         python = sys.executable
         config = str(self.config_path)
-        upstream = self.upstream_argv or [python, "-m", "satgate.cli", "demo-upstream", "--port", "{port}"]
+        upstream = self.upstream_argv or [python, "-m", "satgate_cli", "demo-upstream", "--port", "{port}"]
         self._spawn("upstream", [arg.replace("{port}", str(self.ports.upstream)) for arg in upstream])
         for name, port in self.authz_ports.items():
             self._spawn(
-                name, [python, "-m", "satgate.cli", "authz", "--config", config, "--listen", f"{LOOPBACK}:{port}"]
+                name, [python, "-m", "satgate_cli", "authz", "--config", config, "--listen", f"{LOOPBACK}:{port}"]
             )
         self._spawn(
             "idp",
             [
                 python,
                 "-m",
-                "satgate.cli",
+                "satgate_cli",
                 "demo-idp",
                 "--state-file",
                 str(self.idp_state),
@@ -153,7 +153,7 @@ class Stack:
                 str(self.ports.idp),
             ],
         )
-        self._spawn("mint", [python, "-m", "satgate.cli", "mint", "--config", config])
+        self._spawn("mint", [python, "-m", "satgate_cli", "mint", "--config", config])
         self.start_envoy()
         try:
             self.wait_ready(timeout)

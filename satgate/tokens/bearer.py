@@ -1,4 +1,4 @@
-"""Step 1: the bearer credential from the Authorization header."""
+"""The bearer credential from an Authorization header (the authz pipeline and the Mint read it alike)."""
 
 from __future__ import annotations
 

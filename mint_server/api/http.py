@@ -14,13 +14,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from authz_server.credential import bearer_token
-from authz_server.request_facts import strip_port
-from mint_server import aws
 from mint_server.admin import AdminService, Caller, DelegateRequest
-from mint_server.grpc_api import AdminGrpc, MintGrpc
-from mint_server.identity import BadRequest
+from mint_server.api.grpc import AdminGrpc, MintGrpc
+from mint_server.providers import aws
+from mint_server.providers.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService, MintSettings, PolicyStore, RateLimiter
+from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.audit import audit_csv, open_audit_log
 from satgate.caveats import Denial
 from satgate.config import Config
@@ -28,8 +27,9 @@ from satgate.delegations import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.timefmt import parse_duration
+from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import TokenVerifier, VerifiedToken
-from satgate.webhooks import WebhookDispatcher, WebhookTarget
+from satgate.urls import strip_port
 from satgate_api.admin.v1 import admin_pb2_grpc
 from satgate_api.mint.v1 import mint_pb2_grpc
 

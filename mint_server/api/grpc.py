@@ -6,12 +6,12 @@ from typing import Any, NoReturn
 
 import grpc
 
-from authz_server.credential import bearer_token
 from mint_server.admin import AdminService, Caller, DelegateRequest
-from mint_server.aws import IamRequest
+from mint_server.providers.aws import IamRequest
 from mint_server.service import ExchangeDenied, MintService
 from satgate.audit import canonical_json
 from satgate.caveats import Denial
+from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import VerifiedToken
 from satgate_api.admin.v1 import admin_pb2, admin_pb2_grpc
 from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc

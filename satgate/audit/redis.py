@@ -15,7 +15,7 @@ import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from satgate.audit import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
+from satgate.audit.chain import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
 from satgate.ledger.url import redis_settings
 
 STREAM = "sg:{satgate-audit}:stream"

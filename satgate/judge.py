@@ -1,4 +1,4 @@
-"""Step 5: judge a verified token's caveats, and the grants the route demands, against one request."""
+"""Judge a verified token's caveats, and the grants the route demands, against one request."""
 
 from __future__ import annotations
 

@@ -1,5 +1,0 @@
-import sys
-
-from satgate.cli import main
-
-main(["authz", *sys.argv[1:]])

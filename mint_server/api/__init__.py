@@ -1,0 +1,1 @@
+"""The Mint's front ends: HTTP/JSON (aiohttp) and gRPC, both thin over the same services."""

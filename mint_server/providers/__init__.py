@@ -1,0 +1,1 @@
+"""Identity providers: OIDC/JWT (Kubernetes, GitHub Actions, any IdP) and AWS IAM via STS."""

@@ -1,0 +1,3 @@
+from satgate_cli.app import main
+
+main()

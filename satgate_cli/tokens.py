@@ -1,0 +1,210 @@
+"""`satgate token`: mint, attenuate, delegate, inspect and revoke tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from satgate.ledger import LedgerUnavailable
+from satgate.timefmt import format_utc
+from satgate_cli.common import (
+    _audit,
+    _config,
+    _keyring,
+    _read_token,
+    _standard_caveats,
+    config_option,
+    parse_duration,
+)
+
+
+@click.group()
+def token() -> None:
+    """Mint, attenuate, inspect and revoke tokens."""
+
+
+@token.command("mint")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--scope", help="comma list of scope patterns, e.g. api:read,mcp:*")
+@click.option("--budget", type=click.IntRange(1, 10**15), help="credits")
+@click.option("--ttl", help="lifetime, e.g. 90m, 8h, 7d")
+@click.option("--caveat", "extra", multiple=True, help="extra caveat key=value (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON object instead of the bare token")
+def token_mint(config_path, tenant, scope, budget, ttl, extra, as_json) -> None:
+    """Mint a token from the keyring (offline; no server needed)."""
+    from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
+
+    config = _config(config_path)
+    caveats = _standard_caveats(scope, budget, ttl, extra)
+    try:
+        minted = mint_token(_keyring(config), tenant, caveats, attribute_keys=config.authz.attributes)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _audit(
+        config,
+        "mint",
+        tenant=tenant,
+        token_id=minted.identifier.token_id,
+        details={"caveats": [key for key, _ in caveats]},
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "token": minted.token,
+                    "token_id": minted.identifier.token_id,
+                    "tenant": tenant,
+                    "caveats": [f"{k} = {v}" for k, v in caveats],
+                }
+            )
+        )
+    else:
+        click.echo(minted.token)
+
+
+@token.command("attenuate")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+@click.option("--scope")
+@click.option("--budget", type=click.IntRange(1, 10**15))
+@click.option("--ttl")
+@click.option("--caveat", "extra", multiple=True)
+def token_attenuate(config_path, token_text, scope, budget, ttl, extra) -> None:
+    """Add caveats to TOKEN (offline, needs no key). The child can only do less than its parent."""
+    from satgate.tokens.mint import attenuate  # noqa: PLC0415
+    from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
+
+    config = _config(config_path)
+    caveats = _standard_caveats(scope, budget, ttl, extra)
+    if not caveats:
+        raise click.UsageError("give at least one of --scope, --budget, --ttl, --caveat")
+    try:
+        click.echo(attenuate(_read_token(token_text), caveats, attribute_keys=config.authz.attributes))
+    except (MalformedToken, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@token.command("delegate")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+@click.option("--budget", type=click.IntRange(1, 10**15))
+@click.option("--scope", help="comma list of scope patterns")
+@click.option("--ttl", default="1h", show_default=True)
+@click.option("--label")
+def token_delegate(config_path, token_text, budget, scope, ttl, label) -> None:
+    """Delegate offline: a child of TOKEN with a fresh delegation id (revocable on its own). Needs no key; the
+    Mint's delegation tree does not record it (use POST /api/mint/delegate for that)."""
+    from satgate.tokens.delegate import delegate  # noqa: PLC0415
+    from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
+
+    config = _config(config_path)
+    try:
+        child = delegate(
+            _read_token(token_text),
+            ttl_seconds=parse_duration(ttl),
+            budget_credits=budget,
+            scopes=scope.split(",") if scope else (),
+            label=label,
+            attribute_keys=config.authz.attributes,
+        )
+    except (MalformedToken, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        json.dumps(
+            {"token": child.token, "delegation_id": child.delegation_id, "expires_at": format_utc(child.expires_at)}
+        )
+    )
+
+
+@token.command("inspect")
+@config_option
+@click.argument("token_text", metavar="TOKEN")
+def token_inspect(config_path, token_text) -> None:
+    """Verify TOKEN against the keyring and show its caveats, revocation and remaining credits."""
+    from satgate.ledger.url import open_ledger  # noqa: PLC0415
+    from satgate.tokens.verify import TokenRejected, TokenVerifier  # noqa: PLC0415
+
+    config = _config(config_path)
+    verifier = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes)
+    try:
+        verified = verifier.verify(_read_token(token_text))
+    except TokenRejected as exc:
+        click.echo(json.dumps({"valid": False, "error": exc.denial.error, "message": exc.denial.message}))
+        sys.exit(1)
+
+    async def ledger_view() -> tuple[bool, int | None]:
+        ledger = open_ledger(config.ledger)
+        try:
+            return (
+                await ledger.is_revoked(verified.tenant, verified.revocation_ids),
+                await ledger.remaining(verified.tenant, verified.buckets),
+            )
+        finally:
+            await ledger.close()
+
+    try:
+        revoked, remaining = asyncio.run(ledger_view())
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        json.dumps(
+            {
+                "valid": not revoked,
+                "revoked": revoked,
+                "tenant": verified.tenant,
+                "token_id": verified.token_id,
+                "kid": verified.identifier.kid,
+                "caveats": list(verified.caveat_texts),
+                "revocation_ids": list(verified.revocation_ids),
+                "buckets": [{"bucket_id": b.bucket_id, "limit": b.limit} for b in verified.buckets],
+                "remaining": remaining,
+            },
+            indent=2,
+        )
+    )
+
+
+@token.command("revoke")
+@config_option
+@click.argument("token_text", metavar="TOKEN", required=False)
+@click.option("--id", "revocation_id", help="a token_id or delegation id (instead of TOKEN)")
+@click.option("--tenant", help="tenant of --id")
+@click.option("--reason", default="")
+def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None:
+    """Revoke TOKEN (its token_id: the token and every token attenuated from it), or an id."""
+    import re  # noqa: PLC0415
+
+    from satgate.ledger.url import open_ledger  # noqa: PLC0415
+    from satgate.tokens.verify import TokenRejected, TokenVerifier  # noqa: PLC0415
+
+    config = _config(config_path)
+    if token_text:
+        try:
+            verified = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes).verify(
+                _read_token(token_text)
+            )
+        except TokenRejected as exc:
+            raise click.ClickException(f"cannot revoke: {exc.denial.message}") from None
+        tenant, revocation_id = verified.tenant, verified.token_id
+    elif not (revocation_id and tenant):
+        raise click.UsageError("give TOKEN, or --id with --tenant")
+    elif not re.fullmatch(r"[0-9a-f]{32}", revocation_id):
+        raise click.BadParameter("must be 32 lowercase hex", param_hint="--id")
+
+    async def do_revoke() -> bool:
+        ledger = open_ledger(config.ledger)
+        try:
+            return await ledger.revoke(tenant, revocation_id, reason)
+        finally:
+            await ledger.close()
+
+    try:
+        fresh = asyncio.run(do_revoke())
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    _audit(config, "revoke", tenant=tenant, token_id=revocation_id, details={"reason": reason[:200], "via": "cli"})
+    click.echo(json.dumps({"revoked": revocation_id, "tenant": tenant, "already_revoked": not fresh}))
