@@ -3,10 +3,8 @@ response. Nothing about the body is read before the token verified."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import functools
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -22,9 +20,10 @@ from authz_server.responses import Allow, Reply, allow_response, deny_response
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
-from satgate.ledger import DebitRequest, DebitResult, Ledger, LedgerUnavailable, Outcome
+from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
 from satgate.ledger.base import LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key
+from satgate.ledger.refunds import Refunds
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
@@ -93,15 +92,14 @@ class CheckPipeline:
         # Per instance: structlog caches a proxy's logger on first use, so a module-level one would keep
         # whatever sink existed when it was first used.
         self._logger = structlog.get_logger("satgate.authz")
-        self._refunds: set[asyncio.Task[None]] = set()
+        self._refunds = Refunds(ledger)
 
     async def probe(self) -> None:
         """Raise LedgerUnavailable unless the ledger can serve debits (readiness)."""
         await self._ledger.probe()
 
     async def close(self) -> None:
-        if self._refunds:  # a refund owed is paid before the server forgets it
-            await asyncio.wait(list(self._refunds), timeout=5)
+        await self._refunds.drain()  # a refund owed is paid before the server forgets it
         await self._ledger.close()
         if self._usage is not None:
             await self._usage.close()
@@ -193,7 +191,7 @@ class CheckPipeline:
             attempt=secrets.token_hex(8),
         )
         try:
-            result = await self._debit(debit)
+            result = await self._ledger.debit(debit)  # cancel-safe: a debit committed for a gone caller is refunded
         except LedgerUnavailable as exc:
             if self._metrics is not None:
                 self._metrics.ledger_errors.inc()
@@ -203,7 +201,7 @@ class CheckPipeline:
         if result.outcome is Outcome.EXPIRED:
             return self._deny(TOO_LATE, request_id, token, reply=reply)
         if result.spent and deadline is not None and time.time() > deadline:
-            self._refund(debit, "answered_too_late")  # the caller has given up: this answer will not arrive
+            self._refunds.owe(debit, "answered_too_late")  # the caller has given up: this answer will not arrive
             return self._deny(TOO_LATE, request_id, token, reply=reply)
         if result.outcome is Outcome.REVOKED:
             return self._deny(REVOKED, request_id, token, reply=reply)
@@ -223,37 +221,6 @@ class CheckPipeline:
             attributes={a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None},
         )
         return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
-
-    async def _debit(self, debit: DebitRequest) -> DebitResult:
-        """The store's answer; when the caller goes away meanwhile (Envoy timed out and answered 503), whatever
-        the store still commits for it is refunded."""
-        pending = asyncio.ensure_future(self._ledger.debit(debit))
-        try:
-            return await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            pending.add_done_callback(functools.partial(self._refund_if_spent, debit))
-            raise
-
-    def _refund_if_spent(self, debit: DebitRequest, pending: asyncio.Future[DebitResult]) -> None:
-        if not pending.cancelled() and pending.exception() is None and pending.result().spent:
-            self._refund(debit, "caller_gone")
-
-    def _refund(self, debit: DebitRequest, why: str) -> None:
-        async def refund() -> None:
-            for attempt in range(5):
-                try:
-                    credits = await self._ledger.refund(debit)
-                except LedgerUnavailable as exc:
-                    self._logger.warning("refund_retry", attempt=attempt, detail=str(exc))
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                self._logger.info("debit_refunded", reason=why, tenant=debit.tenant, credits=credits)
-                return
-            self._logger.error("refund_failed", reason=why, tenant=debit.tenant, cost=debit.cost)
-
-        task = asyncio.get_running_loop().create_task(refund())
-        self._refunds.add(task)
-        task.add_done_callback(self._refunds.discard)
 
     def _mcp_body(
         self, route: RouteSettings, http: Any, facts: RequestFacts, request_id: str, token: VerifiedToken

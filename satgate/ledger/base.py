@@ -58,7 +58,10 @@ class DebitResult:
 
 
 class Ledger(Protocol):
-    async def debit(self, request: DebitRequest) -> DebitResult: ...
+    async def debit(self, request: DebitRequest) -> DebitResult:
+        """Cancel-safe: if the caller is cancelled while the store may still commit the debit, the store refunds
+        what it spent (by the request's attempt), so nothing is spent for an answer nobody receives."""
+        ...
 
     async def refund(self, request: DebitRequest) -> int:
         """Give back what the debit with this id charged, to every bucket it charged, and forget its record;

@@ -5,7 +5,6 @@ atomically (SPEC: Ledger)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from satgate.ledger.base import (
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
 from satgate.ledger.redis_lua import DEBIT, REFUND
+from satgate.ledger.refunds import Refunds
 from satgate.urls import display_url
 
 log = structlog.get_logger("satgate.ledger")
@@ -77,7 +77,7 @@ class RedisLedger:
         self._clock = clock
         self._debit = client.register_script(DEBIT)
         self._refund = client.register_script(REFUND)
-        self._refunds: set[asyncio.Task[None]] = set()
+        self._refunds = Refunds(self)
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._ready = not isinstance(client, RedisCluster)
@@ -131,23 +131,8 @@ class RedisLedger:
         """The debit may have run before its deadline, its reply lost. Past the deadline no copy of it can spend
         any more, so a refund then gives back exactly what one copy spent, or nothing."""
 
-        async def refund_later() -> None:
-            await asyncio.sleep(max(deadline - self._clock(), 0) + _CLOCK_MARGIN_SECONDS)
-            for attempt in range(5):
-                try:
-                    refunded = await self.refund(request)
-                except LedgerUnavailable as exc:
-                    log.warning("ledger_refund_retry", attempt=attempt, detail=str(exc))
-                    await asyncio.sleep(0.5 * 2**attempt)
-                    continue
-                if refunded:
-                    log.info("ledger_refunded_unanswered_debit", tenant=request.tenant, credits=refunded)
-                return
-            log.error("ledger_refund_failed", tenant=request.tenant, cost=request.cost)
-
-        task = asyncio.get_running_loop().create_task(refund_later())
-        self._refunds.add(task)
-        task.add_done_callback(self._refunds.discard)
+        wait = max(deadline - self._clock(), 0) + _CLOCK_MARGIN_SECONDS
+        self._refunds.owe(request, "outcome_unknown", not_before=wait)
 
     async def refund(self, request: DebitRequest) -> int:
         if request.debit_id is None or not request.buckets:
@@ -184,7 +169,7 @@ class RedisLedger:
 
         try:
             reply = await self._call(send)
-        except LedgerUnavailable:
+        except (LedgerUnavailable, asyncio.CancelledError):  # sent, outcome unknown (or the caller went away)
             if deadlines and request.debit_id is not None and request.buckets and request.cost:
                 self._refund_after(request, max(deadlines))
             raise
@@ -225,9 +210,7 @@ class RedisLedger:
         return max(min(b.limit - s for b, s in zip(buckets, spent, strict=True)), 0)
 
     async def close(self) -> None:
-        for task in list(self._refunds):  # refunds still waiting for their deadline: do them now, once
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, self._timeout + 2 * _CLOCK_MARGIN_SECONDS + 1)
+        await self._refunds.drain(self._timeout + 2 * _CLOCK_MARGIN_SECONDS + 1)  # those waiting for a deadline
         await self._client.aclose()
 
 

@@ -38,13 +38,17 @@ class SqliteThread:
         self._closed = False
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(job)
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """The job's future; the job runs (and commits) even if the caller stops waiting for it."""
         if self._closed:
             raise LedgerUnavailable("ledger: closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._start()
         self._queue.put((job, future, loop))
-        return await future
+        return future
 
     def _start(self) -> None:
         if self._thread is None:

@@ -2,6 +2,8 @@
 away while the ledger worked (Envoy timed out), an answer that came too late — each is refunded, exactly."""
 
 import asyncio
+import subprocess
+import sys
 import time
 
 from satgate.tokens.mint import mint
@@ -14,18 +16,12 @@ class SlowLedger:
 
     def __init__(self, ledger, before: float = 0.0, after: float = 0.0) -> None:
         self._ledger, self.before, self.after = ledger, before, after
-        self.refunds = []
 
     async def debit(self, request):
         await asyncio.sleep(self.before)
         result = await self._ledger.debit(request)
         await asyncio.sleep(self.after)
         return result
-
-    async def refund(self, request):
-        credits = await self._ledger.refund(request)
-        self.refunds.append(credits)
-        return credits
 
     def __getattr__(self, name):
         return getattr(self._ledger, name)
@@ -47,16 +43,32 @@ async def test_a_check_past_its_deadline_is_503_and_spends_nothing(pipeline, key
     assert status_of(in_time) == 200
 
 
-async def test_a_caller_gone_while_the_ledger_worked_is_refunded(pipeline, keyring):
-    slow = SlowLedger(pipeline._ledger, after=0.3)  # the debit commits, the answer is slow
-    pipeline._ledger = slow
+def hold_write_lock(path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"locked"
+    return holder
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+async def test_a_caller_gone_while_the_ledger_waited_for_the_lock_is_refunded(pipeline, keyring, tmp_path):
     token = mint(keyring, "acme", [("budget", "5")]).token
+    assert status_of(await pipeline.check(check_request(token))) == 200  # opens the ledger; 4 left
+    holder = hold_write_lock(pipeline._ledger.path, 0.4)  # another process writes: the debit waits in its thread
     check = asyncio.create_task(pipeline.check(check_request(token, context={"cost": "2"}), deadline=time.time() + 5))
     await asyncio.sleep(0.1)
     check.cancel()  # what grpc.aio does when Envoy gives up on the stream
-    await asyncio.sleep(0.5)
-    assert slow.refunds == [2]
-    assert await remaining(pipeline, keyring, token) == 5
+    await asyncio.to_thread(holder.wait)
+    await asyncio.sleep(0.3)  # the writer commits once the lock is free; the ledger refunds it
+    assert await remaining(pipeline, keyring, token) == 4
 
 
 async def test_an_answer_after_the_deadline_is_refunded(pipeline, keyring):
@@ -66,18 +78,16 @@ async def test_an_answer_after_the_deadline_is_refunded(pipeline, keyring):
     response = await pipeline.check(check_request(token, context={"cost": "2"}), deadline=time.time() + 0.25)
     assert status_of(response) == 503
     await asyncio.sleep(0.1)
-    assert slow.refunds == [2]
     assert await remaining(pipeline, keyring, token) == 5
 
 
 async def test_a_cancelled_retry_does_not_refund_what_the_first_request_paid(pipeline, keyring):
     token = mint(keyring, "acme", [("budget", "5")]).token
     assert status_of(await pipeline.check(check_request(token, request_id="R"))) == 200
-    slow = SlowLedger(pipeline._ledger, after=0.3)
-    pipeline._ledger = slow
+    holder = hold_write_lock(pipeline._ledger.path, 0.4)
     retry = asyncio.create_task(pipeline.check(check_request(token, request_id="R"), deadline=time.time() + 5))
     await asyncio.sleep(0.1)
     retry.cancel()
-    await asyncio.sleep(0.5)
-    assert slow.refunds == []  # the retry was answered from the record: it paid nothing, gets nothing
-    assert await remaining(pipeline, keyring, token) == 4
+    await asyncio.to_thread(holder.wait)
+    await asyncio.sleep(0.3)
+    assert await remaining(pipeline, keyring, token) == 4  # the retry was answered from the record: no refund

@@ -1,0 +1,49 @@
+"""Refunds owed for answers nobody received, paid in the background and retried while the store is down: one
+mechanism for the pipeline (an answer too late) and both stores (a caller gone, an outcome unknown)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import structlog
+
+from satgate.ledger.base import LedgerUnavailable
+
+if TYPE_CHECKING:
+    from satgate.ledger.base import DebitRequest, Ledger
+
+log = structlog.get_logger("satgate.ledger")
+_ATTEMPTS = 5
+
+
+class Refunds:
+    """Background refunds, kept until paid; `drain()` waits for them before a ledger or server closes."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def owe(self, request: DebitRequest, why: str, *, not_before: float = 0.0) -> None:
+        """Refund what this attempt spent (or nothing, if it spent nothing), `not_before` seconds from now."""
+        task = asyncio.get_running_loop().create_task(self._pay(request, why, not_before))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _pay(self, request: DebitRequest, why: str, not_before: float) -> None:
+        await asyncio.sleep(not_before)
+        for attempt in range(_ATTEMPTS):
+            try:
+                credits = await self._ledger.refund(request)
+            except LedgerUnavailable as exc:
+                log.warning("refund_retry", reason=why, attempt=attempt, detail=str(exc))
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if credits:
+                log.info("debit_refunded", reason=why, tenant=request.tenant, credits=credits)
+            return
+        log.error("refund_failed", reason=why, tenant=request.tenant, cost=request.cost)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)
