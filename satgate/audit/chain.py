@@ -16,7 +16,7 @@ from satgate.timefmt import format_utc
 
 GENESIS = "0" * 64
 
-# The event catalogue: every control-plane action appends one of these (README: Audit).
+# The event catalogue: every control-plane action appends one of these (docs/operations.md: Audit log).
 EVENT_TYPES = {
     "mint": "a token minted offline from the keyring (satgate token mint)",
     "exchange": "a workload identity exchanged for a token; policy, rule, TTL, budget",
