@@ -2,11 +2,10 @@
 away while the ledger worked (Envoy timed out), an answer that came too late — each is refunded, exactly."""
 
 import asyncio
-import subprocess
-import sys
 import time
 
 from satgate.tokens.mint import mint
+from tests.ledgers import hold_write_lock
 
 from .conftest import body_of, check_request, status_of
 
@@ -41,22 +40,6 @@ async def test_a_check_past_its_deadline_is_503_and_spends_nothing(pipeline, key
     assert await remaining(pipeline, keyring, token) == 5
     in_time = await pipeline.check(check_request(token), deadline=time.time() + 2)
     assert status_of(in_time) == 200
-
-
-def hold_write_lock(path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE)
-    assert holder.stdout.readline().strip() == b"locked"
-    return holder
-
-
-HOLD_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
-db.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 
 
 async def test_a_caller_gone_while_the_ledger_waited_for_the_lock_is_refunded(pipeline, keyring, tmp_path):

@@ -4,8 +4,6 @@ answered 200, exactly. Meanwhile refusals that need no write (401s) and health a
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 
 import aiohttp
@@ -16,17 +14,10 @@ from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
 from satgate_dev.devstack import RedisServer, Stack, StackPorts, grpc_serving
+from tests.ledgers import hold_write_lock
 
 pytestmark = pytest.mark.e2e
 BUDGET = 10_000
-HOLD_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
-db.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 
 
 async def burst(url: str, token: str, seconds: float, workers: int, during) -> list[int]:
@@ -67,10 +58,7 @@ def test_checks_behind_a_held_sqlite_lock_cost_nothing_and_stall_no_one_else(tmp
 
         async def hold_the_lock() -> None:
             await asyncio.sleep(0.5)
-            holder = subprocess.Popen(
-                [sys.executable, "-c", HOLD_LOCK, str(stack.state_dir / "ledger.db"), "1.2"], stdout=subprocess.PIPE
-            )
-            await asyncio.to_thread(holder.stdout.readline)
+            holder = await asyncio.to_thread(hold_write_lock, stack.state_dir / "ledger.db", 1.2)
             await asyncio.sleep(0.3)  # the lock is held now: what else still answers?
             async with aiohttp.ClientSession() as http:
                 t0 = time.monotonic()
