@@ -5,6 +5,7 @@ atomically (SPEC: Ledger)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -142,9 +143,7 @@ class RedisLedger:
         return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt])))
 
     async def probe(self) -> None:
-        keys = all_redis_marker_keys()
-        sample = [keys[i * REDIS_SLOTS // _PROBED_SLOTS] for i in range(_PROBED_SLOTS)]
-        found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in sample))
+        found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in _probed_keys()))
         if not all(found):
             raise LedgerNotInitialised(_UNMARKED.replace("for this tenant's slot", "for some hash slots"))
 
@@ -212,6 +211,13 @@ class RedisLedger:
     async def close(self) -> None:
         await self._refunds.drain(self._timeout + 2 * _CLOCK_MARGIN_SECONDS + 1)  # those waiting for a deadline
         await self._client.aclose()
+
+
+@functools.cache
+def _probed_keys() -> tuple[str, ...]:
+    """Markers spread over the slot range (every master of a cluster owns some), built once: probes run each second."""
+    keys = all_redis_marker_keys()
+    return tuple(keys[i * REDIS_SLOTS // _PROBED_SLOTS] for i in range(_PROBED_SLOTS))
 
 
 def _command(method: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[float], Awaitable[Any]]:

@@ -58,6 +58,10 @@ _CHECKPOINT_EVERY = 1000  # commits on the loop's connection between (passive) c
 T = TypeVar("T")
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
 class _Busy(Exception):
     """The write lock is taken (or a read got SQLITE_BUSY): hand the job to a thread, which may wait."""
 
@@ -161,6 +165,8 @@ class SqliteLedger:
         try:
             row = db.execute(MARKER_SQL).fetchone()
         except sqlite3.DatabaseError as exc:  # no such table (an emptied file), not a database, …
+            if _is_busy(exc):  # the ledger is there, only busy right now: not a lost ledger
+                raise
             row, detail = None, str(exc)
         else:
             detail = "no ledger marker"
@@ -171,8 +177,12 @@ class SqliteLedger:
             )
 
     def _check_file(self, db: sqlite3.Connection, identity: tuple[int, int]) -> None:
-        """Before each batch: the path still names the file this connection has open (a deleted or replaced
-        file would otherwise take debits that vanish at the next restart), and it still carries its marker."""
+        """Before each batch: the path still names the file this connection has open, and it carries its marker."""
+        self._check_identity(identity)
+        self._require_marker(db)
+
+    def _check_identity(self, identity: tuple[int, int]) -> None:
+        """A deleted or replaced file would otherwise take debits that vanish at the next restart."""
         try:
             now = os.stat(self.path)
         except OSError:
@@ -181,7 +191,6 @@ class SqliteLedger:
             ) from None
         if (now.st_dev, now.st_ino) != identity:
             raise LedgerNotInitialised(f"ledger: {self.path} was replaced while open; reopening it")
-        self._require_marker(db)
 
     # ------------------------------------------------------------------------------------ the loop's connection
     async def _loop_connection(self) -> sqlite3.Connection | None:
@@ -203,10 +212,9 @@ class SqliteLedger:
         return self._loop_db
 
     def _check_loop_file(self, db: sqlite3.Connection) -> None:
-        """Before every job, as the threads do (a stat and one indexed read): a file deleted or replaced under an
-        open connection would take debits that vanish at the next restart."""
+        """Before every job, as the threads do: the path still names the file this connection has open."""
         try:
-            self._check_file(db, self._loop_identity)
+            self._check_identity(self._loop_identity)
         except LedgerUnavailable:
             db.close()
             self._loop_db = None
@@ -219,7 +227,7 @@ class SqliteLedger:
         except sqlite3.OperationalError as exc:
             raise _Busy from exc  # another process writes: the writer thread will wait for it, not the loop
         try:
-            self._require_marker(db)  # again inside the transaction: what the debit reads is the marked ledger
+            self._require_marker(db)  # inside the transaction: what the debit reads is the marked ledger
             result = job(db)
             db.execute("COMMIT")
         except BaseException:
@@ -233,9 +241,12 @@ class SqliteLedger:
     def _read_now(self, db: sqlite3.Connection, job: Callable[[sqlite3.Connection], T]) -> T:
         self._check_loop_file(db)
         try:
+            self._require_marker(db)
             return job(db)
         except sqlite3.OperationalError as exc:
-            raise _Busy from exc
+            if _is_busy(exc):
+                raise _Busy from exc
+            raise
 
     async def _try_on_loop(self, job: Callable[[sqlite3.Connection], T], *, write: bool) -> tuple[bool, Any]:
         """(True, result) when the job ran on the loop without waiting; (False, None) when a thread must run it."""
