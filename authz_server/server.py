@@ -5,10 +5,12 @@ port through SO_REUSEPORT, each with its own ledger connection (SQLite WAL is mu
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from satgate.config import Config
 from satgate.keyring import KeyringFile
 from satgate.ledger import LedgerUnavailable
 from satgate.ledger.url import open_ledger
+from satgate.listeners import claim
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
 from satgate.tokens.verify import TokenVerifier
@@ -57,6 +60,17 @@ class WorkerReadiness:
     async def wait(self, stop: asyncio.Event) -> None:
         while not self.all_listening.is_set() and not stop.is_set():
             await asyncio.sleep(0.01)
+
+
+def _listening_fields(config: Config) -> dict[str, Any]:
+    return {
+        "listen": config.authz.listen,
+        "transport": "grpc",
+        "tls": False,
+        "workers": config.authz.workers,
+        "metrics_listen": config.authz.metrics_listen,
+        "pid": os.getpid(),
+    }
 
 
 def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None) -> CheckPipeline:
@@ -101,6 +115,9 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     readiness: WorkerReadiness | None = None,
 ) -> None:
+    shared_port = config.authz.workers > 1  # the supervisor claimed it; its workers share it, nobody else
+    if not shared_port:
+        claim("authz.listen", config.authz.listen)
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
     pipeline = build_pipeline(config, keyring, metrics)
@@ -110,7 +127,7 @@ async def serve(
     keyring_watch = asyncio.create_task(keyring.watch())  # rotation and retirement without a restart
     server = grpc.aio.server(
         options=[
-            ("grpc.so_reuseport", 1),
+            ("grpc.so_reuseport", int(shared_port)),
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
         ]
     )
@@ -119,14 +136,16 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     port = server.add_insecure_port(config.authz.listen)
     if port == 0:
-        raise OSError(f"authz: cannot listen on {config.authz.listen}")
+        raise OSError(f"authz.listen: cannot listen on {config.authz.listen}; set authz.listen to a free address")
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("authz_listening", listen=config.authz.listen, pid=os.getpid())
-    if readiness is not None:
+    if readiness is None:
+        log.info("authz_listening", **_listening_fields(config))
+    else:
+        log.info("authz_worker_listening", pid=os.getpid())
         readiness.listened()
         await readiness.wait(stop)
     ledger_watch = asyncio.create_task(follow_ledger(pipeline, health))
@@ -168,7 +187,18 @@ async def follow_ledger(pipeline: CheckPipeline, health: HealthServicer) -> None
         await asyncio.sleep(LEDGER_PROBE_SECONDS)
 
 
+def _die_with_supervisor() -> None:
+    """A worker whose supervisor was killed (-9, OOM) must not keep serving its port unsupervised."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the line above
+        sys.exit(0)
+
+
 def _worker_main(config: Config, readiness: WorkerReadiness) -> None:
+    _die_with_supervisor()
     configure_logging(config.log_level, component="authz")
     asyncio.run(serve(config, readiness=readiness))
 
@@ -194,6 +224,7 @@ def run(config: Config) -> None:
     if config.authz.workers == 1:
         asyncio.run(serve(config))
         return
+    claim("authz.listen", config.authz.listen)  # before any worker joins the port's SO_REUSEPORT group
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork
     metrics = MultiProcessMetrics(config.authz.metrics_listen) if config.authz.metrics_listen else None
     readiness = WorkerReadiness(config.authz.workers, ctx.Value("i", 0), ctx.Event())
@@ -203,6 +234,7 @@ def run(config: Config) -> None:
     for worker in workers:
         worker.start()
     stopping = False
+    announced = False
 
     def _stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -214,6 +246,9 @@ def run(config: Config) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while True:
+        if not announced and readiness.all_listening.is_set():
+            log.info("authz_listening", **_listening_fields(config))
+            announced = True
         for index, worker in enumerate(workers):
             worker.join(timeout=0.2)
             if worker.exitcode is not None and not stopping:

@@ -173,6 +173,9 @@ class WebhookConfig(_Strict):
 class MintConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:8081"
     grpc_listen: ListenAddress = "127.0.0.1:8082"
+    # The admin API on its own listeners (HTTP, gRPC), for a NetworkPolicy to fence; unset: beside the exchange.
+    admin_listen: ListenAddress | None = None
+    admin_grpc_listen: ListenAddress | None = None
     policies: Path | None = None  # trust policies YAML, reloaded when it changes
     audit_log: Path = DEFAULT_STATE_DIR / "audit.db"
     state: Path = DEFAULT_STATE_DIR / "mint.db"  # delegation tree, revoked policies
@@ -184,6 +187,18 @@ class MintConfig(_Strict):
     refusal_audit_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     aws: AwsConfig = AwsConfig()
     webhooks: list[WebhookConfig] = []
+
+    @model_validator(mode="after")
+    def _distinct_listeners(self) -> MintConfig:
+        seen: dict[str, str] = {}
+        for setting in ("listen", "grpc_listen", "admin_listen", "admin_grpc_listen"):
+            address = getattr(self, setting)
+            if address is None:
+                continue
+            if address in seen:
+                raise ValueError(f"mint.{setting}: {address} is also mint.{seen[address]}; give each its own port")
+            seen[address] = setting
+        return self
 
 
 class Config(_Strict):

@@ -81,7 +81,7 @@ def up(
     )
     try:
         stack.start()
-    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+    except (RuntimeError, TimeoutError, OSError) as exc:  # OSError: a port in use, a missing envoy binary
         raise click.ClickException(f"stack failed to start: {exc}") from None
     config = _config(str(stack.config_path))
     demo = mint_token(

@@ -39,7 +39,7 @@ def authz(config_path: str | None, workers: int | None, listen: str | None) -> N
 @config_option
 def mint(config_path: str | None) -> None:
     """Run the Mint: HTTP/JSON and gRPC."""
-    from mint_server.api.http import check_startup, run  # noqa: PLC0415
+    from mint_server.api.server import check_startup, run  # noqa: PLC0415
     from mint_server.policies import PolicyError  # noqa: PLC0415
     from satgate.logs import configure_logging  # noqa: PLC0415
 
@@ -47,10 +47,10 @@ def mint(config_path: str | None) -> None:
     _keyring(config)
     try:
         check_startup(config)
-    except PolicyError as exc:
+        configure_logging(config.log_level, component="mint")
+        run(config)
+    except (PolicyError, OSError) as exc:  # bad policies, a port in use: one line naming the setting
         raise click.ClickException(str(exc)) from None
-    configure_logging(config.log_level, component="mint")
-    run(config)
 
 
 @click.command()

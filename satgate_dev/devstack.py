@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from satgate.config import load_config
 from satgate.keyring import load_or_create_keyring
 from satgate.ledger.initialise import init_ledger_blocking
+from satgate.listeners import claim
 from satgate_dev import envoy_config
 from satgate_dev.demo_idp import DemoIdp
 
@@ -130,7 +131,30 @@ class Stack:
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
 
+    def listeners(self) -> dict[str, int]:
+        """Every port this stack will listen on, by the `satgate up` option that sets it."""
+        ports = self.ports
+        named = {
+            "--port (envoy)": ports.envoy,
+            "--admin-port (envoy admin)": ports.envoy_admin,
+            "--mint-port": ports.mint,
+            "--mint-grpc-port": ports.mint_grpc,
+            "--upstream-port": ports.upstream,
+            "--idp-port": ports.idp,
+            **{f"--authz-port ({name})": port for name, port in self.authz_ports.items()},
+        }
+        metrics = self.config_overrides.get("authz", {}).get("metrics_listen")
+        if metrics:
+            named["--metrics-port"] = int(metrics.rpartition(":")[2])
+        return named
+
+    def claim_ports(self) -> None:
+        """Before anything starts: a stack whose ports another one holds would report the other as ready."""
+        for option, port in self.listeners().items():
+            claim(option, f"{LOOPBACK}:{port}")
+
     def start(self, timeout: float = 30.0) -> None:
+        self.claim_ports()
         self.write_config()
         python = sys.executable
         config = str(self.config_path)

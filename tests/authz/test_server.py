@@ -96,7 +96,8 @@ def test_workers_share_the_port_and_the_budget(tmp_path, keyring, keyring_file):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    listening = {line["pid"] for line in lines if line["event"] == "authz_listening"}
+    listening = {line["pid"] for line in lines if line["event"] == "authz_worker_listening"}
+    assert [line["event"] for line in lines].count("authz_listening") == 1  # the supervisor's, once all listen
     deciding = {line["pid"] for line in lines if line["event"] == "decision"}
     assert len(listening) == 2
     assert deciding == listening  # both workers answered
@@ -113,7 +114,7 @@ def test_health_turns_serving_only_once_every_worker_listens(tmp_path, keyring_f
         proc.send_signal(signal.SIGTERM)  # a worker still starting would die here without ever listening
         out, _ = proc.communicate(timeout=30)
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert len({line["pid"] for line in lines if line["event"] == "authz_listening"}) == 4
+    assert len({line["pid"] for line in lines if line["event"] == "authz_worker_listening"}) == 4
 
 
 def scrape(listen: str) -> dict[tuple[str, frozenset], float]:

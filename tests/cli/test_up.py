@@ -3,6 +3,7 @@
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,3 +79,55 @@ def test_up_prints_a_curl_that_works(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "stopped." in out
+
+
+def test_up_on_a_taken_port_refuses_before_starting_anything(tmp_path):
+    ports = StackPorts.free()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", ports.mint))
+    holder.listen()  # someone else's server (a first `satgate up`, say) on the Mint's port
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "satgate_cli",
+                "up",
+                "--state-dir",
+                str(tmp_path / "state"),
+                *(
+                    f"--{flag}={port}"
+                    for flag, port in zip(
+                        (
+                            "port",
+                            "admin-port",
+                            "authz-port",
+                            "mint-port",
+                            "upstream-port",
+                            "mint-grpc-port",
+                            "idp-port",
+                        ),
+                        (
+                            ports.envoy,
+                            ports.envoy_admin,
+                            ports.authz,
+                            ports.mint,
+                            ports.upstream,
+                            ports.mint_grpc,
+                            ports.idp,
+                        ),
+                        strict=True,
+                    )
+                ),
+                f"--metrics-port={free_port()}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    assert done.returncode != 0
+    assert "--mint-port" in done.stderr and "already in use" in done.stderr, done.stderr
+    assert "ready." not in done.stdout and "Traceback" not in done.stderr
+    assert not list((tmp_path / "state").glob("*.log"))  # nothing was started

@@ -11,7 +11,8 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from mint_server.api.http import SERVICE, create_app
+from mint_server.api.http import SERVICE
+from mint_server.api.server import create_app
 from satgate.config import load_config
 from satgate.keyring import load_keyring
 from satgate.ledger.initialise import init_ledger_blocking

@@ -1,0 +1,217 @@
+"""The Mint process: HTTP/JSON (aiohttp) and gRPC (grpc.aio) on one event loop and one MintService. The admin
+API is on the same listeners, or on its own (`mint.admin_listen`, `mint.admin_grpc_listen`) so a NetworkPolicy
+can keep everyone but operators away from it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import aiohttp
+import grpc
+import structlog
+from aiohttp import web
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from mint_server.admin import AdminService
+from mint_server.api.grpc import AdminGrpc, MintGrpc
+from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
+from mint_server.providers import aws
+from mint_server.service import MintService, MintSettings, PolicyStore, RateLimiter
+from mint_server.webhooks import WebhookDispatcher, WebhookTarget
+from satgate.audit import open_audit_log
+from satgate.config import Config
+from satgate.delegations import ControlPlaneStore
+from satgate.keyring import KeyringFile
+from satgate.ledger.url import open_ledger
+from satgate.listeners import claim
+from satgate.timefmt import parse_duration
+from satgate.tokens.verify import TokenVerifier
+from satgate_api.admin.v1 import admin_pb2_grpc
+from satgate_api.mint.v1 import mint_pb2_grpc
+
+log = structlog.get_logger("satgate.mint")
+
+
+def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[MintService, AdminService]:
+    mint = config.mint
+    attribute_keys = frozenset(config.authz.attributes)
+    aws_settings = None
+    if mint.aws.server_id:
+        aws_settings = aws.AwsSettings(
+            sts_endpoint=mint.aws.sts_endpoint,
+            server_id_header=mint.aws.server_id_header,
+            server_id=mint.aws.server_id,
+            max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
+        )
+    keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
+    ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
+    policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
+    max_ttl = parse_duration(mint.max_ttl)
+    service = MintService(
+        keyring=keyring,
+        ledger=ledger,
+        audit=audit,
+        policies=policies,
+        session=session,
+        settings=MintSettings(max_ttl, attribute_keys, aws_settings),
+        rate_limiter=RateLimiter(per_minute=mint.rate_limit_per_minute),
+        store=store,
+        jwks_refetch_seconds=mint.jwks_refetch_seconds,
+        refusal_audit_seconds=mint.refusal_audit_seconds,
+        tenants=frozenset(config.authz.tenants) if config.authz.tenants else None,
+    )
+    admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
+    keyring.on_change(admin_verifier.use_keyring)
+    admin = AdminService(
+        verifier=admin_verifier,
+        ledger=ledger,
+        audit=audit,
+        store=store,
+        policies=policies,
+        attribute_keys=attribute_keys,
+        max_ttl_seconds=max_ttl,
+        leeway_seconds=config.authz.leeway_seconds,
+    )
+    return service, admin
+
+
+def _admin_only_on_its_listener(admin_port: int):
+    """With `mint.admin_listen` set, /api/admin/* answers only there, and only /healthz besides."""
+
+    @web.middleware
+    async def split(request: web.Request, handler):
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        on_admin_listener = sockname is not None and sockname[1] == admin_port
+        if request.path != "/healthz" and request.path.startswith("/api/admin/") != on_admin_listener:
+            return error(404, "not_found", f"no {request.path} on this listener")
+        return await handler(request)
+
+    return split
+
+
+def _grpc_server(port_setting: str, address: str, servicers) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    for add, servicer in servicers:
+        add(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"{port_setting}: cannot listen on {address}; set {port_setting} to a free address")
+    return server
+
+
+def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
+    admin_listen = config.mint.admin_listen
+    middlewares = [_admin_only_on_its_listener(int(admin_listen.rpartition(":")[2]))] if admin_listen else []
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            service, app[ADMIN] = build_services(config, session)
+            app[SERVICE] = service
+            webhooks = WebhookDispatcher(
+                session,
+                [
+                    WebhookTarget(
+                        url=w.url,
+                        secret=w.resolved_secret(),
+                        format=w.format,
+                        events=frozenset(w.events) if w.events is not None else None,
+                        max_attempts=w.max_attempts,
+                    )
+                    for w in config.mint.webhooks
+                ],
+            )
+            webhooks.start()
+            webhooks.tail(service.audit)
+            app[WEBHOOKS] = webhooks
+            watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
+            keyring_watch = asyncio.create_task(service.keyring.watch())
+            refusals_audit = asyncio.create_task(service.refusals.run())
+            servers = _grpc_servers(config, service, app[ADMIN]) if serve_grpc else []
+            for server, _health in servers:
+                await server.start()
+            for _server, health in servers:
+                for name in ("", "satgate_api.mint.v1.Mint", "satgate_api.admin.v1.Admin"):
+                    await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                keyring_watch.cancel()
+                refusals_audit.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                for server, _health in servers:
+                    await server.stop(grace=3)
+                await webhooks.close()
+                await service.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    for method, path, handler in PUBLIC_ROUTES + ADMIN_ROUTES:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+def _grpc_servers(
+    config: Config, service: MintService, admin: AdminService
+) -> list[tuple[grpc.aio.Server, HealthServicer]]:
+    mint = config.mint
+    public_health, admin_health = HealthServicer(), HealthServicer()
+    public = [
+        (mint_pb2_grpc.add_MintServicer_to_server, MintGrpc(service, admin)),
+        (health_pb2_grpc.add_HealthServicer_to_server, public_health),
+    ]
+    admin_servicer = (admin_pb2_grpc.add_AdminServicer_to_server, AdminGrpc(admin))
+    if not mint.admin_grpc_listen:
+        return [(_grpc_server("mint.grpc_listen", mint.grpc_listen, [*public, admin_servicer]), public_health)]
+    admin_server = _grpc_server(
+        "mint.admin_grpc_listen",
+        mint.admin_grpc_listen,
+        [admin_servicer, (health_pb2_grpc.add_HealthServicer_to_server, admin_health)],
+    )
+    return [(_grpc_server("mint.grpc_listen", mint.grpc_listen, public), public_health), (admin_server, admin_health)]
+
+
+def listeners(config: Config) -> dict[str, str]:
+    """Every address the Mint listens on, by the setting that names it."""
+    mint = config.mint
+    named = {
+        "mint.listen": mint.listen,
+        "mint.grpc_listen": mint.grpc_listen,
+        "mint.admin_listen": mint.admin_listen,
+        "mint.admin_grpc_listen": mint.admin_grpc_listen,
+    }
+    return {setting: address for setting, address in named.items() if address}
+
+
+def check_startup(config: Config) -> None:
+    """Refuse to start on bad trust policies or a taken address, naming the field, before binding any port."""
+    PolicyStore(config.mint.policies, frozenset(config.authz.attributes))
+    for setting, address in listeners(config).items():
+        claim(setting, address)
+
+
+async def serve(config: Config) -> None:
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    await runner.setup()  # the lifecycle: services, gRPC servers
+    try:
+        for address in filter(None, (config.mint.listen, config.mint.admin_listen)):
+            host, _, port = address.rpartition(":")
+            await web.TCPSite(runner, host, int(port)).start()
+        log.info("mint_listening", **listeners(config), tls=False, pid=os.getpid())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("mint_stopping", pid=os.getpid())
+    finally:
+        await runner.cleanup()
+
+
+def run(config: Config) -> None:
+    asyncio.run(serve(config))

@@ -1,0 +1,48 @@
+"""Port ownership: a server refuses an address another process holds, instead of silently sharing it.
+
+gRPC workers share their port with SO_REUSEPORT, and the kernel lets any process of the same user join such a
+group: a second server started on the same address (say with another ledger) would get half the connections, and
+budgets would stop being exact. So before anything binds, `claim` binds the address *without* SO_REUSEPORT, which
+fails while any socket listens there, whoever owns it. Our workers set SO_REUSEPORT only after their supervisor's
+claim succeeded, and any later server of ours fails its own claim on their sockets.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+
+class AddressInUse(OSError):
+    """The message is one line naming the setting, the address and the fix."""
+
+
+def _bind_target(address: str) -> tuple[socket.AddressFamily, str, int]:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "*"):  # noqa: S104 - the wildcard of a listen setting, probed only
+        return socket.AF_INET, "", int(port)
+    return (socket.AF_INET6 if ":" in host else socket.AF_INET), host, int(port)
+
+
+def claim(setting: str, address: str) -> None:
+    """Raise unless `address` (host:port, as the setting wrote it) is free on this host right now."""
+    family, host, port = _bind_target(address)
+    if port == 0:
+        return  # the kernel picks a free one
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR: connections of a previous run in TIME_WAIT do not count; on Linux a listening socket still does
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(
+                f"{setting}: {address} is already in use by another process; stop that process, or set {setting} "
+                "to a free address"
+            ) from None
+        raise OSError(
+            f"{setting}: cannot listen on {address} ({exc.strerror}); set {setting} to an address of this host"
+        ) from None
+    finally:
+        probe.close()
