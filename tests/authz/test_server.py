@@ -292,3 +292,21 @@ def test_a_corrupt_ledger_is_not_serving_and_the_log_names_the_file(tmp_path, ke
     lost = next(json.loads(line) for line in out.splitlines() if '"ledger_not_ready"' in line)
     assert str(tmp_path / "ledger.db") in lost["detail"] and "restore it from a backup" in lost["detail"]
     assert "Traceback" not in out
+
+
+def test_workers_exit_when_their_supervisor_is_killed(tmp_path, keyring_file):
+    from satgate.listeners import claim  # noqa: PLC0415
+
+    config = write_config(tmp_path, keyring_file, workers=2)
+    proc = start(config)
+    wait_serving(listen_of(config), proc)
+    proc.kill()  # -9: no chance to stop its workers itself
+    proc.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    while True:  # unsupervised workers would keep the port (and its budgets) forever
+        try:
+            claim("authz.listen", listen_of(config))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.1)
