@@ -31,15 +31,19 @@ def token() -> None:
 @click.option("--tenant", required=True)
 @click.option("--scope", help="comma list of scope patterns, e.g. api:read,mcp:*")
 @click.option("--budget", type=click.IntRange(1, 10**15), help="credits")
-@click.option("--ttl", help="lifetime, e.g. 90m, 8h, 7d")
+@click.option("--ttl", help="lifetime, e.g. 90m, 8h, 7d  [default: mint.max_ttl, at most that]")
+@click.option("--no-expiry", is_flag=True, help="a token that never expires (revoke it when done)")
 @click.option("--caveat", "extra", multiple=True, help="extra caveat key=value (repeatable)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object instead of the bare token")
-def token_mint(config_path, tenant, scope, budget, ttl, extra, as_json) -> None:
+def token_mint(config_path, tenant, scope, budget, ttl, no_expiry, extra, as_json) -> None:
     """Mint a token from the keyring (offline; no server needed)."""
     from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
 
     config = _config(config_path)
+    ttl = _bounded_ttl(ttl, no_expiry, config.mint.max_ttl, extra)
     caveats = _standard_caveats(scope, budget, ttl, extra)
+    for warning in _reach_warnings(caveats, no_expiry):
+        click.echo(f"warning: {warning}", err=True)
     try:
         minted = mint_token(_keyring(config), tenant, caveats, attribute_keys=config.authz.attributes)
     except ValueError as exc:
@@ -64,6 +68,37 @@ def token_mint(config_path, tenant, scope, budget, ttl, extra, as_json) -> None:
         )
     else:
         click.echo(minted.token)
+
+
+def _bounded_ttl(ttl: str | None, no_expiry: bool, max_ttl: str, extra: tuple[str, ...]) -> str | None:
+    """The lifetime to mint with: never more than mint.max_ttl; no expiry only when asked for by name."""
+    if any(item.partition("=")[0].strip() == "expires" for item in extra):
+        raise click.BadParameter("give the lifetime with --ttl (bounded by mint.max_ttl)", param_hint="--caveat")
+    if no_expiry:
+        if ttl:
+            raise click.UsageError("give --ttl or --no-expiry, not both")
+        return None
+    if ttl is None:
+        return max_ttl
+    if parse_duration(ttl) > parse_duration(max_ttl):
+        raise click.BadParameter(
+            f"{ttl} is longer than mint.max_ttl ({max_ttl}); raise mint.max_ttl in satgate.yaml, or give "
+            "--no-expiry for a token that never expires",
+            param_hint="--ttl",
+        )
+    return ttl
+
+
+def _reach_warnings(caveats: list[tuple[str, str]], no_expiry: bool) -> list[str]:
+    keys = {key for key, _ in caveats}
+    warnings = []
+    if no_expiry:
+        warnings.append("no expiry: this token works until it is revoked")
+    if "scope" not in keys:
+        warnings.append("no --scope: this token passes every route's scope check (it reaches every route)")
+    if "budget" not in keys:
+        warnings.append("no --budget: this token spends without limit on every route that charges")
+    return warnings
 
 
 @token.command("attenuate")
@@ -95,9 +130,11 @@ def token_attenuate(config_path, token_text, scope, budget, ttl, extra) -> None:
 @click.option("--scope", help="comma list of scope patterns")
 @click.option("--ttl", default="1h", show_default=True)
 @click.option("--label")
-def token_delegate(config_path, token_text, budget, scope, ttl, label) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print token, delegation_id and expires_at as JSON")
+def token_delegate(config_path, token_text, budget, scope, ttl, label, as_json) -> None:
     """Delegate offline: a child of TOKEN with a fresh delegation id (revocable on its own). Needs no key; the
-    Mint's delegation tree does not record it (use POST /api/mint/delegate for that)."""
+    Mint's delegation tree does not record it (use POST /api/mint/delegate for that). The child expires with
+    its parent at the latest."""
     from satgate.tokens.delegate import delegate  # noqa: PLC0415
     from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
 
@@ -113,6 +150,9 @@ def token_delegate(config_path, token_text, budget, scope, ttl, label) -> None:
         )
     except (MalformedToken, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if not as_json:
+        click.echo(child.token)
+        return
     click.echo(
         json.dumps(
             {"token": child.token, "delegation_id": child.delegation_id, "expires_at": format_utc(child.expires_at)}

@@ -8,7 +8,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from satgate.timefmt import format_utc
+from satgate.caveats import CaveatSyntaxError, split_caveat
+from satgate.timefmt import format_utc, parse_utc
+from satgate.tokens import wire
 from satgate.tokens.mint import CaveatSpec, attenuate
 
 
@@ -31,11 +33,12 @@ def delegate(
     not_after: float | None = None,
     attribute_keys: Iterable[str] = (),
 ) -> Delegated:
-    """`not_after` caps the child's expiry (the Mint passes the parent's); the parent's own caveats, expiry
-    included, bind the child anyway — attenuation only narrows."""
+    """The child's expiry is capped by the parent's (its `expires` caveats, read without a key) and by
+    `not_after`, so what it reports is what the verifier will enforce — attenuation only narrows anyway."""
     expires_at = time.time() + ttl_seconds
-    if not_after is not None:
-        expires_at = min(expires_at, not_after)
+    for cap in (not_after, earliest_expiry(token)):
+        if cap is not None:
+            expires_at = min(expires_at, cap)
     delegation_id = secrets.token_hex(16)
     specs: list[CaveatSpec] = [("delegation", delegation_id), ("expires", format_utc(expires_at))]
     scope_list = list(scopes)
@@ -48,3 +51,17 @@ def delegate(
     specs.extend(sorted((caveats or {}).items()))
     child = attenuate(token, specs, attribute_keys=attribute_keys)
     return Delegated(child, delegation_id, expires_at, tuple(specs))
+
+
+def earliest_expiry(token: str) -> float | None:
+    """The soonest `expires` caveat of a token (unverified: used only to cap what a child reports)."""
+    soonest = None
+    for raw in wire.decode(token).caveats:
+        try:
+            key, value = split_caveat(raw)
+            if key == "expires":
+                at = parse_utc(value)
+                soonest = at if soonest is None else min(soonest, at)
+        except (CaveatSyntaxError, ValueError):
+            continue  # the verifier refuses such a token anyway
+    return soonest

@@ -54,6 +54,7 @@ async def test_offline_children_are_accepted_and_revocable_on_their_own(tmp_path
                 "api:read",
                 "--ttl",
                 "5m",
+                "--json",
             ],
         )
         .output
@@ -124,7 +125,7 @@ def test_cli_mint_and_revoke_are_audited(tmp_path, config):
     minted = json.loads(
         runner.invoke(
             cli, ["token", "mint", "--config", str(config), "--tenant", "acme", "--budget", "5", "--json"]
-        ).output
+        ).stdout
     )
     runner.invoke(cli, ["token", "revoke", "--config", str(config), minted["token"], "--reason", "test"])
     records = [record for _seq, record, _prev, _hash in SqliteAuditLog(tmp_path / "audit.db").records()]

@@ -75,7 +75,7 @@ def test_mint_inspect_attenuate_revoke(config, tmp_path):
 
 def test_attenuate_reads_stdin_and_refuses_bad_caveats(config):
     run("keys", "init", "--config", str(config))
-    token = run("token", "mint", "--config", str(config), "--tenant", "acme").output.strip()
+    token = run("token", "mint", "--config", str(config), "--tenant", "acme").stdout.strip()
     assert run("token", "attenuate", "--config", str(config), "-", "--ttl", "1h", input=token).exit_code == 0
     bad = run("token", "attenuate", "--config", str(config), token, "--caveat", "colour=red")
     assert bad.exit_code != 0 and "unknown caveat 'colour'" in bad.output
@@ -146,3 +146,53 @@ def test_mint_refuses_bad_trust_policies_naming_the_field(tmp_path):
     )
     assert result.returncode != 0
     assert "policies.0.trust_rules.0.issue.ttl" in result.stderr
+
+
+def caveats_of(config, token: str) -> list[str]:
+    return json.loads(run("token", "inspect", "--config", str(config), token).stdout)["caveats"]
+
+
+def test_mint_without_flags_expires_at_max_ttl_and_warns_what_it_reaches(config):
+    import time
+
+    from satgate.timefmt import parse_utc
+
+    run("keys", "init", "--config", str(config))
+    minted = run("token", "mint", "--config", str(config), "--tenant", "acme")
+    assert minted.exit_code == 0
+    assert "no --scope: this token passes every route's scope check" in minted.stderr
+    assert "no --budget: this token spends without limit" in minted.stderr
+    (expires,) = [c.removeprefix("expires = ") for c in caveats_of(config, minted.stdout.strip()) if "expires" in c]
+    assert abs(parse_utc(expires) - (time.time() + 24 * 3600)) < 60  # mint.max_ttl's default
+    quiet = run("token", "mint", "--config", str(config), "--tenant", "acme", "--scope", "api:*", "--budget", "5")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_mint_refuses_a_ttl_past_max_ttl_and_mints_no_expiry_only_by_name(config, tmp_path):
+    run("keys", "init", "--config", str(config))
+    too_long = run("token", "mint", "--config", str(config), "--tenant", "acme", "--ttl", "3650d")
+    assert too_long.exit_code != 0 and "longer than mint.max_ttl (24h)" in too_long.stderr
+    assert too_long.stdout == ""
+    sneaky = run("token", "mint", "-c", str(config), "--tenant", "acme", "--caveat", "expires=2099-01-01T00:00:00Z")
+    assert sneaky.exit_code != 0 and "--ttl" in sneaky.stderr
+    doc = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**doc, "mint": {"max_ttl": "30d"}}))
+    assert run("token", "mint", "--config", str(config), "--tenant", "acme", "--ttl", "7d").exit_code == 0
+    forever = run("token", "mint", "--config", str(config), "--tenant", "acme", "--no-expiry", "--scope", "a:b")
+    assert forever.exit_code == 0 and "no expiry: this token works until it is revoked" in forever.stderr
+    assert not [c for c in caveats_of(config, forever.stdout.strip()) if c.startswith("expires")]
+    both = run("token", "mint", "--config", str(config), "--tenant", "acme", "--no-expiry", "--ttl", "1h")
+    assert both.exit_code != 0
+
+
+def test_delegate_prints_the_bare_token_and_the_child_expires_with_its_parent(config):
+    from satgate.timefmt import parse_utc
+
+    run("keys", "init", "--config", str(config))
+    parent = run("token", "mint", "-c", str(config), "--tenant", "acme", "--scope", "api:*", "--ttl", "10m").stdout
+    child = run("token", "delegate", "--config", str(config), parent.strip(), "--budget", "2").stdout.strip()
+    assert child.startswith("A") and "\n" not in child  # $(satgate token delegate …) feeds the next command
+    assert json.loads(run("token", "inspect", "--config", str(config), child).stdout)["valid"]
+    as_json = json.loads(run("token", "delegate", "-c", str(config), parent.strip(), "--ttl", "48h", "--json").stdout)
+    (parent_expiry,) = [c for c in caveats_of(config, parent.strip()) if c.startswith("expires")]
+    assert parse_utc(as_json["expires_at"]) == pytest.approx(parse_utc(parent_expiry.removeprefix("expires = ")), abs=1)
