@@ -14,6 +14,7 @@ from satgate.caveats import Denial, RequestFacts, Scope
 from satgate.delegations import ControlPlaneStore, DelegationRecord
 from satgate.judge import judge
 from satgate.ledger import Ledger, LedgerUnavailable
+from satgate.revocations import recorded_as
 from satgate.routes import RouteSettings
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.delegate import delegate
@@ -199,10 +200,23 @@ class AdminService:
         }
 
     # ------------------------------------------------------------------------------------ admin
-    async def revoke(self, admin: VerifiedToken, revocation_id: str, reason: str) -> dict[str, Any]:
-        """A token id or a delegation id; everything carrying it is denied from its next request on."""
+    async def revoke(
+        self, admin: VerifiedToken, revocation_id: str, reason: str, *, pre_revoke: bool = False
+    ) -> dict[str, Any]:
+        """A token id or a delegation id of the admin's tenant; everything carrying it is denied from its next
+        request on. An id nothing recorded ties to the tenant (a typo, another tenant's) is 404 unless the admin
+        asks for a pre-revocation by name."""
         if not _REVOCATION_ID_RE.fullmatch(revocation_id):
             raise ExchangeDenied(400, "bad_request", "id must be a token_id or delegation_id (32 lowercase hex)")
+        records = (record for _seq, record, _prev, _hash in self._audit.records())
+        recorded = recorded_as(admin.tenant, revocation_id, records, self._store)
+        if recorded is None and not pre_revoke:
+            raise ExchangeDenied(
+                404,
+                "not_found",
+                f"nothing recorded in tenant {admin.tenant!r} carries id {revocation_id}; check the id, or send "
+                '"pre_revoke": true to revoke it before its token exists',
+            )
         try:
             fresh = await self._ledger.revoke(admin.tenant, revocation_id, reason)
         except LedgerUnavailable:
@@ -214,12 +228,13 @@ class AdminService:
                 tenant=admin.tenant,
                 actor=admin.token_id,
                 token_id=revocation_id,
-                details={"reason": reason[:200], "known_delegations": len(known)},
+                details={"reason": reason[:200], "known_delegations": len(known), "recorded_as": recorded},
             )
         )
         return {
             "revoked": revocation_id,
             "tenant": admin.tenant,
+            "recorded_as": recorded,
             "already_revoked": not fresh,
             "known_delegations": [r.delegation_id for r in known],
         }

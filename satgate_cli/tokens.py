@@ -214,14 +214,17 @@ def token_inspect(config_path, token_text) -> None:
 @click.option("--id", "revocation_id", help="a token_id or delegation id (instead of TOKEN)")
 @click.option("--tenant", help="tenant of --id")
 @click.option("--reason", default="")
-def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None:
-    """Revoke TOKEN (its token_id: the token and every token attenuated from it), or an id."""
+@click.option("--pre-revoke", is_flag=True, help="revoke an --id nothing here recorded (a token not issued yet)")
+def token_revoke(config_path, token_text, revocation_id, tenant, reason, pre_revoke) -> None:
+    """Revoke TOKEN (its own id: the token and every token attenuated or delegated from it), or an --id this
+    deployment recorded (a minted, exchanged or delegated token)."""
     import re  # noqa: PLC0415
 
     from satgate.ledger.url import open_ledger  # noqa: PLC0415
     from satgate.tokens.verify import TokenRejected, TokenVerifier  # noqa: PLC0415
 
     config = _config(config_path)
+    recorded: str | None
     if token_text:
         try:
             verified = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes).verify(
@@ -229,11 +232,20 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None
             )
         except TokenRejected as exc:
             raise click.ClickException(f"cannot revoke: {exc.denial.message}") from None
-        tenant, revocation_id = verified.tenant, verified.token_id
+        # its most specific id: a delegated child's own delegation id, not its parent's (that is --id's job)
+        tenant, revocation_id = verified.tenant, verified.revocation_ids[-1]
+        recorded = "delegation" if len(verified.revocation_ids) > 1 else "token"
     elif not (revocation_id and tenant):
         raise click.UsageError("give TOKEN, or --id with --tenant")
     elif not re.fullmatch(r"[0-9a-f]{32}", revocation_id):
         raise click.BadParameter("must be 32 lowercase hex", param_hint="--id")
+    else:
+        recorded = _recorded_as(config, tenant, revocation_id)
+        if recorded is None and not pre_revoke:
+            raise click.ClickException(
+                f"nothing this deployment recorded carries id {revocation_id} in tenant {tenant!r} (no token minted, "
+                "exchanged or delegated with it): check --id and --tenant, or give --pre-revoke to revoke it anyway"
+            )
 
     async def do_revoke() -> bool:
         ledger = open_ledger(config.ledger)
@@ -246,5 +258,29 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason) -> None
         fresh = asyncio.run(do_revoke())
     except LedgerUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    _audit(config, "revoke", tenant=tenant, token_id=revocation_id, details={"reason": reason[:200], "via": "cli"})
-    click.echo(json.dumps({"revoked": revocation_id, "tenant": tenant, "already_revoked": not fresh}))
+    details = {"reason": reason[:200], "via": "cli", "recorded_as": recorded}
+    _audit(config, "revoke", tenant=tenant, token_id=revocation_id, details=details)
+    click.echo(
+        json.dumps({"revoked": revocation_id, "tenant": tenant, "recorded_as": recorded, "already_revoked": not fresh})
+    )
+
+
+def _recorded_as(config, tenant: str, revocation_id: str) -> str | None:
+    from satgate.audit import open_audit_log  # noqa: PLC0415
+    from satgate.delegations import ControlPlaneStore  # noqa: PLC0415
+    from satgate.revocations import recorded_as  # noqa: PLC0415
+
+    async def lookup() -> str | None:
+        audit = open_audit_log(config.ledger, config.mint.audit_log)
+        store = ControlPlaneStore(config.mint.state) if config.mint.state.exists() else None
+        try:
+            return recorded_as(tenant, revocation_id, (r for _s, r, _p, _h in audit.records()), store)
+        finally:
+            await audit.close()
+            if store is not None:
+                store.close()
+
+    try:
+        return asyncio.run(lookup())
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None

@@ -20,6 +20,7 @@ _STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
@@ -145,7 +146,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
     async def Revoke(self, request: admin_pb2.RevokeRequest, context: grpc.aio.ServicerContext) -> Any:
         caller = await self._authenticate(context, "Revoke")
         try:
-            result = await self._admin.revoke(caller, request.id, request.reason)
+            result = await self._admin.revoke(caller, request.id, request.reason, pre_revoke=request.pre_revoke)
         except ExchangeDenied as denied:
             await _abort(context, denied)
         return admin_pb2.RevokeResponse(
@@ -153,6 +154,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
             tenant=result["tenant"],
             already_revoked=result["already_revoked"],
             known_delegations=result["known_delegations"],
+            recorded_as=result["recorded_as"] or "",
         )
 
     async def ListDelegations(

@@ -124,8 +124,10 @@ async def admin_revoke(request: web.Request) -> web.Response:
     revocation_id = doc.get("id") or doc.get("token_id") or doc.get("delegation_id")
     if not isinstance(revocation_id, str):
         raise ExchangeDenied(400, "bad_request", "give id (a token_id or delegation_id)")
-    reason = doc.get("reason", "")
-    return web.json_response(await request.app[ADMIN].revoke(caller, revocation_id, str(reason)))
+    reason, pre_revoke = doc.get("reason", ""), doc.get("pre_revoke", False)
+    if not isinstance(pre_revoke, bool):
+        raise ExchangeDenied(400, "bad_request", "pre_revoke must be true or false")
+    return web.json_response(await request.app[ADMIN].revoke(caller, revocation_id, str(reason), pre_revoke=pre_revoke))
 
 
 @_denials
@@ -140,8 +142,11 @@ async def admin_delegations(request: web.Request) -> web.Response:
 @_denials
 async def admin_audit(request: web.Request) -> web.Response:
     caller = await _admin(request)
+    export_format = request.query.get("format", "json")
+    if export_format not in ("json", "csv"):
+        raise ExchangeDenied(400, "bad_request", f"format must be json or csv, not {export_format[:32]!r}")
     records = request.app[ADMIN].audit_records(caller)
-    if request.query.get("format", "json") == "csv":
+    if export_format == "csv":
         return web.Response(text=audit_csv(records), content_type="text/csv")
     return web.json_response({"records": records})
 

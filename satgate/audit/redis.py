@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from satgate.audit.chain import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
+from satgate.ledger.base import LedgerUnavailable
 from satgate.ledger.url import redis_settings
 
 STREAM = "sg:{satgate-audit}:stream"
@@ -66,8 +67,10 @@ class RedisStreamAuditLog:
     def records(self) -> Iterator[tuple[str, dict[str, Any], str, str]]:
         cursor = "-"
         while True:
-            # decode_responses=True: ids and fields are str
-            batch = cast(list[tuple[str, dict[str, str]]], self._reader.xrange(STREAM, min=cursor, count=500))
+            try:  # decode_responses=True: ids and fields are str
+                batch = cast(list[tuple[str, dict[str, str]]], self._reader.xrange(STREAM, min=cursor, count=500))
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise LedgerUnavailable(f"audit: redis: {type(exc).__name__}: {exc}") from exc
             for entry_id, fields in batch:
                 if entry_id != cursor:
                     yield entry_id, json.loads(fields["record"]), fields["prev"], fields["hash"]

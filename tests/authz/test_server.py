@@ -295,7 +295,7 @@ def test_a_corrupt_ledger_is_not_serving_and_the_log_names_the_file(tmp_path, ke
 
 
 def test_workers_exit_when_their_supervisor_is_killed(tmp_path, keyring_file):
-    from satgate.listeners import claim  # noqa: PLC0415
+    from satgate.listeners import claim
 
     config = write_config(tmp_path, keyring_file, workers=2)
     proc = start(config)

@@ -53,7 +53,7 @@ def test_every_ledger_and_audit_command_works_on_redis(redis_config):
     assert revoked["revoked"] == inspected["token_id"]
     assert redis.cli("sismember", "sg:{acme}:revoked:ids", inspected["token_id"]).strip() == "1"
     assert json.loads(ok(satgate(config, "token", "inspect", child)))["revoked"] is True
-    by_id = satgate(config, "token", "revoke", "--id", "d" * 32, "--tenant", "acme")
+    by_id = satgate(config, "token", "revoke", "--id", "d" * 32, "--tenant", "acme", "--pre-revoke")
     ok(by_id)
     ok(satgate(config, "keys", "rotate"))
     exported = [json.loads(line) for line in ok(satgate(config, "audit", "export")).splitlines()]
@@ -67,7 +67,8 @@ def test_a_redis_that_is_down_is_one_clear_line(redis_config):
     redis, config = redis_config
     ok(satgate(config, "keys", "init"))
     redis.stop()
-    for args in (("ledger", "init"), ("token", "revoke", "--id", "d" * 32, "--tenant", "acme")):
+    revoke = ("token", "revoke", "--id", "d" * 32, "--tenant", "acme")
+    for args in (("ledger", "init"), revoke, (*revoke, "--pre-revoke")):
         result = satgate(config, *args)
         assert result.returncode != 0
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr

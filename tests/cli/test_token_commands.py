@@ -93,8 +93,35 @@ def test_inspect_reports_a_forged_token_invalid(config):
 def test_revoke_by_id_validates_input(config):
     run("keys", "init", "--config", str(config))
     assert run("token", "revoke", "--config", str(config), "--id", "nothex", "--tenant", "acme").exit_code != 0
-    ok = run("token", "revoke", "--config", str(config), "--id", "a" * 32, "--tenant", "acme")
-    assert json.loads(ok.output) == {"revoked": "a" * 32, "tenant": "acme", "already_revoked": False}
+    ok = run("token", "revoke", "--config", str(config), "--id", "a" * 32, "--tenant", "acme", "--pre-revoke")
+    assert json.loads(ok.stdout) == {
+        "revoked": "a" * 32,
+        "tenant": "acme",
+        "recorded_as": None,
+        "already_revoked": False,
+    }
+
+
+def test_revoke_says_plainly_when_nothing_carries_the_id(config, tmp_path):
+    run("keys", "init", "--config", str(config))
+    minted = json.loads(run("token", "mint", "-c", str(config), "--tenant", "acme", "--scope", "a:b", "--json").stdout)
+    typo = run("token", "revoke", "--config", str(config), "--id", minted["token_id"], "--tenant", "acmee")
+    assert typo.exit_code != 0 and "nothing this deployment recorded carries id" in typo.stderr
+    assert "'acmee'" in typo.stderr and "--pre-revoke" in typo.stderr
+    assert json.loads(run("token", "inspect", "-c", str(config), minted["token"]).stdout)["revoked"] is False
+    by_id = run("token", "revoke", "--config", str(config), "--id", minted["token_id"], "--tenant", "acme")
+    assert json.loads(by_id.stdout)["recorded_as"] == "token"
+    assert json.loads(run("token", "inspect", "-c", str(config), minted["token"]).stdout)["revoked"] is True
+
+
+def test_revoking_a_delegated_child_by_string_spares_its_parent(config):
+    run("keys", "init", "--config", str(config))
+    parent = run("token", "mint", "-c", str(config), "--tenant", "acme", "--scope", "a:b").stdout.strip()
+    child = json.loads(run("token", "delegate", "-c", str(config), parent, "--budget", "1", "--json").stdout)
+    revoked = json.loads(run("token", "revoke", "--config", str(config), child["token"]).stdout)
+    assert (revoked["revoked"], revoked["recorded_as"]) == (child["delegation_id"], "delegation")
+    assert json.loads(run("token", "inspect", "-c", str(config), child["token"]).stdout)["revoked"] is True
+    assert json.loads(run("token", "inspect", "-c", str(config), parent).stdout)["revoked"] is False
 
 
 def test_mint_refuses_a_bad_tenant(config):

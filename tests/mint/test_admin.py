@@ -134,7 +134,9 @@ async def test_admin_authentication(mint_server, keyring, make, status, error):
 
 async def test_satgate_namespace_wildcard_grants_admin(mint_server, keyring):
     response = await mint_server.client.post(
-        "/api/admin/revoke", headers=bearer(admin_token(keyring, scope="satgate:*")), json={"id": "a" * 32}
+        "/api/admin/revoke",
+        headers=bearer(admin_token(keyring, scope="satgate:*")),
+        json={"id": "a" * 32, "pre_revoke": True},
     )
     assert response.status == 200
 
@@ -142,7 +144,8 @@ async def test_satgate_namespace_wildcard_grants_admin(mint_server, keyring):
 async def test_a_revoked_admin_token_is_refused(mint_server, keyring):
     admin = admin_token(keyring)
     admin_id = TokenVerifier(keyring).verify(admin).token_id
-    await mint_server.client.post("/api/admin/revoke", headers=bearer(admin), json={"id": admin_id})
+    # minted offline here, so no audit record ties it to the tenant: a pre-revocation by name
+    await mint_server.client.post("/api/admin/revoke", headers=bearer(admin), json={"id": admin_id, "pre_revoke": True})
     response = await mint_server.client.get("/api/admin/audit", headers=bearer(admin))
     assert (response.status, (await response.json())["error"]) == (401, "revoked")
 
@@ -161,8 +164,9 @@ async def test_tenants_are_isolated(idp, start_mint, keyring):
     assert globex["tenant"] == "globex"
     _, globex_child = await delegate(m, globex["token"])
     acme_admin = bearer(admin_token(keyring, "acme"))
-    # A's admin revoking B's token id touches nothing of B's.
-    await m.client.post("/api/admin/revoke", headers=acme_admin, json={"id": globex["token_id"]})
+    # A's admin revoking B's token id is told nothing of A's carries it, and touches nothing of B's.
+    refused = await m.client.post("/api/admin/revoke", headers=acme_admin, json={"id": globex["token_id"]})
+    assert (refused.status, (await refused.json())["error"]) == (404, "not_found")
     assert await valid(m, globex["token"])
     # A's admin cannot see B's delegation tree or audit records, nor revoke B's policy.
     listed = await (
@@ -248,7 +252,7 @@ async def test_grpc_delegate_and_admin(idp, mint_server, keyring):
         revoked = await admin_stub.Revoke(
             admin_pb2.RevokeRequest(id=child.delegation_id, reason="test"), metadata=admin
         )
-        assert list(revoked.known_delegations) == [child.delegation_id]
+        assert list(revoked.known_delegations) == [child.delegation_id] and revoked.recorded_as == "delegation"
         assert not await valid(mint_server, child.token)
         policy = await admin_stub.RevokePolicy(admin_pb2.RevokePolicyRequest(name="agents"), metadata=admin)
         assert not policy.already_revoked
@@ -268,3 +272,30 @@ async def test_grpc_delegate_and_admin(idp, mint_server, keyring):
                 admin_pb2.ExportAuditRequest(), metadata=[("authorization", f"Bearer {parent['token']}")]
             )
         assert not_admin.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await admin_stub.Revoke(admin_pb2.RevokeRequest(id="e" * 32), metadata=admin)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        ahead = await admin_stub.Revoke(admin_pb2.RevokeRequest(id="e" * 32, pre_revoke=True), metadata=admin)
+        assert ahead.revoked == "e" * 32 and ahead.recorded_as == ""
+
+
+async def test_revoke_says_what_the_id_was_recorded_as_and_refuses_unknown_ids(idp, mint_server, keyring):
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    _, child = await delegate(mint_server, issued["token"])
+    admin = bearer(admin_token(keyring))
+    unknown = await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": "e" * 32})
+    assert unknown.status == 404 and "pre_revoke" in (await unknown.json())["message"]
+    bad = await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": "e" * 32, "pre_revoke": 1})
+    assert bad.status == 400
+    for revocation_id, kind in ((child["delegation_id"], "delegation"), (issued["token_id"], "token")):
+        answer = await (
+            await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": revocation_id})
+        ).json()
+        assert (answer["revoked"], answer["recorded_as"]) == (revocation_id, kind)
+    ahead = await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": "e" * 32, "pre_revoke": True})
+    assert (ahead.status, (await ahead.json())["recorded_as"]) == (200, None)
+
+
+async def test_an_unknown_audit_export_format_is_400(mint_server, keyring):
+    response = await mint_server.client.get("/api/admin/audit?format=xml", headers=bearer(admin_token(keyring)))
+    assert (response.status, (await response.json())["error"]) == (400, "bad_request")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n satgate_api/admin/v1/admin.proto\x12\x14satgate_api.admin.v1\"+\n\rRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"e\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x03 \x01(\x08\x12\x19\n\x11known_delegations\x18\x04 \x03(\t\"K\n\x16ListDelegationsRequest\x12\x12\n\x08token_id\x18\x01 \x01(\tH\x00\x12\x17\n\rdelegation_id\x18\x02 \x01(\tH\x00\x42\x04\n\x02of\"\xd9\x01\n\nDelegation\x12\x15\n\rdelegation_id\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\r\n\x05label\x18\x06 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x08 \x01(\t\x12\x12\n\nexpires_at\x18\t \x01(\tB\x11\n\x0f_budget_credits\"P\n\x17ListDelegationsResponse\x12\x35\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32 .satgate_api.admin.v1.Delegation\"3\n\x13RevokePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x14RevokePolicyResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x02 \x01(\x08\"\x14\n\x12\x45xportAuditRequest\"&\n\x13\x45xportAuditResponse\x12\x0f\n\x07records\x18\x01 \x03(\t2\x97\x03\n\x05\x41\x64min\x12S\n\x06Revoke\x12#.satgate_api.admin.v1.RevokeRequest\x1a$.satgate_api.admin.v1.RevokeResponse\x12n\n\x0fListDelegations\x12,.satgate_api.admin.v1.ListDelegationsRequest\x1a-.satgate_api.admin.v1.ListDelegationsResponse\x12\x65\n\x0cRevokePolicy\x12).satgate_api.admin.v1.RevokePolicyRequest\x1a*.satgate_api.admin.v1.RevokePolicyResponse\x12\x62\n\x0b\x45xportAudit\x12(.satgate_api.admin.v1.ExportAuditRequest\x1a).satgate_api.admin.v1.ExportAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n satgate_api/admin/v1/admin.proto\x12\x14satgate_api.admin.v1\"?\n\rRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\npre_revoke\x18\x03 \x01(\x08\"z\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x03 \x01(\x08\x12\x19\n\x11known_delegations\x18\x04 \x03(\t\x12\x13\n\x0brecorded_as\x18\x05 \x01(\t\"K\n\x16ListDelegationsRequest\x12\x12\n\x08token_id\x18\x01 \x01(\tH\x00\x12\x17\n\rdelegation_id\x18\x02 \x01(\tH\x00\x42\x04\n\x02of\"\xd9\x01\n\nDelegation\x12\x15\n\rdelegation_id\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\r\n\x05label\x18\x06 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x08 \x01(\t\x12\x12\n\nexpires_at\x18\t \x01(\tB\x11\n\x0f_budget_credits\"P\n\x17ListDelegationsResponse\x12\x35\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32 .satgate_api.admin.v1.Delegation\"3\n\x13RevokePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x14RevokePolicyResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x02 \x01(\x08\"\x14\n\x12\x45xportAuditRequest\"&\n\x13\x45xportAuditResponse\x12\x0f\n\x07records\x18\x01 \x03(\t2\x97\x03\n\x05\x41\x64min\x12S\n\x06Revoke\x12#.satgate_api.admin.v1.RevokeRequest\x1a$.satgate_api.admin.v1.RevokeResponse\x12n\n\x0fListDelegations\x12,.satgate_api.admin.v1.ListDelegationsRequest\x1a-.satgate_api.admin.v1.ListDelegationsResponse\x12\x65\n\x0cRevokePolicy\x12).satgate_api.admin.v1.RevokePolicyRequest\x1a*.satgate_api.admin.v1.RevokePolicyResponse\x12\x62\n\x0b\x45xportAudit\x12(.satgate_api.admin.v1.ExportAuditRequest\x1a).satgate_api.admin.v1.ExportAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'satgate_api.admin.v1.admin_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REVOKEREQUEST']._serialized_start=58
-  _globals['_REVOKEREQUEST']._serialized_end=101
-  _globals['_REVOKERESPONSE']._serialized_start=103
-  _globals['_REVOKERESPONSE']._serialized_end=204
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=206
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=281
-  _globals['_DELEGATION']._serialized_start=284
-  _globals['_DELEGATION']._serialized_end=501
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=503
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=583
-  _globals['_REVOKEPOLICYREQUEST']._serialized_start=585
-  _globals['_REVOKEPOLICYREQUEST']._serialized_end=636
-  _globals['_REVOKEPOLICYRESPONSE']._serialized_start=638
-  _globals['_REVOKEPOLICYRESPONSE']._serialized_end=701
-  _globals['_EXPORTAUDITREQUEST']._serialized_start=703
-  _globals['_EXPORTAUDITREQUEST']._serialized_end=723
-  _globals['_EXPORTAUDITRESPONSE']._serialized_start=725
-  _globals['_EXPORTAUDITRESPONSE']._serialized_end=763
-  _globals['_ADMIN']._serialized_start=766
-  _globals['_ADMIN']._serialized_end=1173
+  _globals['_REVOKEREQUEST']._serialized_end=121
+  _globals['_REVOKERESPONSE']._serialized_start=123
+  _globals['_REVOKERESPONSE']._serialized_end=245
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=247
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=322
+  _globals['_DELEGATION']._serialized_start=325
+  _globals['_DELEGATION']._serialized_end=542
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=544
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=624
+  _globals['_REVOKEPOLICYREQUEST']._serialized_start=626
+  _globals['_REVOKEPOLICYREQUEST']._serialized_end=677
+  _globals['_REVOKEPOLICYRESPONSE']._serialized_start=679
+  _globals['_REVOKEPOLICYRESPONSE']._serialized_end=742
+  _globals['_EXPORTAUDITREQUEST']._serialized_start=744
+  _globals['_EXPORTAUDITREQUEST']._serialized_end=764
+  _globals['_EXPORTAUDITRESPONSE']._serialized_start=766
+  _globals['_EXPORTAUDITRESPONSE']._serialized_end=804
+  _globals['_ADMIN']._serialized_start=807
+  _globals['_ADMIN']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

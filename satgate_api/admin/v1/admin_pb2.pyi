@@ -7,24 +7,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RevokeRequest(_message.Message):
-    __slots__ = ("id", "reason")
+    __slots__ = ("id", "reason", "pre_revoke")
     ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PRE_REVOKE_FIELD_NUMBER: _ClassVar[int]
     id: str
     reason: str
-    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    pre_revoke: bool
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ..., pre_revoke: _Optional[bool] = ...) -> None: ...
 
 class RevokeResponse(_message.Message):
-    __slots__ = ("revoked", "tenant", "already_revoked", "known_delegations")
+    __slots__ = ("revoked", "tenant", "already_revoked", "known_delegations", "recorded_as")
     REVOKED_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     ALREADY_REVOKED_FIELD_NUMBER: _ClassVar[int]
     KNOWN_DELEGATIONS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AS_FIELD_NUMBER: _ClassVar[int]
     revoked: str
     tenant: str
     already_revoked: bool
     known_delegations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, revoked: _Optional[str] = ..., tenant: _Optional[str] = ..., already_revoked: _Optional[bool] = ..., known_delegations: _Optional[_Iterable[str]] = ...) -> None: ...
+    recorded_as: str
+    def __init__(self, revoked: _Optional[str] = ..., tenant: _Optional[str] = ..., already_revoked: _Optional[bool] = ..., known_delegations: _Optional[_Iterable[str]] = ..., recorded_as: _Optional[str] = ...) -> None: ...
 
 class ListDelegationsRequest(_message.Message):
     __slots__ = ("token_id", "delegation_id")
