@@ -34,6 +34,7 @@ from satgate.ledger.url import open_ledger
 from satgate.listeners import claim
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
+from satgate.sqlite_db import use_group_readable_state
 from satgate.tokens.verify import TokenVerifier
 from satgate.usage import UsageRecorder, UsageStore
 
@@ -199,12 +200,16 @@ def _die_with_supervisor() -> None:
 
 def _worker_main(config: Config, readiness: WorkerReadiness) -> None:
     _die_with_supervisor()
+    use_group_readable_state(config.keyring_group_readable)
     configure_logging(config.log_level, component="authz")
     asyncio.run(serve(config, readiness=readiness))
 
 
 def check_startup(config: Config) -> None:
     """What would otherwise fail in every worker, as one line naming the setting and the fix."""
+    exposed = config.exposed_state_files()
+    if exposed:
+        raise OSError(exposed[0])
     if config.authz.usage.enabled:
         path = config.authz.usage.path
         try:

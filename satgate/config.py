@@ -11,8 +11,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from satgate.caveats import BUILTIN
-from satgate.ledger.url import validate_ledger_url
+from satgate.ledger.url import sqlite_path, validate_ledger_url
 from satgate.routes import RouteConfigError, RouteRule, RouteSettings, RouteTable
+from satgate.sqlite_db import others_may_write
 from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
 from satgate.urls import https_unless_loopback
@@ -68,7 +69,7 @@ class RouteRuleConfig(_Strict):
 
 class UsageConfig(_Strict):
     enabled: bool = True
-    path: Path = DEFAULT_STATE_DIR / "usage.db"
+    path: Path = Path("usage.db")  # in state_dir unless set
     retention_days: Annotated[float, Field(gt=0, le=3650)] = 30
 
 
@@ -156,8 +157,6 @@ class WebhookConfig(_Strict):
     def _one_secret(self) -> WebhookConfig:
         if (self.secret is None) == (self.secret_env is None):
             raise ValueError("give exactly one of secret and secret_env")
-        if self.secret_env is not None and not os.environ.get(self.secret_env):
-            raise ValueError(f"environment variable {self.secret_env} is not set")
         if self.events is not None:
             from satgate.audit import EVENT_TYPES  # noqa: PLC0415 - avoids an import cycle at module load
 
@@ -167,6 +166,8 @@ class WebhookConfig(_Strict):
         return self
 
     def resolved_secret(self) -> str:
+        """Read when the Mint starts (`missing_webhook_secrets` names an unset variable first), not when the
+        config loads: a command that sends no webhooks must not need the Mint's environment."""
         return self.secret if self.secret is not None else os.environ[self.secret_env or ""]
 
 
@@ -177,8 +178,8 @@ class MintConfig(_Strict):
     admin_listen: ListenAddress | None = None
     admin_grpc_listen: ListenAddress | None = None
     policies: Path | None = None  # trust policies YAML, reloaded when it changes
-    audit_log: Path = DEFAULT_STATE_DIR / "audit.db"
-    state: Path = DEFAULT_STATE_DIR / "mint.db"  # delegation tree, revoked policies
+    audit_log: Path = Path("audit.db")  # in state_dir unless set
+    state: Path = Path("mint.db")  # delegation tree, revoked policies; in state_dir unless set
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"
     rate_limit_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 60  # per identity; 0 = off
     policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
@@ -202,9 +203,11 @@ class MintConfig(_Strict):
 
 
 class Config(_Strict):
-    keyring: Path = DEFAULT_STATE_DIR / "keyring.json"
+    # Every state file not set explicitly lives here (relative: to the config file's directory).
+    state_dir: Path = DEFAULT_STATE_DIR
+    keyring: Path = Path("keyring.json")  # in state_dir unless set
     keyring_group_readable: bool = False  # true for a Kubernetes Secret volume with fsGroup (mode 0440)
-    ledger: LedgerUrl = f"sqlite:///{DEFAULT_STATE_DIR}/ledger.db"
+    ledger: LedgerUrl = "sqlite:///ledger.db"  # in state_dir unless set
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     authz: AuthzConfig = AuthzConfig()
     mint: MintConfig = MintConfig()
@@ -218,22 +221,59 @@ class Config(_Strict):
                     raise ValueError(f"authz.routes.{index}.settings.{key}: attribute is not in authz.attributes")
         return self
 
-    def resolved(self, base: Path) -> Config:
-        """Relative paths are relative to the config file, not to wherever the server was started."""
-        keyring = self.keyring if self.keyring.is_absolute() else base / self.keyring
+    def resolved(self, base: Path, state_dir: Path | None = None) -> Config:
+        """Absolute paths everywhere: a path the file sets is relative to the file's directory (`base`), one it
+        leaves out lives in `state_dir` — never relative to wherever the command was started. `state_dir`
+        (from `--state-dir`) replaces the file's own."""
+        state = (state_dir if state_dir is not None else base / self.state_dir).resolve()
+
+        def place(model: BaseModel, name: str) -> Path:
+            value: Path = getattr(model, name)
+            return (base / value).resolve() if name in model.model_fields_set else state / value
+
         ledger = self.ledger
         if ledger.startswith("sqlite:///") and not ledger.startswith("sqlite:////"):
-            ledger = f"sqlite:///{(base / ledger.removeprefix('sqlite:///')).resolve()}"
+            root = base if "ledger" in self.model_fields_set else state
+            ledger = f"sqlite:///{(root / ledger.removeprefix('sqlite:///')).resolve()}"
         mint = self.mint.model_copy(
             update={
                 "policies": (base / self.mint.policies).resolve() if self.mint.policies else None,
-                "audit_log": (base / self.mint.audit_log).resolve(),
-                "state": (base / self.mint.state).resolve(),
+                "audit_log": place(self.mint, "audit_log"),
+                "state": place(self.mint, "state"),
             }
         )
-        usage = self.authz.usage.model_copy(update={"path": (base / self.authz.usage.path).resolve()})
+        usage = self.authz.usage.model_copy(update={"path": place(self.authz.usage, "path")})
         authz = self.authz.model_copy(update={"usage": usage})
-        return self.model_copy(update={"keyring": keyring.resolve(), "ledger": ledger, "mint": mint, "authz": authz})
+        return self.model_copy(
+            update={
+                "state_dir": state,
+                "keyring": place(self, "keyring"),
+                "ledger": ledger,
+                "mint": mint,
+                "authz": authz,
+            }
+        )
+
+    def exposed_state_files(self) -> list[str]:
+        """One line per state file that others may write (checked by the servers at start), naming the setting."""
+        files = {
+            "keyring": self.keyring,
+            "mint.audit_log": self.mint.audit_log,
+            "mint.state": self.mint.state,
+            "authz.usage.path": self.authz.usage.path,
+        }
+        if self.ledger.startswith("sqlite:"):
+            files["ledger"] = sqlite_path(self.ledger)[0]
+        return [f"{setting}: {problem}" for setting, path in files.items() if (problem := others_may_write(path))]
+
+    def missing_webhook_secrets(self) -> list[str]:
+        """One line per webhook whose `secret_env` is unset, naming the field: checked by the Mint at start."""
+        return [
+            f"mint.webhooks.{index}.secret_env: environment variable {hook.secret_env} is not set; set it to the "
+            "webhook's signing secret"
+            for index, hook in enumerate(self.mint.webhooks)
+            if hook.secret_env is not None and not os.environ.get(hook.secret_env)
+        ]
 
 
 def _format_errors(source: str, exc: ValidationError) -> str:
@@ -260,10 +300,12 @@ def _ledger_from_env(doc: dict, source: str) -> dict:
     return {**doc, "ledger": url}
 
 
-def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """No path: embedded defaults (state under ./.satgate). SATGATE_LEDGER, when set, replaces `ledger`."""
+def load_config(path: str | os.PathLike[str] | None, *, state_dir: str | os.PathLike[str] | None = None) -> Config:
+    """No path: embedded defaults (state in ./.satgate, or in `state_dir`). SATGATE_LEDGER, when set, replaces
+    `ledger`. `state_dir` (relative to the working directory, as a command-line option is) replaces the file's."""
+    override = Path(state_dir).resolve() if state_dir is not None else None
     if path is None:
-        return Config.model_validate(_ledger_from_env({}, "defaults")).resolved(Path.cwd())
+        return Config.model_validate(_ledger_from_env({}, "defaults")).resolved(Path.cwd(), override)
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text()) or {}
@@ -275,6 +317,6 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{p}: top level must be a mapping")
     doc = _ledger_from_env(doc, str(p))
     try:
-        return Config.model_validate(doc).resolved(p.parent.resolve())
+        return Config.model_validate(doc).resolved(p.parent.resolve(), override)
     except ValidationError as exc:
         raise ConfigError(_format_errors(str(p), exc)) from None

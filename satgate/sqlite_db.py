@@ -3,9 +3,42 @@ from the thread that flushes, WAL so readers in other processes never block writ
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
+
+_state_file_mode = 0o600
+
+
+def use_group_readable_state(group_readable: bool) -> None:
+    """New state files are 0600, or 0640 beside a group-readable keyring (`keyring_group_readable`): set once per
+    process from its configuration. SQLite gives the -wal and -shm files the database file's mode."""
+    global _state_file_mode  # noqa: PLW0603 - one process-wide setting, read where files are created
+    _state_file_mode = 0o640 if group_readable else 0o600
+
+
+def create_private(path: str | Path) -> None:
+    """Create `path` (and its directory) with the state file mode, unless it exists; never widen an existing one."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _state_file_mode))
+    except FileExistsError:
+        return
+    os.chmod(path, _state_file_mode)  # the umask may have narrowed it further; never widen past the mode
+
+
+def others_may_write(path: str | Path) -> str | None:
+    """A refusal line when an existing state file is group- or world-writable (anyone could rewrite budgets or
+    the audit chain), else None."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    if mode & 0o022:
+        return f"{path} is group- or world-writable (mode {mode:04o}); run: chmod go-w {path}"
+    return None
 
 
 def enable_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -24,7 +57,7 @@ def enable_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 def open_sqlite(path: str | Path, schema: str, *, busy_timeout_ms: int = 2000) -> sqlite3.Connection:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     enable_wal(db, busy_timeout_ms)

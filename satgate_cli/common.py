@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,14 +15,25 @@ import click
 from satgate import timefmt
 from satgate.config import Config, ConfigError, load_config
 from satgate.keyring import KeyringError, load_keyring
+from satgate.sqlite_db import use_group_readable_state
 from satgate.timefmt import format_utc
+
+STATE_DIR_KEY = "satgate.state_dir"
 
 
 def _config(path: str | None):
+    """satgate.yaml (or embedded defaults), with `--state-dir` applied: with no --config, the state dir's own
+    satgate.yaml if it has one (as `satgate up` writes), so `--state-dir X` means the same for every command."""
+    context = click.get_current_context(silent=True)
+    state_dir = context.meta.get(STATE_DIR_KEY) if context is not None else None
+    if path is None and state_dir is not None and (Path(state_dir) / "satgate.yaml").is_file():
+        path = str(Path(state_dir) / "satgate.yaml")
     try:
-        return load_config(path)
+        config = load_config(path, state_dir=state_dir)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    use_group_readable_state(config.keyring_group_readable)
+    return config
 
 
 def _keyring(config):
@@ -72,14 +85,31 @@ def _standard_caveats(scope: str | None, budget: int | None, ttl: str | None, ex
     return caveats + _caveat_pairs(extra)
 
 
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="SATGATE_CONFIG",
-    help="satgate.yaml (default: embedded defaults, state in ./.satgate)",
-)
+def _remember_state_dir(context: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        context.meta[STATE_DIR_KEY] = value
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --state-dir, the same on every command that reads the configuration."""
+    command = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False),
+        envvar="SATGATE_STATE_DIR",
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_state_dir,
+        help="where state files live that satgate.yaml does not place (default: .satgate beside it); "
+        "without --config, its satgate.yaml if it has one",
+    )(command)
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="SATGATE_CONFIG",
+        help="satgate.yaml (default: embedded defaults, state in ./.satgate)",
+    )(command)
 
 
 def _read_token(text: str) -> str:

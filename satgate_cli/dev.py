@@ -13,6 +13,7 @@ from satgate.timefmt import format_utc
 from satgate_cli.common import (
     _config,
     _keyring,
+    config_option,
     parse_duration,
 )
 
@@ -39,22 +40,29 @@ def demo_idp(state_file: str, host: str, port: int) -> None:
 
 
 @click.command("demo-jwt")
-@click.option("--state-dir", type=click.Path(file_okay=False), default=".satgate", show_default=True)
+@config_option
 @click.option("--sub", "subject", required=True, help="subject claim, e.g. agent-1")
 @click.option("--aud", "audience", default="satgate", show_default=True)
 @click.option("--ttl", default="10m", show_default=True)
-def demo_jwt(state_dir: str, subject: str, audience: str, ttl: str) -> None:
+def demo_jwt(config_path: str | None, subject: str, audience: str, ttl: str) -> None:
     """Print a JWT from the demo issuer of `satgate up`, to exchange at the Mint."""
     from satgate_dev.demo_idp import DemoIdp  # noqa: PLC0415
 
-    path = Path(state_dir) / "demo-idp.json"
+    path = _config(config_path).state_dir / "demo-idp.json"
     if not path.exists():
         raise click.ClickException(f"{path} not found: start the stack with 'satgate up' first")
     click.echo(DemoIdp.load(path).token(subject, audience, ttl=parse_duration(ttl)))
 
 
 @click.command()
-@click.option("--state-dir", type=click.Path(file_okay=False), default=".satgate", show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=".satgate",
+    show_default=True,
+    envvar="SATGATE_STATE_DIR",
+    help="every file of the stack: its satgate.yaml, keyring, ledger, logs (other commands: --state-dir too)",
+)
 @click.option("--port", type=int, default=8080, show_default=True, help="Envoy listener port")
 @click.option("--admin-port", type=int, default=9901, show_default=True)
 @click.option("--authz-port", type=int, default=9191, show_default=True)

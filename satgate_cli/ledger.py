@@ -10,6 +10,7 @@ from satgate.ledger import LedgerUnavailable
 from satgate.ledger.marker import REDIS_SLOTS
 from satgate_cli.common import (
     _config,
+    config_option,
 )
 
 
@@ -19,7 +20,7 @@ def ledger() -> None:
 
 
 @ledger.command("init")
-@click.option("--config", "config_path", type=click.Path(), default=None)
+@config_option
 def ledger_init(config_path: str | None) -> None:
     """Mark a new ledger as SatGate's. Servers refuse a store without this marker (a deleted, emptied or
     wrong-path SQLite file, a Redis restarted without its data), since its empty budgets would read as unspent.

@@ -41,6 +41,7 @@ def mint(config_path: str | None) -> None:
     """Run the Mint: HTTP/JSON and gRPC."""
     from mint_server.api.server import check_startup, run  # noqa: PLC0415
     from mint_server.policies import PolicyError  # noqa: PLC0415
+    from satgate.config import ConfigError  # noqa: PLC0415
     from satgate.logs import configure_logging  # noqa: PLC0415
 
     config = _config(config_path)
@@ -49,7 +50,7 @@ def mint(config_path: str | None) -> None:
         check_startup(config)
         configure_logging(config.log_level, component="mint")
         run(config)
-    except (PolicyError, OSError) as exc:  # bad policies, a port in use: one line naming the setting
+    except (PolicyError, ConfigError, OSError) as exc:  # bad policies, an unset secret, a port in use: one line
         raise click.ClickException(str(exc)) from None
 
 

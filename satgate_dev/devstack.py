@@ -87,6 +87,7 @@ class Stack:
         new_state = not self.config_path.exists()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         doc: dict = {
+            "state_dir": ".",  # every state file beside this satgate.yaml, those it does not name too
             "keyring": "keyring.json",
             "ledger": "sqlite:///ledger.db",
             "authz": {"listen": f"{LOOPBACK}:{self.ports.authz}", "workers": self.authz_workers},

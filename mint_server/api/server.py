@@ -24,7 +24,7 @@ from mint_server.providers import aws
 from mint_server.service import MintService, MintSettings, PolicyStore, RateLimiter
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.audit import open_audit_log
-from satgate.config import Config
+from satgate.config import Config, ConfigError
 from satgate.delegations import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
@@ -190,6 +190,9 @@ def listeners(config: Config) -> dict[str, str]:
 
 def check_startup(config: Config) -> None:
     """Refuse to start on bad trust policies or a taken address, naming the field, before binding any port."""
+    problems = config.exposed_state_files() + config.missing_webhook_secrets()
+    if problems:
+        raise ConfigError(problems[0])
     PolicyStore(config.mint.policies, frozenset(config.authz.attributes))
     for setting, address in listeners(config).items():
         claim(setting, address)

@@ -35,7 +35,7 @@ from satgate.ledger.base import (
 )
 from satgate.ledger.refunds import Refunds
 from satgate.ledger.sqlite_threads import SqliteThread
-from satgate.sqlite_db import enable_wal
+from satgate.sqlite_db import create_private, enable_wal
 
 # Debit records are keyed by a time slot first: lookups check the current and previous slot (a window of at least
 # IDEMPOTENCY_WINDOW_SECONDS) and expiry is a cheap range delete, with no second index to maintain.
@@ -404,7 +404,7 @@ class SqliteLedger:
 
 def initialise(path: Path, marker: str) -> bool:
     """Create the ledger file, schema and marker (`satgate ledger init`). False when it was already marked."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     db = sqlite3.connect(str(path), isolation_level=None)
     try:
         enable_wal(db, 5000)

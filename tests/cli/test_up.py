@@ -1,5 +1,6 @@
 """`satgate up` as a person runs it: start, copy the printed curl, run it, Ctrl-C."""
 
+import json
 import shlex
 import shutil
 import signal
@@ -37,6 +38,10 @@ def test_up_prints_a_curl_that_works(tmp_path):
             str(ports.mint),
             "--upstream-port",
             str(ports.upstream),
+            "--mint-grpc-port",
+            str(ports.mint_grpc),
+            "--idp-port",
+            str(ports.idp),
             "--metrics-port",
             str(metrics_port),
         ],
@@ -74,6 +79,18 @@ def test_up_prints_a_curl_that_works(tmp_path):
         with urllib.request.urlopen(metrics_url, timeout=5) as response:
             metrics = response.read().decode()
         assert 'satgate_authz_decisions_total{code="200",reason="allow"} 1.0' in metrics  # the curl above
+        # one layout: every state file in --state-dir, and other commands find it there with the same flag
+        state = tmp_path / "state"
+        assert {"mint.db", "usage.db", "ledger.db", "audit.db", "keyring.json"} <= {p.name for p in state.iterdir()}
+        assert not (state / ".satgate").exists()
+        for file in state.glob("*.db*"):  # databases and their -wal/-shm: private, like the keyring
+            assert file.stat().st_mode & 0o777 == 0o600, (file, oct(file.stat().st_mode))
+        token = argv[argv.index("-H") + 1].removeprefix("Authorization: Bearer ")
+        inspect = [sys.executable, "-m", "satgate_cli", "token", "inspect", token, "--state-dir", str(state)]
+        inspected = json.loads(subprocess.run(inspect, capture_output=True, text=True, timeout=30, cwd=tmp_path).stdout)
+        assert (inspected["valid"], inspected["remaining"]) == (True, 99)
+        jwt = [sys.executable, "-m", "satgate_cli", "demo-jwt", "--sub", "agent-1", "--state-dir", str(state)]
+        assert subprocess.run(jwt, capture_output=True, text=True, timeout=30, cwd=tmp_path).stdout.count(".") == 2
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

@@ -115,12 +115,34 @@ def test_webhook_config_is_validated(tmp_path):
     for mint, fragment in [
         ({"webhooks": [{"url": "http://hooks.example.com/x", "secret": "s"}]}, "https://"),
         ({"webhooks": [{"url": "https://hooks.example.com/x"}]}, "exactly one of secret"),
-        ({"webhooks": [{"url": "https://h.example/x", "secret_env": "SATGATE_NOT_SET_ANYWHERE"}]}, "not set"),
         ({"webhooks": [{"url": "https://h.example/x", "secret": "s", "events": ["coffee"]}]}, "unknown event"),
     ]:
         path.write_text(json.dumps({"mint": mint}))
         with pytest.raises(ConfigError, match=fragment):
             load_config(path)
+
+
+def test_an_unset_webhook_secret_stops_only_the_mint(tmp_path, keyring_file):
+    """A command that sends no webhooks does not need the Mint's environment; the Mint refuses to start."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "satgate.yaml"
+    webhooks = [{"url": "https://h.example/x", "secret_env": "SATGATE_NOT_SET_ANYWHERE"}]
+    config.write_text(json.dumps({"keyring": str(keyring_file), "mint": {"webhooks": webhooks}}))
+
+    def satgate(*args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "satgate_cli", *args, "--config", str(config)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    assert satgate("ledger", "init").returncode == 0
+    assert satgate("token", "mint", "--tenant", "acme", "--scope", "a:b", "--budget", "1").returncode == 0
+    refused = satgate("mint")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        "Error: mint.webhooks.0.secret_env: environment variable SATGATE_NOT_SET_ANYWHERE is not set; set it to the "
+        "webhook's signing secret"
+    )
 
 
 async def test_events_appended_by_other_processes_are_delivered(idp, start_mint, receiver, tmp_path):

@@ -58,3 +58,9 @@ def refused_line(argv: list[str]) -> str:
     output = (done.stdout + done.stderr).strip()
     assert "Traceback" not in output and len(output.splitlines()) == 1, output
     return output
+
+
+def satgate_ok(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "satgate_cli", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
