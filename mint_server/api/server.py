@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer
 from mint_server.admin import AdminService
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
+from mint_server.keyring_audit import KeyringAudit
 from mint_server.providers import aws
 from mint_server.service import MintService, MintSettings, PolicyStore, RateLimiter
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
@@ -50,6 +51,7 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
         )
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
+    KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
     policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(

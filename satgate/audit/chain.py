@@ -29,6 +29,7 @@ EVENT_TYPES = {
     "admin_denied": "an admin call refused: reason and path",
     "budget_exhausted": "a token's budget could not pay (raised by authz; once per token per 10 minutes)",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
+    "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
 }
 
 

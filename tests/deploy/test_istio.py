@@ -20,6 +20,7 @@ SCHEMA_CHECK = Path(__file__).parent / "istio_schema"
 POLICIES = {d["metadata"]["name"]: d for d in load_all(ISTIO / "authorization-policy.yaml")}
 (OPERATOR,) = load_all(ISTIO / "mesh-config.yaml")
 (HEADER_FILTER,) = load_all(ISTIO / "envoy-filter-headers.yaml")
+(MINT_ADMIN,) = load_all(ISTIO / "mint-admin-authorization.yaml")
 PROVIDERS = extension_providers()
 
 
@@ -39,7 +40,7 @@ def istio_schema_errors(documents: list[dict]) -> list[dict]:
 
 
 def test_istio_resources_match_istios_crd_schemas():
-    documents = [*POLICIES.values(), OPERATOR, HEADER_FILTER]
+    documents = [*POLICIES.values(), OPERATOR, HEADER_FILTER, MINT_ADMIN]
     results = istio_schema_errors(documents)
     assert [r["kind"] for r in results] == [d["kind"] for d in documents]
     assert [r for r in results if r["error"]] == []
@@ -147,3 +148,27 @@ def test_the_demo_api_opts_in_with_the_policy_label():
     deployment = the(kubernetes_objects("examples/demo-api.yaml"), "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert POLICIES["satgate-api"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_mint_admin_policy_admits_operators_to_the_admin_ports_only():
+    settings = load_config_from_configmap()
+    port = lambda address: address.rpartition(":")[2]  # noqa: E731
+    assert MINT_ADMIN["spec"]["action"] == "ALLOW"
+    assert MINT_ADMIN["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "satgate-mint"}
+    everyone, operators = MINT_ADMIN["spec"]["rules"]
+    assert "from" not in everyone
+    assert everyone["to"][0]["operation"]["ports"] == [port(settings.mint.listen), port(settings.mint.grpc_listen)]
+    assert operators["from"][0]["source"]["principals"]
+    assert operators["to"][0]["operation"]["ports"] == [
+        port(settings.mint.admin_listen),
+        port(settings.mint.admin_grpc_listen),
+    ]
+
+
+def load_config_from_configmap():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "satgate.yaml"
+        path.write_text(satgate_configmap()["satgate.yaml"])
+        return load_config(path)

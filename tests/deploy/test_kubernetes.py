@@ -96,10 +96,15 @@ def test_services_and_probes_use_the_ports_the_servers_listen_on(config):
     }
     assert authz["livenessProbe"]["grpc"]["port"] == authz_ports["grpc"]
     mint_ports = {p["name"]: p["containerPort"] for p in mint["ports"]}
-    assert mint_ports == {"http": _port(settings.mint.listen), "grpc": _port(settings.mint.grpc_listen)}
+    assert mint_ports == {
+        "http": _port(settings.mint.listen),
+        "grpc": _port(settings.mint.grpc_listen),
+        "http-admin": _port(settings.mint.admin_listen),
+        "grpc-admin": _port(settings.mint.admin_grpc_listen),
+    }
     assert mint["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert mint["livenessProbe"]["grpc"]["port"] == mint_ports["grpc"]
-    for service, container in (("satgate-authz", authz), ("satgate-mint", mint)):
+    for service, container in (("satgate-authz", authz), ("satgate-mint", mint), ("satgate-mint-admin", mint)):
         names = {p["name"] for p in container["ports"]}
         assert {p["targetPort"] for p in find("Service", service)["spec"]["ports"]} <= names
 
@@ -142,6 +147,23 @@ def test_only_the_servers_and_the_ledger_init_job_may_reach_redis():
     }
     job = find("Job", "satgate-ledger-init")["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
     assert set(expression["values"]) == servers | {job}
+
+
+def test_only_admin_clients_may_reach_the_mints_admin_ports(config):
+    settings, _ = config
+    policy = find("NetworkPolicy", "satgate-mint")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "satgate-mint"}
+    open_rule, admin_rule = policy["spec"]["ingress"]
+    public = {_port(settings.mint.listen), _port(settings.mint.grpc_listen)}
+    admin = {_port(settings.mint.admin_listen), _port(settings.mint.admin_grpc_listen)}
+    assert "from" not in open_rule and {p["port"] for p in open_rule["ports"]} == public
+    assert {p["port"] for p in admin_rule["ports"]} == admin
+    assert admin_rule["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"satgate.io/admin-client": "true"}}}
+    ]
+    # the public Service does not expose the admin ports; the admin one exposes only them
+    assert {p["port"] for p in find("Service", "satgate-mint")["spec"]["ports"]} == public
+    assert {p["port"] for p in find("Service", "satgate-mint-admin")["spec"]["ports"]} == admin
 
 
 def test_the_ledger_init_job_reaches_the_ledger_the_servers_use():

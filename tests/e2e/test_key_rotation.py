@@ -69,3 +69,29 @@ def test_rotate_then_retire_without_restarting(tmp_path):
             {"active_kid": "k2", "previous_kid": "k1"},
             {"retired_kid": "k1", "active_kid": "k2"},
         ]
+
+
+def test_a_keyring_rotated_elsewhere_and_shipped_is_audited_in_the_deployments_chain(tmp_path):
+    """The Kubernetes flow: rotate on an operator's machine, ship the file (a Secret update); the cluster's own
+    chain records what its servers now trust."""
+    import shutil
+
+    with Stack(tmp_path / "stack", StackPorts.free()) as stack:
+        laptop = tmp_path / "laptop"
+        laptop.mkdir()
+        shutil.copy2(stack.state_dir / "keyring.json", laptop / "keyring.json")
+        assert CliRunner().invoke(cli, ["keys", "rotate", "--state-dir", str(laptop)]).exit_code == 0
+        staged = stack.state_dir / "keyring.json.new"
+        shutil.copy2(laptop / "keyring.json", staged)
+        staged.replace(stack.state_dir / "keyring.json")  # as the kubelet swaps a Secret volume's file
+
+        def loaded() -> list[dict]:
+            exported = CliRunner().invoke(cli, ["audit", "export", "--config", str(stack.config_path)]).stdout
+            return [r for r in map(json.loads, exported.splitlines()) if r["type"] == "keyring_loaded"]
+
+        assert wait_for(lambda: len(loaded()) == 1), "the Mint did not audit the keyring it loaded"
+        (record,) = loaded()
+        assert record["actor"] == "mint"
+        assert record["details"] == {"active_kid": "k2", "previous_active_kid": "k1", "added": ["k2"], "retired": []}
+        exported = CliRunner().invoke(cli, ["audit", "verify", "--config", str(stack.config_path)]).stdout
+        assert json.loads(exported)["ok"] is True
