@@ -100,11 +100,11 @@ class CheckPipeline:
 
     async def close(self) -> None:
         await self._refunds.drain()  # a refund owed is paid before the server forgets it
+        if self._on_budget_exhausted is not None:
+            await self._on_budget_exhausted.close()  # it reads the ledger to name the bucket
         await self._ledger.close()
         if self._usage is not None:
             await self._usage.close()
-        if self._on_budget_exhausted is not None:
-            await self._on_budget_exhausted.close()
 
     async def check(self, request: CheckRequest, deadline: float | None = None) -> CheckResponse:
         """`deadline`: when the caller stops waiting (unix time), as the transport knows it (gRPC's deadline,

@@ -84,7 +84,8 @@ def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics |
         cache_size=authz.token_cache_size,
     )
     keyring.on_change(verifier.use_keyring)
-    exhausted = BudgetExhaustedEvents(open_audit_log(config.ledger, config.mint.audit_log))
+    ledger = open_ledger(config.ledger)
+    exhausted = BudgetExhaustedEvents(open_audit_log(config.ledger, config.mint.audit_log), ledger)
     exhausted.start()
     usage = None
     if authz.usage.enabled:
@@ -95,7 +96,7 @@ def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics |
         usage=usage,
         on_budget_exhausted=exhausted,
         verifier=verifier,
-        ledger=open_ledger(config.ledger),
+        ledger=ledger,
         routes=authz.route_table(),
         settings=CheckSettings(
             leeway_seconds=authz.leeway_seconds,

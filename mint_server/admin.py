@@ -10,6 +10,7 @@ from typing import Any
 
 from mint_server.service import ExchangeDenied, PolicyStore
 from satgate.audit import AuditEvent, AuditLog
+from satgate.audit.export import exported
 from satgate.caveats import Denial, RequestFacts, Scope
 from satgate.delegations import ControlPlaneStore, DelegationRecord
 from satgate.judge import judge
@@ -249,10 +250,11 @@ class AdminService:
         return [r.to_json() for r in records]
 
     def audit_records(self, admin: VerifiedToken) -> list[dict[str, Any]]:
-        """The tenant's records, in chain order, each with its hash."""
+        """The tenant's records, in chain order, each with its prev_hash and hash: every record verifies on its own
+        (`satgate audit verify --file F --partial`); that none is missing shows only on the whole chain."""
         return [
-            {"seq": seq, **record, "hash": digest}
-            for seq, record, _prev, digest in self._audit.records()
+            exported(seq, record, prev, digest)
+            for seq, record, prev, digest in self._audit.records()
             if record.get("tenant") == admin.tenant
         ]
 

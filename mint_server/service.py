@@ -168,7 +168,7 @@ class MintMetrics:
         self.registry = CollectorRegistry()
         self.exchanges = Counter(
             "satgate_mint_exchanges",
-            "Identity exchanges by provider and outcome",
+            "Identity exchanges by credential kind (jwt, aws) and outcome",
             ["provider", "outcome"],
             registry=self.registry,
         )
@@ -270,7 +270,7 @@ class MintService:
         except ExchangeDenied as denied:
             policy, identity = denied.policy, denied.identity
             kind = policy.provider if policy else provider
-            self.metrics.exchanges.labels(kind, denied.error).inc()
+            self.metrics.exchanges.labels(provider, denied.error).inc()  # the credential kind, as when issued
             if identity is None and policy is None:
                 self.refusals.record(source, kind, denied.error, denied.status)
                 raise
@@ -351,7 +351,7 @@ class MintService:
             caveats=tuple(f"{k} = {v}" for k, v in caveats),
             policy=policy.name,
         )
-        self.metrics.exchanges.labels(policy.provider, "issued").inc()
+        self.metrics.exchanges.labels(identity.provider, "issued").inc()  # jwt | aws on every Mint metric
         await self._audit.append(
             AuditEvent(
                 type="exchange",

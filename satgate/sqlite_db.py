@@ -34,7 +34,7 @@ def others_may_write(path: str | Path) -> str | None:
     the audit chain), else None."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except OSError:  # missing, or not a path at all: whoever opens it says so, naming the setting
         return None
     if mode & 0o022:
         return f"{path} is group- or world-writable (mode {mode:04o}); run: chmod go-w {path}"

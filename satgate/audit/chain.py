@@ -27,7 +27,7 @@ EVENT_TYPES = {
     "policy_revoked": "a trust policy revoked through the admin API",
     "admin_access": "an admin call accepted (the admin's login): path",
     "admin_denied": "an admin call refused: reason and path",
-    "budget_exhausted": "a token's budget could not pay (raised by authz; once per token per 10 minutes)",
+    "budget_exhausted": "a budget could not pay (raised by authz; once per bucket per 10 minutes): bucket, delegation",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
     "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
 }
@@ -62,10 +62,20 @@ def first_break(records: Iterable[tuple[Any, dict[str, Any], str, str]]) -> Any 
     return None
 
 
+@dataclass(frozen=True)
+class Once:
+    """Append only if no event with this key was appended (by any process) in the last `seconds`."""
+
+    key: str
+    seconds: float
+
+
 class AuditLog(Protocol):
     """Where the chain lives: SQLite (one host) or a Redis Stream (with the Redis ledger)."""
 
-    async def append(self, event: AuditEvent) -> str: ...
+    async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
+        """The new record's hash; None when `once` found its key already used in the window."""
+        ...
 
     def records(self) -> Iterator[tuple[Any, dict[str, Any], str, str]]:
         """(seq, record, prev_hash, hash) in chain order."""
@@ -84,7 +94,7 @@ class AuditLog(Protocol):
     async def close(self) -> None: ...
 
 
-CSV_FIELDS = ("seq", "time", "type", "tenant", "actor", "token_id", "policy", "details", "hash")
+CSV_FIELDS = ("seq", "time", "type", "tenant", "actor", "token_id", "policy", "details", "prev_hash", "hash")
 
 
 def audit_csv(records: list[dict[str, Any]]) -> str:

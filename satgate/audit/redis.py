@@ -15,7 +15,7 @@ import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from satgate.audit.chain import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
+from satgate.audit.chain import GENESIS, AuditEvent, Once, canonical_json, chain_hash, first_break
 from satgate.ledger.base import LedgerUnavailable
 from satgate.ledger.url import redis_settings
 
@@ -25,6 +25,9 @@ _APPEND = """
 local head = redis.call('GET', KEYS[2]) or ARGV[4]
 if head ~= ARGV[2] then
   return false
+end
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[5]) then
+  return 'once'
 end
 local id = redis.call('XADD', KEYS[1], '*', 'record', ARGV[1], 'prev', ARGV[2], 'hash', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[3])
@@ -49,7 +52,7 @@ class RedisStreamAuditLog:
         self._append = self._client.register_script(_APPEND)
         self._one_at_a_time = asyncio.Lock()
 
-    async def append(self, event: AuditEvent) -> str:
+    async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
         record = asdict(event)
         record["details"] = dict(event.details)
         # One append at a time per process: then only other processes (a few replicas) race for the head.
@@ -58,7 +61,13 @@ class RedisStreamAuditLog:
             for attempt in range(_MAX_RACES):
                 prev = str(await self._client.get(HEAD) or GENESIS)  # decode_responses: str
                 digest = chain_hash(prev, record)
-                entry_id = await self._append(keys=[STREAM, HEAD], args=[canonical_json(record), prev, digest, GENESIS])
+                keys, args = [STREAM, HEAD], [canonical_json(record), prev, digest, GENESIS]
+                if once is not None:  # the window's key, in the chain's slot, set by the script that appends
+                    keys.append(f"sg:{{satgate-audit}}:once:{once.key}")
+                    args.append(str(int(once.seconds * 1000)))
+                entry_id = await self._append(keys=keys, args=args)
+                if entry_id == "once":
+                    return None
                 if entry_id:
                     return digest
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto

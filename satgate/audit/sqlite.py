@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from satgate.audit.chain import GENESIS, AuditEvent, canonical_json, chain_hash, first_break
+from satgate.audit.chain import GENESIS, AuditEvent, Once, canonical_json, chain_hash, first_break
 from satgate.sqlite_db import open_sqlite
 
 
@@ -17,14 +18,18 @@ class SqliteAuditLog:
         self._db = open_sqlite(
             path,
             "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL,"
-            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+            " prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS audit_once (key TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID",
         )
 
-    async def append(self, event: AuditEvent) -> str:
+    async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
         record = asdict(event)
         record["details"] = dict(event.details)
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if once is not None and not self._first_in_window(once):
+                self._db.execute("ROLLBACK")
+                return None
             row = self._db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             digest = chain_hash(prev, record)
@@ -36,6 +41,15 @@ class SqliteAuditLog:
             raise
         self._db.execute("COMMIT")
         return digest
+
+    def _first_in_window(self, once: Once) -> bool:
+        """Inside the append's write transaction, so writers in other processes agree on who is first."""
+        now = time.time()
+        self._db.execute("DELETE FROM audit_once WHERE until <= ?", (now,))
+        if self._db.execute("SELECT 1 FROM audit_once WHERE key = ?", (once.key,)).fetchone():
+            return False
+        self._db.execute("INSERT INTO audit_once (key, until) VALUES (?, ?)", (once.key, now + once.seconds))
+        return True
 
     def head(self) -> int | None:
         row = self._db.execute("SELECT max(seq) FROM audit").fetchone()

@@ -10,6 +10,7 @@ import pytest
 
 from satgate.timefmt import format_utc
 from satgate.tokens.mint import attenuate, mint
+from satgate.tokens.verify import TokenVerifier
 from satgate_dev.devstack import Stack, StackPorts
 
 from .conftest import revoke
@@ -196,5 +197,7 @@ def test_budget_exhaustion_is_audited_once_per_token(client, stack, stack_keyrin
     ]
     assert len(events) == 1
     assert (events[0]["tenant"], events[0]["actor"], events[0]["details"]["cost"]) == ("acme", "authz", 1)
+    (bucket,) = TokenVerifier(stack_keyring).verify(minted.token).buckets
+    assert events[0]["details"]["bucket_id"] == bucket.bucket_id and events[0]["details"]["delegation_id"] is None
     verified = CliRunner().invoke(cli, ["audit", "verify", "--config", str(stack.config_path)])
     assert verified.exit_code == 0  # authz and the Mint append to one chain

@@ -73,3 +73,31 @@ async def test_racing_redis_writers_keep_one_chain(redis_server, tmp_path):
     assert redis_sync.Redis(port=redis_server.port, decode_responses=True).get(HEAD) == prev
     for writer in writers:
         await writer.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_append_once_lets_one_writer_of_many_through_per_window(kind, tmp_path, request):
+    from satgate.audit import Once
+
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.cli("flushall")
+        url = server.url
+    else:
+        url = f"sqlite:///{tmp_path}/ledger.db"
+    # two writers with their own connections, as two authz processes have
+    log, other = (open_audit_log(url, tmp_path / "audit.db") for _ in range(2))
+    try:
+        once = Once("budget_exhausted:acme:b1", 0.5)
+        writers = [log, other] * 5
+        results = await asyncio.gather(
+            *(w.append(AuditEvent(type="budget_exhausted", actor=f"w{i}"), once=once) for i, w in enumerate(writers))
+        )
+        assert sum(r is not None for r in results) == 1
+        assert await log.append(AuditEvent(type="budget_exhausted"), once=Once("budget_exhausted:acme:b2", 0.5))
+        await asyncio.sleep(0.6)  # the window has passed
+        assert await other.append(AuditEvent(type="budget_exhausted", actor="later"), once=once) is not None
+        assert len(list(log.records())) == 3 and log.verify() is None
+    finally:
+        await log.close()
+        await other.close()

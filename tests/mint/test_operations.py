@@ -94,8 +94,20 @@ async def test_metrics(idp, start_mint):
     await mint.exchange(idp.token("agent-1", "satgate"))
     await mint.exchange(idp.token("nobody", "satgate"))
     text = await (await mint.client.get("/metrics")).text()
-    assert 'satgate_mint_exchanges_total{outcome="issued",provider="oidc"} 1.0' in text
+    assert 'satgate_mint_exchanges_total{outcome="issued",provider="jwt"} 1.0' in text
     assert 'satgate_mint_exchanges_total{outcome="no_matching_rule",provider="jwt"} 1.0' in text
+    await mint.exchange("junk")
+    # one label set on every Mint metric: the credential kind the caller presented
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = await (await mint.client.get("/metrics")).text()
+    providers = {
+        sample.labels["provider"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "provider" in sample.labels
+    }
+    assert providers == {"jwt"}
     assert 'satgate_mint_jwks_fetches_total{result="ok"} 1.0' in text
 
 
