@@ -63,6 +63,12 @@ class WorkerReadiness:
             await asyncio.sleep(0.01)
 
 
+def _claim_listeners(config: Config) -> None:
+    claim("authz.listen", config.authz.listen)
+    if config.authz.metrics_listen:
+        claim("authz.metrics_listen", config.authz.metrics_listen)
+
+
 def _listening_fields(config: Config) -> dict[str, Any]:
     return {
         "listen": config.authz.listen,
@@ -119,7 +125,7 @@ async def serve(
 ) -> None:
     shared_port = config.authz.workers > 1  # the supervisor claimed it; its workers share it, nobody else
     if not shared_port:
-        claim("authz.listen", config.authz.listen)
+        _claim_listeners(config)
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
     pipeline = build_pipeline(config, keyring, metrics)
@@ -230,7 +236,7 @@ def run(config: Config) -> None:
     if config.authz.workers == 1:
         asyncio.run(serve(config))
         return
-    claim("authz.listen", config.authz.listen)  # before any worker joins the port's SO_REUSEPORT group
+    _claim_listeners(config)  # before any worker joins the port's SO_REUSEPORT group
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork
     metrics = MultiProcessMetrics(config.authz.metrics_listen) if config.authz.metrics_listen else None
     readiness = WorkerReadiness(config.authz.workers, ctx.Value("i", 0), ctx.Event())

@@ -92,8 +92,8 @@ def test_audit_export_and_verify(tmp_path, config):
     lines = runner.invoke(cli, ["audit", "export", "--config", str(config)]).output.splitlines()
     assert [json.loads(line)["actor"] for line in lines] == ["a0", "a1", "a2", "a3", "a4"]
     acme = runner.invoke(cli, ["audit", "export", "--config", str(config), "--tenant", "acme", "--format", "csv"])
-    assert acme.output.splitlines()[0].startswith("seq,time,type,tenant")
-    assert len(acme.output.splitlines()) == 3
+    assert acme.stdout.splitlines()[0].startswith("seq,time,type,tenant")
+    assert len(acme.stdout.splitlines()) == 3
     ok = runner.invoke(cli, ["audit", "verify", "--config", str(config)])
     assert ok.exit_code == 0
     assert json.loads(ok.output)["records"] == 5
