@@ -53,10 +53,17 @@ def test_killing_one_of_two_replicas_costs_a_brief_burst_of_503s(tmp_path):
     statuses = [status for _, _, status in seen]
     assert set(statuses) <= {200, 503}, set(statuses)
     before = [s for _, answered, s in seen if answered < kill_at]
-    # Measured: Envoy keeps the dead replica in rotation for up to ~1 s (checks retried onto the survivor mostly
-    # succeed; a few retries hang until the 500 ms ext_authz timeout), so the burst ends within ~1.5 s of the kill.
-    after = [s for sent, _, s in seen if sent >= kill_at + 1.5]
+    # The bar: 503s stop within 1 s of the kill — every 503 is *answered* by then. Measured: the first failed
+    # connection ejects the replica at once (no host-update merge window), so only checks in flight at the kill fail,
+    # some after Envoy's 500 ms ext_authz timeout.
+    late = [
+        (round(sent - kill_at, 3), round(answered - kill_at, 3))
+        for sent, answered, s in seen
+        if s == 503 and answered >= kill_at + 1.0
+    ]
+    after = [s for sent, _, s in seen if sent >= kill_at + 1.0]
     assert len(before) > 50 and set(before) == {200}  # both replicas served before
+    assert not late, (late, refused[-5:])
     assert len(after) > 100 and set(after) == {200}, ({s: after.count(s) for s in set(after)}, refused[-5:])
     # the brief burst: checks in flight on the dead replica, most of them retried on the survivor by Envoy
     assert statuses.count(503) < 0.02 * len(statuses), statuses.count(503)
