@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from authz_server.audit_events import BudgetExhaustedEvents
 from authz_server.check import CheckPipeline, CheckSettings
 from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single_process
 from authz_server.transports.grpc import AuthorizationService
+from authz_server.transports.http import HttpAuthorization, HttpListener
 from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.keyring import KeyringFile
@@ -64,15 +65,20 @@ class WorkerReadiness:
 
 
 def _claim_listeners(config: Config) -> None:
-    claim("authz.listen", config.authz.listen)
+    if config.authz.transport in ("grpc", "both"):
+        claim("authz.listen", config.authz.listen)
+    if config.authz.transport in ("http", "both"):
+        claim("authz.http_listen", config.authz.http_listen)
     if config.authz.metrics_listen:
         claim("authz.metrics_listen", config.authz.metrics_listen)
 
 
 def _listening_fields(config: Config) -> dict[str, Any]:
+    transport = config.authz.transport
     return {
-        "listen": config.authz.listen,
-        "transport": "grpc",
+        "listen": config.authz.listen if transport != "http" else None,
+        "http_listen": config.authz.http_listen if transport != "grpc" else None,
+        "transport": transport,
         "tls": False,
         "workers": config.authz.workers,
         "metrics_listen": config.authz.metrics_listen,
@@ -133,19 +139,9 @@ async def serve(
     if metrics is not None and config.authz.metrics_listen and config.authz.workers == 1:
         metrics_server = serve_single_process(metrics, config.authz.metrics_listen)  # else the supervisor's
     keyring_watch = asyncio.create_task(keyring.watch())  # rotation and retirement without a restart
-    server = grpc.aio.server(
-        options=[
-            ("grpc.so_reuseport", int(shared_port)),
-            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-        ]
-    )
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
+    ledger_state = LedgerState()
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port(config.authz.listen)
-    if port == 0:
-        raise OSError(f"authz.listen: cannot listen on {config.authz.listen}; set authz.listen to a free address")
-    await server.start()
+    server, port, http_listener = await _start_transports(config, pipeline, health, ledger_state, shared_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -156,24 +152,61 @@ async def serve(
         log.info("authz_worker_listening", pid=os.getpid())
         readiness.listened()
         await readiness.wait(stop)
-    ledger_watch = asyncio.create_task(follow_ledger(pipeline, health))
+    ledger_watch = asyncio.create_task(follow_ledger(pipeline, health, ledger_state))
     if on_ready is not None:
         on_ready(port)
     await stop.wait()
     log.info("authz_stopping", pid=os.getpid())
     ledger_watch.cancel()
+    ledger_state.serving = False  # /readyz turns 503 as grpc.health turns NOT_SERVING
     await health.enter_graceful_shutdown()
-    await server.stop(grace=5)
+    if server is not None:
+        await server.stop(grace=5)
+    if http_listener is not None:
+        await http_listener.stop()
     keyring_watch.cancel()
     await pipeline.close()
     if metrics_server is not None:
         metrics_server.shutdown()
 
 
+async def _start_transports(
+    config: Config, pipeline: CheckPipeline, health: HealthServicer, state: LedgerState, shared_port: bool
+) -> tuple[grpc.aio.Server | None, int, HttpListener | None]:
+    """The gRPC server (with grpc.health) and/or the HTTP listener, both around the one pipeline."""
+    transport = config.authz.transport
+    server, port, http_listener = None, 0, None
+    if transport in ("grpc", "both"):
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", int(shared_port)),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ]
+        )
+        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        port = server.add_insecure_port(config.authz.listen)
+        if port == 0:
+            raise OSError(f"authz.listen: cannot listen on {config.authz.listen}; set authz.listen to a free address")
+        await server.start()
+    if transport in ("http", "both"):
+        app = HttpAuthorization(pipeline, ready=lambda: state.serving)
+        http_listener = HttpListener(app, config.authz.http_listen, shared_port=shared_port)
+        await http_listener.start()
+    return server, port, http_listener
+
+
+@dataclass
+class LedgerState:
+    """What readiness reports on every transport: the ledger reachable and carrying its marker."""
+
+    serving: bool = False
+
+
 LEDGER_PROBE_SECONDS = 1.0
 
 
-async def follow_ledger(pipeline: CheckPipeline, health: HealthServicer) -> None:
+async def follow_ledger(pipeline: CheckPipeline, health: HealthServicer, state: LedgerState | None = None) -> None:
     """grpc.health says SERVING only while the ledger answers and carries its marker (SPEC v2: Readiness), so
     Envoy's health checks and Kubernetes' probes take a replica without its ledger out of rotation."""
     serving: bool | None = None
@@ -187,6 +220,8 @@ async def follow_ledger(pipeline: CheckPipeline, health: HealthServicer) -> None
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for service in ("", AUTHZ_SERVICE):
                 await health.set(service, status)
+            if state is not None:
+                state.serving = ok
             if ok:
                 log.info("ledger_ready", serving=True)
             else:
@@ -205,11 +240,21 @@ def _die_with_supervisor() -> None:
         sys.exit(0)
 
 
+def _run(main: Coroutine[Any, Any, None], config: Config) -> None:
+    """uvloop under the HTTP transport alone (uvicorn's fast path); grpc.aio keeps asyncio's own loop."""
+    if config.authz.transport == "http":
+        import uvloop  # noqa: PLC0415
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def _worker_main(config: Config, readiness: WorkerReadiness) -> None:
     _die_with_supervisor()
     use_group_readable_state(config.keyring_group_readable)
     configure_logging(config.log_level, component="authz")
-    asyncio.run(serve(config, readiness=readiness))
+    _run(serve(config, readiness=readiness), config)
 
 
 def check_startup(config: Config) -> None:
@@ -234,7 +279,7 @@ def run(config: Config) -> None:
     configure_logging(config.log_level, component="authz")
     check_startup(config)
     if config.authz.workers == 1:
-        asyncio.run(serve(config))
+        _run(serve(config), config)
         return
     _claim_listeners(config)  # before any worker joins the port's SO_REUSEPORT group
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork

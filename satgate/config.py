@@ -85,7 +85,10 @@ class PricingTableConfig(_Strict):
 
 
 class AuthzConfig(_Strict):
+    # grpc: Envoy's grpc_service on `listen`; http: its http_service on `http_listen`; both: each on its own.
+    transport: Literal["grpc", "http", "both"] = "grpc"
     listen: ListenAddress = "127.0.0.1:9191"
+    http_listen: ListenAddress = "127.0.0.1:9192"
     metrics_listen: ListenAddress | None = None  # Prometheus /metrics over HTTP; off unless set
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
@@ -100,6 +103,12 @@ class AuthzConfig(_Strict):
         "default": PricingTableConfig(methods={"initialize": 0, "notifications/*": 0, "tools/list": 0, "ping": 0})
     }
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
+
+    @model_validator(mode="after")
+    def _distinct_listeners(self) -> AuthzConfig:
+        if self.transport == "both" and self.listen == self.http_listen:
+            raise ValueError(f"http_listen: {self.http_listen} is also authz.listen; give each transport its port")
+        return self
 
     @field_validator("tenants")
     @classmethod

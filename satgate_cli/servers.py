@@ -14,13 +14,22 @@ from satgate_cli.common import (
 @click.command()
 @config_option
 @click.option("--workers", type=click.IntRange(1, 64), help="worker processes sharing the port (SO_REUSEPORT)")
-@click.option("--listen", help="host:port for the gRPC server")
-def authz(config_path: str | None, workers: int | None, listen: str | None) -> None:
-    """Run the Envoy ext_authz gRPC server."""
+@click.option("--listen", help="host:port for the gRPC transport")
+@click.option("--http-listen", help="host:port for the HTTP transport")
+@click.option(
+    "--transport",
+    type=click.Choice(["grpc", "http", "both"]),
+    help="Envoy's grpc_service, its http_service (faster), or both  [default: authz.transport, grpc]",
+)
+def authz(
+    config_path: str | None, workers: int | None, listen: str | None, http_listen: str | None, transport: str | None
+) -> None:
+    """Run the Envoy ext_authz server (gRPC, HTTP or both transports)."""
     from authz_server.server import run  # noqa: PLC0415 - grpc server only when serving
 
     config = _config(config_path)
-    updates = {k: v for k, v in {"workers": workers, "listen": listen}.items() if v is not None}
+    options = {"workers": workers, "listen": listen, "http_listen": http_listen, "transport": transport}
+    updates = {k: v for k, v in options.items() if v is not None}
     if updates:
         try:
             config = config.model_copy(

@@ -39,6 +39,7 @@ def free_port() -> int:
 
 
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "examples" / "trust-policies.yaml"
+HTTP_ROUTES = Path(__file__).resolve().parent.parent / "examples" / "envoy-http-routes.yaml"
 DEMO_ISSUER_IN_EXAMPLE = "http://127.0.0.1:8090"
 
 
@@ -64,7 +65,8 @@ class Stack:
     config_overrides: dict = field(default_factory=dict)  # merged into the generated satgate.yaml
     authz_workers: int = 1  # processes sharing one port (SO_REUSEPORT)
     authz_replicas: int = 1  # separate servers on their own ports, all behind Envoy's authz cluster
-    envoy_source: Path = envoy_config.SHIPPED_CONFIG
+    transport: str = "grpc"  # or "http": envoy/envoy-http.yaml and the route table that goes with it
+    envoy_source: Path | None = None  # default: the shipped config of the transport
     policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
     upstream_argv: list[str] | None = None  # another upstream than the echo server; "{port}" is replaced
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -86,11 +88,15 @@ class Stack:
         """satgate.yaml, the keyring and demo identity; for a new state dir also a new ledger (`ledger init`)."""
         new_state = not self.config_path.exists()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        authz: dict = {"listen": f"{LOOPBACK}:{self.ports.authz}", "workers": self.authz_workers}
+        if self.transport == "http":
+            routes = yaml.safe_load(HTTP_ROUTES.read_text())["routes"]
+            authz = {"transport": "http", "http_listen": authz.pop("listen"), **authz, "routes": routes}
         doc: dict = {
             "state_dir": ".",  # every state file beside this satgate.yaml, those it does not name too
             "keyring": "keyring.json",
             "ledger": "sqlite:///ledger.db",
-            "authz": {"listen": f"{LOOPBACK}:{self.ports.authz}", "workers": self.authz_workers},
+            "authz": authz,
             "mint": {
                 "listen": f"{LOOPBACK}:{self.ports.mint}",
                 "grpc_listen": f"{LOOPBACK}:{self.ports.mint_grpc}",
@@ -162,9 +168,8 @@ class Stack:
         upstream = self.upstream_argv or [python, "-m", "satgate_cli", "demo-upstream", "--port", "{port}"]
         self._spawn("upstream", [arg.replace("{port}", str(self.ports.upstream)) for arg in upstream])
         for name, port in self.authz_ports.items():
-            self._spawn(
-                name, [python, "-m", "satgate_cli", "authz", "--config", config, "--listen", f"{LOOPBACK}:{port}"]
-            )
+            listen = "--http-listen" if self.transport == "http" else "--listen"
+            self._spawn(name, [python, "-m", "satgate_cli", "authz", "--config", config, listen, f"{LOOPBACK}:{port}"])
         self._spawn(
             "idp",
             [
@@ -188,7 +193,7 @@ class Stack:
 
     def start_envoy(self) -> None:
         rendered = envoy_config.render(
-            source=self.envoy_source,
+            source=self.envoy_source or envoy_config.SHIPPED_CONFIGS[self.transport],
             listen=(LOOPBACK, self.ports.envoy),
             admin=(LOOPBACK, self.ports.envoy_admin),
             clusters={
@@ -215,7 +220,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         checks: dict[str, Callable[[], bool]] = {
             "upstream": lambda: _port_open(self.ports.upstream),
-            **{name: functools.partial(grpc_serving, f"{LOOPBACK}:{port}") for name, port in self.authz_ports.items()},
+            **{name: functools.partial(self._authz_ready, port) for name, port in self.authz_ports.items()},
             "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
             "idp": lambda: _http_ok(f"{self.issuer}/.well-known/openid-configuration"),
             "envoy": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
@@ -231,6 +236,11 @@ class Stack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}")
             time.sleep(0.05)
+
+    def _authz_ready(self, port: int) -> bool:
+        if self.transport == "http":
+            return _http_ok(f"http://{LOOPBACK}:{port}/readyz", status=204)
+        return grpc_serving(f"{LOOPBACK}:{port}")
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.state_dir / f"{name}.log"
@@ -268,10 +278,10 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, status: int = 200) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
-            return response.status == 200
+            return response.status == status
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

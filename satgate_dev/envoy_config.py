@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+SHIPPED_HTTP_CONFIG = SHIPPED_CONFIG.with_name("envoy-http.yaml")  # the HTTP ext_authz transport
+SHIPPED_CONFIGS = {"grpc": SHIPPED_CONFIG, "http": SHIPPED_HTTP_CONFIG}
 
 Address = tuple[str, int]
 

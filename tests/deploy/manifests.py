@@ -28,7 +28,7 @@ def satgate_configmap() -> dict[str, str]:
     return the(kubernetes_objects("config.yaml"), "ConfigMap")["data"]
 
 
-def extension_providers() -> dict[str, dict]:
-    """Istio's extension providers by name: their envoyExtAuthzGrpc settings."""
+def extension_providers(kind: str = "envoyExtAuthzGrpc") -> dict[str, dict]:
+    """Istio's extension providers of one kind (envoyExtAuthzGrpc, envoyExtAuthzHttp) by name: their settings."""
     (operator,) = load_all(ISTIO / "mesh-config.yaml")
-    return {p["name"]: p["envoyExtAuthzGrpc"] for p in operator["spec"]["meshConfig"]["extensionProviders"]}
+    return {p["name"]: p[kind] for p in operator["spec"]["meshConfig"]["extensionProviders"] if kind in p}

@@ -87,10 +87,51 @@ class ExtAuthzGrpcProvider(_Strict):
     includeRequestBodyInCheck: RequestBody | None = None
 
 
+class ExtAuthzHttpProvider(_Strict):
+    """MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationHttpProvider: every field it has."""
+
+    service: str
+    port: int = Field(gt=0, lt=65536)
+    timeout: str = Field(pattern=r"^\d+(\.\d+)?(ms|s)$")
+    pathPrefix: str | None = None
+    failOpen: bool
+    statusOnError: Literal["503"]
+    includeRequestHeadersInCheck: list[str] = []
+    includeAdditionalHeadersInCheck: dict[str, str] = {}
+    includeRequestBodyInCheck: RequestBody | None = None
+    headersToUpstreamOnAllow: list[str] = []
+    headersToDownstreamOnDeny: list[str] = []
+    headersToDownstreamOnAllow: list[str] = []
+
+
+HTTP_PROVIDERS = extension_providers("envoyExtAuthzHttp")
+
+
 def test_extension_providers_use_only_istios_fields_and_fail_closed():
     for name, provider in PROVIDERS.items():
         checked = ExtAuthzGrpcProvider.model_validate(provider)
         assert checked.failOpen is False, name
+    assert HTTP_PROVIDERS, "the HTTP transport has an Istio provider"
+    for name, provider in HTTP_PROVIDERS.items():
+        assert ExtAuthzHttpProvider.model_validate(provider).failOpen is False, name
+
+
+def test_the_http_provider_says_what_envoy_http_yaml_says():
+    (envoy,) = load_all(envoy_config.SHIPPED_HTTP_CONFIG)
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    authz = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ext_authz")["typed_config"]
+    service = authz["http_service"]
+    provider = HTTP_PROVIDERS["satgate-http"]
+    assert provider["pathPrefix"] == service["path_prefix"]
+    added = {h["key"]: h["value"] for h in service["authorization_request"]["headers_to_add"]}
+    assert provider["includeAdditionalHeadersInCheck"] == added
+    upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
+    assert provider["headersToUpstreamOnAllow"] == [p.get("exact") or f"{p['prefix']}*" for p in upstream]
+    deny = service["authorization_response"]["allowed_client_headers"]["patterns"]
+    assert provider["headersToDownstreamOnDeny"] == [p["exact"] for p in deny]
+    service_object = the(kubernetes_objects("authz.yaml"), "Service")
+    http_port = next(p["port"] for p in service_object["spec"]["ports"] if p["name"] == "http-authz")
+    assert provider["port"] == http_port
 
 
 def test_a_misspelt_provider_field_is_caught():

@@ -89,7 +89,11 @@ def test_services_and_probes_use_the_ports_the_servers_listen_on(config):
     settings, _ = config
     authz, mint = _container("satgate-authz"), _container("satgate-mint")
     authz_ports = {p["name"]: p["containerPort"] for p in authz["ports"]}
-    assert authz_ports == {"grpc": _port(settings.authz.listen), "http-metrics": _port(settings.authz.metrics_listen)}
+    assert authz_ports == {
+        "grpc": _port(settings.authz.listen),
+        "http-authz": _port(settings.authz.http_listen),
+        "http-metrics": _port(settings.authz.metrics_listen),
+    }
     assert authz["readinessProbe"]["grpc"] == {
         "port": authz_ports["grpc"],
         "service": "envoy.service.auth.v3.Authorization",

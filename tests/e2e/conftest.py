@@ -10,10 +10,18 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate_dev.devstack import Stack, StackPorts
 
+TRANSPORTS = ["grpc", "http"]
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request) -> str:
+    """Every test on the shared stack runs through real Envoy on both ext_authz transports (SPEC: Transports)."""
+    return request.param
+
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("stack"), StackPorts.free()) as running:
+def stack(tmp_path_factory, transport):
+    with Stack(tmp_path_factory.mktemp("stack"), StackPorts.free(), transport=transport) as running:
         yield running
 
 

@@ -5,11 +5,12 @@ import uuid
 
 import httpx
 import pytest
+import yaml
 
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import attenuate, mint
 from satgate_dev.demo_idp import DemoIdp
-from satgate_dev.devstack import DEMO_ISSUER_IN_EXAMPLE, RedisServer, Stack, StackPorts
+from satgate_dev.devstack import DEMO_ISSUER_IN_EXAMPLE, HTTP_ROUTES, RedisServer, Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +38,25 @@ CONFIG = {
 }
 
 
+def config_for(transport: str) -> dict:
+    """On HTTP the route table is all there is (no context_extensions): the /v1/eng/ rule carries the scope that
+    envoy.yaml's /v1/ route adds on gRPC, and the shipped HTTP routes follow it."""
+    if transport == "grpc":
+        return CONFIG
+    shipped = yaml.safe_load(HTTP_ROUTES.read_text())["routes"]
+    eng = {"match": {"path_prefix": "/v1/eng/"}, "settings": {"scope": "api:read", "require.department": "eng"}}
+    return {"authz": {**CONFIG["authz"], "routes": [eng, *shipped]}}
+
+
 @pytest.fixture(scope="module")
-def grants_stack(tmp_path_factory):
+def grants_stack(tmp_path_factory, transport):
     state = tmp_path_factory.mktemp("grants")
     policies = state / "policies-source.yaml"
     policies.write_text(SCOPELESS_POLICY)
-    with Stack(state / "stack", StackPorts.free(), config_overrides=CONFIG, policies_source=policies) as running:
+    overrides = config_for(transport)
+    with Stack(
+        state / "stack", StackPorts.free(), config_overrides=overrides, policies_source=policies, transport=transport
+    ) as running:
         yield running
 
 

@@ -22,9 +22,12 @@ PRICING = {
 
 
 @pytest.fixture(scope="module")
-def mcp_stack(tmp_path_factory):
+def mcp_stack(tmp_path_factory, transport):
     with Stack(
-        tmp_path_factory.mktemp("mcp"), StackPorts.free(), config_overrides={"authz": {"pricing": PRICING}}
+        tmp_path_factory.mktemp("mcp"),
+        StackPorts.free(),
+        config_overrides={"authz": {"pricing": PRICING}},
+        transport=transport,
     ) as s:
         yield s
 

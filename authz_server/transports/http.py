@@ -1,0 +1,231 @@
+"""The HTTP transport (SPEC: Transports): Envoy's ext_authz `http_service`, served by uvicorn (uvloop, httptools)
+through a bare ASGI callable. A thin adapter: the checked request becomes the CheckRequest the gRPC transport
+receives, the pipeline's CheckResponse becomes Envoy's HTTP contract — every rule lives in the pipeline.
+
+Envoy's side (envoy/envoy-http.yaml): checks arrive under CHECK_PREFIX (`path_prefix`), with the downstream
+address in SOURCE_HEADER and the ext_authz timeout in TIMEOUT_HEADER, both set by Envoy (a client's copies are
+overwritten). An allow is 200 with the upstream headers, the removals in `x-envoy-auth-headers-to-remove` and the
+access-log fields as `x-satgate-log-*` (`dynamic_metadata_from_headers`); a refusal is its status and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+
+from authz_server.check import CheckPipeline
+
+CHECK_PREFIX = "/satgate/check"
+SOURCE_HEADER = "x-satgate-source-ip"
+TIMEOUT_HEADER = "x-satgate-timeout-ms"
+START_HEADER = "x-satgate-request-start"  # unix seconds when Envoy got the request: the deadline counts from it
+LOG_HEADER_PREFIX = "x-satgate-log-"
+REMOVE_HEADER = "x-envoy-auth-headers-to-remove"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # as the gRPC transport's message cap; Envoy bounds MCP bodies first (1 MiB)
+READINESS_PATHS = frozenset({"/readyz", "/healthz"})
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+class HttpAuthorization:
+    """The ASGI application. `ready()` is what grpc.health reports: the ledger reachable and marked."""
+
+    def __init__(self, pipeline: CheckPipeline, ready: Callable[[], bool]) -> None:
+        self._pipeline = pipeline
+        self._ready = ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if not path.startswith(CHECK_PREFIX):
+            await self._outside_checks(path, scope["method"], send)
+            return
+        arrived = time.time()
+        body = await _read_body(scope, receive)
+        if body is None:
+            await _plain(send, 413, {"error": "body_too_large", "message": f"bodies are capped at {MAX_BODY_BYTES}"})
+            return
+        request, deadline = _check_request(scope, body, arrived)
+        check = asyncio.ensure_future(self._pipeline.check(request, deadline))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        await asyncio.wait((check, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not check.done():  # Envoy gave up (timeout, reset): nobody gets this answer; the pipeline refunds
+            check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await check
+            return
+        gone.cancel()
+        await _respond(send, check.result())
+
+    async def _outside_checks(self, path: str, method: str, send: Send) -> None:
+        """Readiness answers 204, never 200: should a check ever reach it (no path_prefix), Envoy refuses."""
+        if path in READINESS_PATHS and method in ("GET", "HEAD"):
+            ready = path == "/healthz" or self._ready()
+            await send({"type": "http.response.start", "status": 204 if ready else 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _plain(
+            send,
+            404,
+            {"error": "not_a_check", "message": f"checks arrive under {CHECK_PREFIX} (http_service path_prefix)"},
+        )
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _check_request(scope: Scope, body: bytes, arrived: float) -> tuple[CheckRequest, float | None]:
+    """The CheckRequest Envoy's gRPC client would have sent for this request, and the check's deadline."""
+    request = CheckRequest()
+    http = request.attributes.request.http
+    headers = http.headers
+    timeout: float | None = None
+    started = arrived
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        if name == SOURCE_HEADER:
+            request.attributes.source.address.socket_address.address = value
+        elif name == TIMEOUT_HEADER:
+            timeout = int(value) / 1000 if value.isdigit() else None
+        elif name == START_HEADER:
+            with contextlib.suppress(ValueError):
+                started = min(float(value), arrived)
+        if name in headers:  # repeated headers join with ',' as Envoy's own CheckRequest does
+            headers[name] = f"{headers[name]},{value}"
+        else:
+            headers[name] = value
+    raw_path = scope.get("raw_path") or scope["path"].encode("latin-1")
+    path = raw_path.decode("latin-1")[len(CHECK_PREFIX) :] or "/"
+    query = scope.get("query_string", b"")
+    http.path = f"{path}?{query.decode('latin-1')}" if query else path
+    http.method = scope["method"]
+    http.host = headers.get("host", "")
+    http.protocol = f"HTTP/{scope.get('http_version', '1.1')}"
+    if body:
+        http.raw_body = body
+        http.size = len(body)
+    return request, (started + timeout if timeout is not None else None)
+
+
+async def _respond(send: Send, response: CheckResponse) -> None:
+    headers: list[tuple[bytes, bytes]] = []
+    for key, field in response.dynamic_metadata.fields.items():
+        kind = field.WhichOneof("kind")
+        value = str(int(field.number_value)) if kind == "number_value" else field.string_value
+        headers.append(((LOG_HEADER_PREFIX + key).encode(), value.encode()))
+    if response.HasField("denied_response"):
+        denied = response.denied_response
+        headers += [(o.header.key.encode(), o.header.value.encode()) for o in denied.headers]
+        await send({"type": "http.response.start", "status": denied.status.code or 403, "headers": headers})
+        await send({"type": "http.response.body", "body": denied.body.encode()})
+        return
+    ok = response.ok_response
+    headers += [(o.header.key.encode(), o.header.value.encode()) for o in ok.headers]
+    upstream = {o.header.key for o in ok.headers}  # a header for both sides is sent once; Envoy copies it to each
+    headers += [
+        (o.header.key.encode(), o.header.value.encode())
+        for o in ok.response_headers_to_add
+        if o.header.key not in upstream
+    ]
+    if ok.headers_to_remove:
+        headers.append((REMOVE_HEADER.encode(), ",".join(ok.headers_to_remove).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _plain(send: Send, status: int, body: dict[str, str]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+class HttpListener:
+    """uvicorn (httptools) on its own socket, started and stopped inside the server's event loop. The socket is
+    bound here so that workers share it with SO_REUSEPORT exactly as the gRPC listener does."""
+
+    def __init__(self, app: HttpAuthorization, listen: str, *, shared_port: bool) -> None:
+        import socket  # noqa: PLC0415
+
+        import uvicorn  # noqa: PLC0415 - only when the HTTP transport is on
+
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared_port:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            self._socket.bind((host, int(port)))
+        except OSError as exc:
+            self._socket.close()
+            reason = f"cannot listen on {listen} ({exc.strerror})"
+            raise OSError(f"authz.http_listen: {reason}; set authz.http_listen to a free address") from None
+        self._socket.listen(4096)
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=300,  # Envoy pools its connections to us
+        )
+        config.load()
+        self._server = uvicorn.Server(config)
+        self._server.lifespan = config.lifespan_class(config)
+        self._main: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._server.startup(sockets=[self._socket])
+        self._main = asyncio.create_task(self._server.main_loop())
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._main is not None:
+            await self._main
+        await self._server.shutdown(sockets=[self._socket])
