@@ -58,6 +58,9 @@ def debit_record_key(tenant: str, debit_id: str | None) -> str:
     return _key(tenant, "i", digest)
 
 
+_QUEUE_TIMEOUTS = 4  # without a deadline, a call waits at most this many timeouts for a connection
+
+
 class RedisLedger:
     """`client` is a redis.asyncio Redis or RedisCluster. No blind client-side retries: a call is resent once only
     when its connection broke, and a debit then under the same debit id, so the script answers from its record
@@ -81,7 +84,7 @@ class RedisLedger:
         self._refunds = Refunds(self)
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._ready = not isinstance(client, RedisCluster)
+        self._ready = False  # _initialize: the cluster's slot map, the scripts
         self._init_lock = asyncio.Lock()
 
     @classmethod
@@ -101,32 +104,50 @@ class RedisLedger:
         return cls(client, timeout=timeout, max_in_flight=max_connections)
 
     async def _initialize(self) -> None:
-        """A cluster client learns the slot map on first use; do that once, not under every caller's timeout
-        (cancelling a burst of half-initialised calls leaves broken connections behind)."""
+        """Once, not under every caller's timeout: a cluster client learns the slot map, and the scripts are
+        loaded, so that a burst on a cold client does not pay a NOSCRIPT round trip and a SCRIPT LOAD per
+        connection (cancelling a burst of half-initialised calls leaves broken connections behind). A Redis
+        restarted since loads them again on its first NOSCRIPT."""
         async with self._init_lock:
             if not self._ready:
                 try:
-                    await asyncio.wait_for(self._client.initialize(), max(self._timeout, 5.0))
+                    async with asyncio.timeout(max(self._timeout, 5.0)):
+                        if isinstance(self._client, RedisCluster):
+                            await self._client.initialize()
+                        for script in (self._debit, self._refund):
+                            await self._client.script_load(script.script)
                 except (RedisError, OSError, TimeoutError) as exc:
-                    raise LedgerUnavailable(f"ledger: redis cluster: {type(exc).__name__}: {exc}") from exc
+                    raise LedgerUnavailable(f"ledger: redis: cannot reach it: {type(exc).__name__}: {exc}") from exc
                 self._ready = True
 
-    async def _call(self, send: Callable[[float], Awaitable[Any]]) -> Any:
+    async def _call(self, send: Callable[[float], Awaitable[Any]], deadline: float | None = None) -> Any:
         """Every operation here is safe to send twice (debits and refunds carry their id, SADD and reads are
         idempotent), so one that meets a broken connection — a pooled one that idled through an outage — is sent
-        once more on a fresh one instead of failing the check. `send` gets the moment this call gives up."""
+        once more on a fresh one instead of failing the check. `send` gets the moment this call gives up.
+
+        The timeout bounds the call on its connection, not its wait for one: a burst queues for the pool (every
+        slot frees within the timeout, even with Redis paused), up to the check's own deadline when it has one —
+        a cold pool opening its connections under a burst must not turn queued checks into 503s."""
         if not self._ready:
             await self._initialize()
-        gives_up = self._clock() + self._timeout
+        queue_wait = self._timeout * _QUEUE_TIMEOUTS if deadline is None else max(deadline - self._clock(), 0)
         try:
+            async with asyncio.timeout(queue_wait):
+                await self._in_flight.acquire()
+        except TimeoutError as exc:
+            raise LedgerUnavailable("ledger: redis: no connection came free in time (the store is slow)") from exc
+        try:
+            gives_up = self._clock() + self._timeout
             # asyncio.timeout, not wait_for: no task per call (measured ~35 µs less per check).
-            async with asyncio.timeout(self._timeout), self._in_flight:
+            async with asyncio.timeout(self._timeout):
                 try:
                     return await send(gives_up)
                 except RedisConnectionError:
                     return await send(gives_up)
         except (RedisError, OSError, TimeoutError) as exc:
             raise LedgerUnavailable(f"ledger: redis: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._in_flight.release()
 
     def _refund_after(self, request: DebitRequest, deadline: float) -> None:
         """The debit may have run before its deadline, its reply lost. Past the deadline no copy of it can spend
@@ -167,7 +188,7 @@ class RedisLedger:
             return self._debit(keys=keys, args=[request.cost, IDEMPOTENCY_WINDOW_SECONDS, f"{deadline:.6f}", *rest])
 
         try:
-            reply = await self._call(send)
+            reply = await self._call(send, request.deadline)
         except (LedgerUnavailable, asyncio.CancelledError):  # sent, outcome unknown (or the caller went away)
             if deadlines and request.debit_id is not None and request.buckets and request.cost:
                 self._refund_after(request, max(deadlines))
