@@ -71,8 +71,16 @@ def demo_jwt(config_path: str | None, subject: str, audience: str, ttl: str) -> 
 @click.option("--mint-grpc-port", type=int, default=8082, show_default=True)
 @click.option("--idp-port", type=int, default=8090, show_default=True, help="the demo OIDC issuer")
 @click.option("--metrics-port", type=int, default=9464, show_default=True, help="the authz server's /metrics")
+@click.option(
+    "--transport",
+    type=click.Choice(["grpc", "http"]),
+    default="grpc",
+    show_default=True,
+    help="Envoy's ext_authz transport: grpc (envoy.yaml, per-route settings on Envoy) or http (envoy-http.yaml, "
+    "more checks per core, settings in the authz route table)",
+)
 def up(
-    state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port, metrics_port
+    state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port, metrics_port, transport
 ) -> None:
     """Start Envoy + authz + mint + a demo upstream on embedded defaults, print a working curl."""
     import signal  # noqa: PLC0415
@@ -82,10 +90,15 @@ def up(
 
     ports = StackPorts(port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port)
     metrics_listen = f"127.0.0.1:{metrics_port}"
-    stack = Stack(Path(state_dir).resolve(), ports, config_overrides={"authz": {"metrics_listen": metrics_listen}})
+    stack = Stack(
+        Path(state_dir).resolve(),
+        ports,
+        config_overrides={"authz": {"metrics_listen": metrics_listen}},
+        transport=transport,
+    )
     click.echo(
-        f"starting envoy :{port}, authz :{authz_port}, mint :{mint_port} (gRPC :{mint_grpc_port}), "
-        f"demo issuer :{idp_port}, upstream :{upstream_port} (state in {stack.state_dir})"
+        f"starting envoy :{port}, authz :{authz_port} ({transport} ext_authz), mint :{mint_port} "
+        f"(gRPC :{mint_grpc_port}), demo issuer :{idp_port}, upstream :{upstream_port} (state in {stack.state_dir})"
     )
     try:
         stack.start()

@@ -17,7 +17,8 @@ from satgate_dev.devstack import StackPorts, free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_up_prints_a_curl_that_works(tmp_path):
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_up_prints_a_curl_that_works(tmp_path, transport):
     ports = StackPorts.free()
     metrics_port = free_port()
     proc = subprocess.Popen(
@@ -44,6 +45,8 @@ def test_up_prints_a_curl_that_works(tmp_path):
             str(ports.idp),
             "--metrics-port",
             str(metrics_port),
+            "--transport",
+            transport,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
