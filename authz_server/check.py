@@ -4,7 +4,6 @@ response. Nothing about the body is read before the token verified."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -228,7 +227,7 @@ class CheckPipeline:
         """The request's facts, cost and refusal form once the route (and, on MCP routes, the body) is known."""
         cost = self._settings.default_cost if route.cost is None else route.cost
         if route.scopes:
-            facts = dataclasses.replace(facts, required_scopes=route.scopes)
+            facts = facts.with_scopes(route.scopes)
         if not route.mcp:
             return facts, cost, Reply()
         try:
@@ -241,7 +240,7 @@ class CheckPipeline:
         if table is None:
             self._logger.error("route_config_invalid", detail=f"no pricing table {route.pricing!r}", path=facts.path)
             return self._deny(UNAVAILABLE, request_id, token, reply=reply)
-        return dataclasses.replace(facts, mcp_tools=body.tools), table.total(body), reply
+        return facts.with_tools(body.tools), table.total(body), reply
 
     def _deny(
         self,
