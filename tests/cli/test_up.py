@@ -17,37 +17,36 @@ from satgate_dev.devstack import StackPorts, free_port
 pytestmark = pytest.mark.e2e
 
 
+def up_argv(state, ports: StackPorts, metrics_port: int, *extra: str) -> list[str]:
+    """`satgate up` on these ports only (never the machine's own 8080, 8082, 8090…)."""
+    flags = {
+        "--port": ports.envoy,
+        "--admin-port": ports.envoy_admin,
+        "--authz-port": ports.authz,
+        "--mint-port": ports.mint,
+        "--upstream-port": ports.upstream,
+        "--mint-grpc-port": ports.mint_grpc,
+        "--idp-port": ports.idp,
+        "--metrics-port": metrics_port,
+    }
+    return [
+        sys.executable,
+        "-m",
+        "satgate_cli",
+        "up",
+        "--state-dir",
+        str(state),
+        *(f"{k}={v}" for k, v in flags.items()),
+        *extra,
+    ]
+
+
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_up_prints_a_curl_that_works(tmp_path, transport):
     ports = StackPorts.free()
     metrics_port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "satgate_cli",
-            "up",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--port",
-            str(ports.envoy),
-            "--admin-port",
-            str(ports.envoy_admin),
-            "--authz-port",
-            str(ports.authz),
-            "--mint-port",
-            str(ports.mint),
-            "--upstream-port",
-            str(ports.upstream),
-            "--mint-grpc-port",
-            str(ports.mint_grpc),
-            "--idp-port",
-            str(ports.idp),
-            "--metrics-port",
-            str(metrics_port),
-            "--transport",
-            transport,
-        ],
+        up_argv(tmp_path / "state", ports, metrics_port, "--transport", transport),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -108,39 +107,7 @@ def test_up_on_a_taken_port_refuses_before_starting_anything(tmp_path):
     holder.listen()  # someone else's server (a first `satgate up`, say) on the Mint's port
     try:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "satgate_cli",
-                "up",
-                "--state-dir",
-                str(tmp_path / "state"),
-                *(
-                    f"--{flag}={port}"
-                    for flag, port in zip(
-                        (
-                            "port",
-                            "admin-port",
-                            "authz-port",
-                            "mint-port",
-                            "upstream-port",
-                            "mint-grpc-port",
-                            "idp-port",
-                        ),
-                        (
-                            ports.envoy,
-                            ports.envoy_admin,
-                            ports.authz,
-                            ports.mint,
-                            ports.upstream,
-                            ports.mint_grpc,
-                            ports.idp,
-                        ),
-                        strict=True,
-                    )
-                ),
-                f"--metrics-port={free_port()}",
-            ],
+            up_argv(tmp_path / "state", ports, free_port()),
             capture_output=True,
             text=True,
             timeout=60,

@@ -162,11 +162,13 @@ def test_usage_report_from_the_running_stack(client, stack, stack_keyring):
     assert statuses == [200, 200, 402]
     deadline = time.monotonic() + 10
     row = None
-    while row is None and time.monotonic() < deadline:  # the server flushes every second
+    expected = {"key": minted.identifier.token_id, "requests": 3, "allowed": 2, "denied": 1, "credits": 2}
+    # the server flushes every second, so the three requests may land in two flushes: wait for all of them
+    while row != expected and time.monotonic() < deadline:
         result = CliRunner().invoke(cli, ["usage", "--config", str(stack.config_path), "--json"])
         row = next((r for r in jsonlib.loads(result.output) if r["key"] == minted.identifier.token_id), None)
         time.sleep(0.2)
-    assert row == {"key": minted.identifier.token_id, "requests": 3, "allowed": 2, "denied": 1, "credits": 2}
+    assert row == expected
 
 
 def test_budget_exhaustion_is_audited_once_per_token(client, stack, stack_keyring):
