@@ -36,7 +36,8 @@ from satgate.keyring import Keyring, load_or_create_keyring, write_keyring  # no
 from satgate.ledger.initialise import init_ledger_blocking  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
 from satgate_dev import envoy_config  # noqa: E402
-from satgate_dev.devstack import LOOPBACK, RedisServer, _http_ok, free_port, grpc_serving  # noqa: E402
+from satgate_dev.devstack import LOOPBACK, _http_ok, free_port, grpc_serving  # noqa: E402
+from satgate_dev.redis_server import RedisServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from envoy_rows import BENCH_PATH, HTTP_ROUTES, MCP_BODY, ROWS, bench_envoy_config  # noqa: E402

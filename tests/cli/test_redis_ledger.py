@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from satgate_dev.devstack import RedisServer
+from satgate_dev.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc
 
 from satgate.keyring import Keyring, write_keyring
 from satgate.tokens.mint import mint
-from satgate_dev.devstack import RedisServer, free_port, grpc_serving
+from satgate_dev.devstack import free_port, grpc_serving
+from satgate_dev.redis_server import RedisServer
 from tests.authz.conftest import check_request, status_of
 
 from .manifests import kubernetes_objects, satgate_configmap, the

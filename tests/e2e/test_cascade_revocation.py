@@ -10,7 +10,8 @@ from satgate.keyring import load_keyring
 from satgate.timefmt import format_utc
 from satgate.tokens.mint import mint
 from satgate_dev.demo_idp import DemoIdp
-from satgate_dev.devstack import RedisServer, Stack, StackPorts
+from satgate_dev.devstack import Stack, StackPorts
+from satgate_dev.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,8 @@ import yaml
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import attenuate, mint
 from satgate_dev.demo_idp import DemoIdp
-from satgate_dev.devstack import DEMO_ISSUER_IN_EXAMPLE, HTTP_ROUTES, RedisServer, Stack, StackPorts
+from satgate_dev.devstack import DEMO_ISSUER_IN_EXAMPLE, HTTP_ROUTES, Stack, StackPorts
+from satgate_dev.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 

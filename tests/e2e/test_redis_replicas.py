@@ -9,7 +9,8 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
-from satgate_dev.devstack import RedisServer, Stack, StackPorts
+from satgate_dev.devstack import Stack, StackPorts
+from satgate_dev.redis_server import RedisServer
 
 from .conftest import burst, decision_pids
 

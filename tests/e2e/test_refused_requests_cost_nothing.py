@@ -13,7 +13,8 @@ from satgate.keyring import load_keyring
 from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
-from satgate_dev.devstack import RedisServer, Stack, StackPorts, grpc_serving
+from satgate_dev.devstack import Stack, StackPorts, grpc_serving
+from satgate_dev.redis_server import RedisServer
 from tests.ledgers import hold_write_lock
 
 pytestmark = pytest.mark.e2e

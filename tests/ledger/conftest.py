@@ -1,6 +1,6 @@
 import pytest
 
-from satgate_dev.devstack import RedisServer, start_redis_cluster
+from satgate_dev.redis_server import RedisServer, start_redis_cluster
 from tests.ledgers import fresh_ledger
 
 

@@ -8,7 +8,7 @@ import signal
 import time
 
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
-from satgate_dev.devstack import RedisServer
+from satgate_dev.redis_server import RedisServer
 from tests.ledgers import fresh_ledger
 
 

@@ -14,7 +14,7 @@ from satgate.ledger.base import LedgerNotInitialised
 from satgate.ledger.initialise import init_ledger
 from satgate.ledger.marker import redis_slot
 from satgate.ledger.url import open_ledger
-from satgate_dev.devstack import RedisServer
+from satgate_dev.redis_server import RedisServer
 from tests.ledgers import fresh_ledger
 
 
