@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sqlite3
@@ -303,11 +304,18 @@ def run(config: Config) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while True:
+        # Announced as soon as every worker listens (health turns SERVING at that moment too), and always
+        # before a stop that follows it: whoever saw the server serve also finds the line.
         if not announced and readiness.all_listening.is_set():
             log.info("authz_listening", **_listening_fields(config))
             announced = True
+        if stopping and all(not w.is_alive() for w in workers):
+            if metrics is not None:
+                metrics.close()
+            return
+        alive = [w.sentinel for w in workers if w.is_alive()]
+        multiprocessing.connection.wait(alive, timeout=0.5 if announced else 0.02)
         for index, worker in enumerate(workers):
-            worker.join(timeout=0.2)
             if worker.exitcode is not None and not stopping:
                 log.error("authz_worker_died", pid=worker.pid, exitcode=worker.exitcode)
                 if metrics is not None and worker.pid is not None:
@@ -315,7 +323,3 @@ def run(config: Config) -> None:
                 time.sleep(0.5)
                 workers[index] = ctx.Process(target=_worker_main, args=(config, readiness), daemon=True)
                 workers[index].start()
-        if stopping and all(not w.is_alive() for w in workers):
-            if metrics is not None:
-                metrics.close()
-            return

@@ -32,10 +32,19 @@ from satgate_dev.demo_idp import DemoIdp
 LOOPBACK = "127.0.0.1"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    """A loopback port free now and never handed out before by this process: the kernel may offer the port it
+    just gave to the previous caller, who has not bound it yet (two settings on one port)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "examples" / "trust-policies.yaml"

@@ -115,6 +115,8 @@ def test_health_turns_serving_only_once_every_worker_listens(tmp_path, keyring_f
         out, _ = proc.communicate(timeout=30)
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len({line["pid"] for line in lines if line["event"] == "authz_worker_listening"}) == 4
+    # The supervisor says so the moment health does: a stop right after serving still finds the line.
+    assert [line["event"] for line in lines].count("authz_listening") == 1
 
 
 def scrape(listen: str) -> dict[tuple[str, frozenset], float]:

@@ -77,3 +77,10 @@ def test_a_second_mint_on_a_taken_port_refuses_naming_the_setting(tmp_path, keyr
     finally:
         first.terminate()
         first.communicate(timeout=20)
+
+
+def test_free_ports_are_never_handed_out_twice():
+    """The kernel may offer the port it just gave the previous caller, who has not bound it yet: two settings of
+    one test then shared a port (a Mint refusing its own config)."""
+    ports = [free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)
