@@ -4,7 +4,6 @@ response. Nothing about the body is read before the token verified."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
 from satgate.ledger.base import LedgerNotInitialised
-from satgate.ledger.idempotency import idempotency_key
+from satgate.ledger.idempotency import idempotency_key, unique_ids
 from satgate.ledger.refunds import Refunds
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.bearer import bearer_token
@@ -185,9 +184,9 @@ class CheckPipeline:
             token.revocation_ids,
             token.buckets,
             cost,
-            debit_id=key or secrets.token_hex(16),
+            debit_id=key or unique_ids.next(),
             deadline=None if deadline is None else deadline - DEADLINE_MARGIN_SECONDS,
-            attempt=secrets.token_hex(8),
+            attempt=unique_ids.next(),
         )
         try:
             result = await self._ledger.debit(debit)  # cancel-safe: a debit committed for a gone caller is refunded

@@ -35,6 +35,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+_NO_BODY = (b"content-length", b"0")
 
 
 class HttpAuthorization:
@@ -60,16 +61,18 @@ class HttpAuthorization:
             await _plain(send, 413, {"error": "body_too_large", "message": f"bodies are capped at {MAX_BODY_BYTES}"})
             return
         request, deadline = _check_request(scope, body, arrived)
-        check = asyncio.ensure_future(self._pipeline.check(request, deadline))
-        gone = asyncio.ensure_future(_disconnected(receive))
-        await asyncio.wait((check, gone), return_when=asyncio.FIRST_COMPLETED)
-        if not check.done():  # Envoy gave up (timeout, reset): nobody gets this answer; the pipeline refunds
-            check.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await check
-            return
-        gone.cancel()
-        await _respond(send, check.result())
+        # The check runs in this (uvicorn's) task, watched: should Envoy give up (timeout, reset) it is cancelled,
+        # since nobody gets that answer, and the pipeline refunds what a cancelled check spent.
+        watch = _DisconnectWatch(receive)
+        try:
+            response = await self._pipeline.check(request, deadline)
+        except asyncio.CancelledError:
+            if watch.cancelled_us():
+                return
+            raise  # the server stops
+        finally:
+            watch.stop()
+        await _respond(send, response)
 
     async def _outside_checks(self, path: str, method: str, send: Send) -> None:
         """Readiness answers 204, never 200: should a check ever reach it (no path_prefix), Envoy refuses."""
@@ -112,6 +115,35 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+class _DisconnectWatch:
+    """Cancels the current task when the client disconnects, until stopped."""
+
+    __slots__ = ("_fired", "_stopped", "_task", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._fired = self._stopped = False
+        self._watcher = asyncio.ensure_future(_disconnected(receive))
+        self._watcher.add_done_callback(self._on_disconnect)
+
+    def _on_disconnect(self, watcher: asyncio.Future[None]) -> None:
+        if not self._stopped and not watcher.cancelled():
+            self._fired = True
+            self._task.cancel()
+
+    def cancelled_us(self) -> bool:
+        """Whether the cancellation is ours (the client left); then it is absorbed."""
+        if self._fired:
+            self._task.uncancel()
+        return self._fired
+
+    def stop(self) -> None:
+        self._stopped = True  # a disconnect already seen but not yet called back no longer cancels
+        self._watcher.cancel()
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -161,8 +193,10 @@ async def _respond(send: Send, response: CheckResponse) -> None:
     if response.HasField("denied_response"):
         denied = response.denied_response
         headers += [(o.header.key.encode(), o.header.value.encode()) for o in denied.headers]
+        body = denied.body.encode()
+        headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": denied.status.code or 403, "headers": headers})
-        await send({"type": "http.response.body", "body": denied.body.encode()})
+        await send({"type": "http.response.body", "body": body})
         return
     ok = response.ok_response
     headers += [(o.header.key.encode(), o.header.value.encode()) for o in ok.headers]
@@ -174,13 +208,16 @@ async def _respond(send: Send, response: CheckResponse) -> None:
     ]
     if ok.headers_to_remove:
         headers.append((REMOVE_HEADER.encode(), ",".join(ok.headers_to_remove).encode()))
+    headers.append(_NO_BODY)  # not chunked: the headers are the whole answer, one write
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
 async def _plain(send: Send, status: int, body: dict[str, str]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON})
-    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+    encoded = json.dumps(body).encode()
+    headers = [*_JSON, (b"content-length", str(len(encoded)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 class HttpListener:
@@ -214,6 +251,7 @@ class HttpListener:
             server_header=False,
             date_header=False,
             timeout_keep_alive=300,  # Envoy pools its connections to us
+            proxy_headers=False,  # the client address arrives in SOURCE_HEADER, set by Envoy
         )
         config.load()
         self._server = uvicorn.Server(config)

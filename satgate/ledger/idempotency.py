@@ -7,6 +7,8 @@ judged and debited as new — never answered from the record."""
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 
 
 def idempotency_key(
@@ -22,10 +24,28 @@ def idempotency_key(
     """None when the request carries no id. The digest keeps keys short whatever the client sends."""
     if not request_id:
         return None
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (request_id, method, path, host, str(cost)):
-        digest.update(part.encode("utf-8", "surrogateescape"))
-        digest.update(b"\x00")
+    # Each part NUL-terminated (no part can hold a NUL: HTTP forbids it in headers, paths and methods).
+    text = f"{request_id}\0{method}\0{path}\0{host}\0{cost}\0"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16)
     if body is not None:
         digest.update(hashlib.sha256(body).digest())
     return f"{fingerprint}:{digest.hexdigest()}"
+
+
+class UniqueIds:
+    """Ids unique across processes and restarts without a syscall each: a random per-process prefix (fresh
+    in a forked child) and a counter. What debits use for `attempt`, and for debit ids of requests without one."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+unique_ids = UniqueIds()
