@@ -16,7 +16,7 @@ async def init_ledger(url: str) -> tuple[str, int]:
 
     validate_ledger_url(url)
     if urlsplit(url).scheme == "sqlite":
-        from satgate.ledger.sqlite import initialise  # noqa: PLC0415
+        from satgate.ledger.sqlite_schema import initialise  # noqa: PLC0415
 
         path, _options = sqlite_path(url)
         return str(path), int(initialise(path, new_marker()))
