@@ -9,6 +9,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from satgate.ledger.base import (
     IDEMPOTENCY_WINDOW_SECONDS,
@@ -61,6 +62,46 @@ def debit_record_key(tenant: str, debit_id: str | None) -> str:
 _QUEUE_TIMEOUTS = 4  # without a deadline, a call waits at most this many timeouts for a connection
 
 
+@dataclass(slots=True)
+class _Queued:
+    """A debit waiting for the next pipeline, and the deadlines it was sent with (one per send)."""
+
+    request: DebitRequest
+    keys: list[str]
+    rest: list[Any]
+    answer: asyncio.Future[DebitResult]
+    deadlines: list[float] = field(default_factory=list)
+
+
+async def _listed(reply: Awaitable[Any]) -> list[Any]:
+    return [await reply]
+
+
+def _settle(answer: asyncio.Future[DebitResult], *, error: BaseException) -> None:
+    if not answer.done():
+        answer.set_exception(error)
+
+
+def _outcome(reply: Any, request: DebitRequest) -> DebitResult:
+    match reply:
+        case ["unmarked"]:
+            raise LedgerNotInitialised(_UNMARKED)
+        case ["expired"]:
+            return DebitResult(Outcome.EXPIRED)
+        case ["revoked"]:
+            return DebitResult(Outcome.REVOKED)
+        case ["replay", seen]:
+            charged, remaining, attempt = seen.split(":", 2)
+            # our own first copy, when a resend finds it: this call did spend
+            replayed = not request.attempt or attempt != request.attempt
+            return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining), replayed=replayed)
+        case ["insufficient", remaining]:
+            return DebitResult(Outcome.INSUFFICIENT, charged=0, remaining=int(remaining))
+        case ["ok", charged, remaining]:
+            return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining) if remaining else None)
+    raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
+
+
 class RedisLedger:
     """`client` is a redis.asyncio Redis or RedisCluster. No blind client-side retries: a call is resent once only
     when its connection broke, and a debit then under the same debit id, so the script answers from its record
@@ -86,6 +127,8 @@ class RedisLedger:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._ready = False  # _initialize: the cluster's slot map, the scripts
         self._init_lock = asyncio.Lock()
+        self._queued: list[_Queued] = []  # debits for the next pipeline
+        self._sending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
@@ -172,6 +215,8 @@ class RedisLedger:
             raise LedgerNotInitialised(_UNMARKED.replace("for this tenant's slot", "for some hash slots"))
 
     async def debit(self, request: DebitRequest) -> DebitResult:
+        """Debits that arrive in one turn of the loop share one pipeline (one write, one round trip, one pooled
+        connection); each is still its own EVALSHA, atomic on its own. Cancel-safe like every backend."""
         tenant = request.tenant
         keys = [redis_marker_key_for_tenant(tenant), revoked_key(tenant), debit_record_key(tenant, request.debit_id)]
         keys += [bucket_key(tenant, b.bucket_id) for b in request.buckets]
@@ -182,39 +227,77 @@ class RedisLedger:
             *request.revocation_ids,
             *(b.limit for b in request.buckets),
         ]
-        deadlines: list[float] = []
+        queued = _Queued(request, keys, rest, asyncio.get_running_loop().create_future())
+        if isinstance(self._client, RedisCluster):  # redis-py refuses scripts in cluster pipelines: one call each
+            await self._send([queued])
+            return queued.answer.result()
+        self._queued.append(queued)
+        if len(self._queued) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await queued.answer  # cancelled: skipped while queued, else settled (and refunded) by _send
 
-        def send(gives_up: float) -> Awaitable[Any]:
+    def _flush(self) -> None:
+        batch = [queued for queued in self._queued if not queued.answer.cancelled()]
+        self._queued = []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    def _pipeline(self, batch: list[_Queued], gives_up: float) -> Awaitable[list[Any]]:
+        def arguments(queued: _Queued) -> list[Any]:
             # Never later than this call gives up: once the caller stopped waiting, the script must not spend.
-            deadline = gives_up if request.deadline is None else min(gives_up, request.deadline)
-            deadlines.append(deadline)
-            return self._debit(keys=keys, args=[request.cost, IDEMPOTENCY_WINDOW_SECONDS, f"{deadline:.6f}", *rest])
+            deadline = gives_up if queued.request.deadline is None else min(gives_up, queued.request.deadline)
+            queued.deadlines.append(deadline)
+            return [queued.request.cost, IDEMPOTENCY_WINDOW_SECONDS, f"{deadline:.6f}", *queued.rest]
 
+        if isinstance(self._client, RedisCluster):
+            (queued,) = batch
+            return _listed(self._debit(keys=queued.keys, args=arguments(queued)))
+        pipe = self._client.pipeline(transaction=False)
+        for queued in batch:
+            pipe.evalsha(self._debit.sha, len(queued.keys), *queued.keys, *arguments(queued))
+        return pipe.execute(raise_on_error=False)
+
+    async def _send(self, batch: list[_Queued]) -> None:
+        deadlines = [q.request.deadline for q in batch]
+        queue_deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         try:
-            reply = await self._call(send, request.deadline)
-        except (LedgerUnavailable, asyncio.CancelledError):  # sent, outcome unknown (or the caller went away)
-            if deadlines and request.debit_id is not None and request.buckets and request.cost:
-                self._refund_after(request, max(deadlines))
-            raise
-        match reply:
-            case ["unmarked"]:
-                raise LedgerNotInitialised(_UNMARKED)
-            case ["expired"]:
-                return DebitResult(Outcome.EXPIRED)
-            case ["revoked"]:
-                return DebitResult(Outcome.REVOKED)
-            case ["replay", seen]:
-                charged, remaining, attempt = seen.split(":", 2)
-                # our own first copy, when a resend finds it: this call did spend
-                replayed = not request.attempt or attempt != request.attempt
-                return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining), replayed=replayed)
-            case ["insufficient", remaining]:
-                return DebitResult(Outcome.INSUFFICIENT, charged=0, remaining=int(remaining))
-            case ["ok", charged, remaining]:
-                return DebitResult(
-                    Outcome.DEBITED, charged=int(charged), remaining=int(remaining) if remaining else None
-                )
-        raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
+            replies = await self._call(lambda gives_up: self._pipeline(batch, gives_up), queue_deadline)
+            unsent = [q for q, reply in zip(batch, replies, strict=True) if isinstance(reply, NoScriptError)]
+            if unsent:  # Redis restarted without its scripts (it never ran those): load them, send those again
+                self._ready = False
+                await self._initialize()
+                again = iter(await self._call(lambda gives_up: self._pipeline(unsent, gives_up), queue_deadline))
+                replies = [next(again) if isinstance(reply, NoScriptError) else reply for reply in replies]
+        except (Exception, asyncio.CancelledError) as exc:  # every waiter gets an answer, whatever went wrong
+            error = exc if isinstance(exc, LedgerUnavailable) else LedgerUnavailable(f"ledger: redis: {exc!r}")
+            for queued in batch:
+                self._unknown(queued, error)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for queued, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._unknown(queued, LedgerUnavailable(f"ledger: redis: {type(reply).__name__}: {reply}"))
+                continue
+            try:
+                result = _outcome(reply, queued.request)
+            except LedgerUnavailable as exc:
+                _settle(queued.answer, error=exc)
+                continue
+            if queued.answer.cancelled():
+                if result.spent:
+                    self._refunds.owe(queued.request, "caller_gone")  # committed for a caller that left
+                continue
+            queued.answer.set_result(result)
+
+    def _unknown(self, queued: _Queued, error: LedgerUnavailable) -> None:
+        """Sent (maybe run) but unanswered: refunded once no copy of it can spend any more."""
+        request = queued.request
+        if queued.deadlines and request.debit_id is not None and request.buckets and request.cost:
+            self._refund_after(request, max(queued.deadlines))
+        _settle(queued.answer, error=error)
 
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
         return bool(await self._call(lambda _gives_up: self._client.sadd(revoked_key(tenant), revocation_id)))
@@ -233,6 +316,8 @@ class RedisLedger:
         return max(min(b.limit - s for b, s in zip(buckets, spent, strict=True)), 0)
 
     async def close(self) -> None:
+        if self._sending:  # pipelines in flight settle (and owe their refunds) first
+            await asyncio.wait(list(self._sending), timeout=self._timeout * (_QUEUE_TIMEOUTS + 2))
         await self._refunds.drain(self._timeout + 2 * _CLOCK_MARGIN_SECONDS + 1)  # those waiting for a deadline
         await self._client.aclose()
 

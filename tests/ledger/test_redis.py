@@ -1,6 +1,7 @@
 """Redis specifics beyond the conformance suite: cluster placement, one round trip, failures, persistence."""
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -75,6 +76,47 @@ async def test_one_round_trip_per_check(redis_server):
     watcher.join(timeout=5)
     await ledger.close()
     assert seen == ["evalsha"] * 25
+
+
+def ledger_connections(server) -> int:
+    """Clients connected to the server, without the redis-cli asking."""
+    return len(server.cli("client", "list").strip().splitlines()) - 1
+
+
+async def test_concurrent_checks_share_one_pipeline(redis_server):
+    redis_server.cli("flushall")  # our private instance: no record or bucket left by other tests
+    ledger = fresh_ledger(redis_server.url)
+    await ledger.debit(debit(key="p-warm", bucket="p" * 32, limit=10**6))
+    assert ledger_connections(redis_server) == 1
+    results = await asyncio.gather(*(ledger.debit(debit(key=f"p{i}", bucket="p" * 32, limit=10**6)) for i in range(64)))
+    assert sorted(r.remaining for r in results) == list(range(10**6 - 65, 10**6 - 1))
+    assert ledger_connections(redis_server) == 1  # one call per check would have opened a connection each
+    await ledger.close()
+
+
+async def test_a_caller_gone_while_its_pipeline_was_in_flight_is_refunded(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        ledger = fresh_ledger(server.url + "?timeout_ms=2000")
+        await ledger.debit(debit(key="warm", bucket="g" * 32, limit=10))
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            checks = [
+                asyncio.ensure_future(ledger.debit(debit(key=f"g{i}", bucket="g" * 32, limit=10))) for i in range(3)
+            ]
+            await asyncio.sleep(0.1)  # all three sent in one pipeline, Redis not answering yet
+            checks[1].cancel()  # Envoy gave up on that one
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        kept = await asyncio.gather(checks[0], checks[2])
+        assert [r.remaining for r in kept] == [8, 6]  # the cancelled one ran between them
+        with pytest.raises(asyncio.CancelledError):
+            await checks[1]
+        await asyncio.sleep(0.3)  # its refund lands
+        assert await ledger.remaining("acme", (Bucket("g" * 32, 10),)) == 7
+        await ledger.close()
+    finally:
+        server.stop()
 
 
 async def test_script_is_reloaded_after_noscript(redis_server):
