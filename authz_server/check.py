@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
+from authz_server.check_input import CheckInput
 from authz_server.metrics import CheckMetrics
 from authz_server.request_facts import request_facts
-from authz_server.responses import Allow, Reply, allow_response, deny_response
+from authz_server.responses import Allow, Answer, Reply, allow_answer, deny_answer
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
@@ -53,17 +53,12 @@ class CheckSettings:
 
 @dataclass(slots=True)
 class _Decision:
-    response: CheckResponse
+    answer: Answer
     status: int
     error: str | None = None
     token: VerifiedToken | None = None
     charged: int = 0
     remaining: int | None = None
-
-
-def _body_bytes(http: Any) -> bytes:
-    """The body Envoy buffered: raw bytes with pack_as_bytes, else text."""
-    return bytes(http.raw_body) or http.body.encode()
 
 
 class CheckPipeline:
@@ -104,15 +99,15 @@ class CheckPipeline:
         if self._usage is not None:
             await self._usage.close()
 
-    async def check(self, request: CheckRequest, deadline: float | None = None) -> CheckResponse:
+    async def check(self, request: CheckInput, deadline: float | None = None) -> Answer:
         """`deadline`: when the caller stops waiting (unix time), as the transport knows it (gRPC's deadline,
         which Envoy sets from its ext_authz timeout). Credits are spent only for answers that can arrive."""
         started = time.perf_counter()
-        request_id = request.attributes.request.http.headers.get("x-request-id", "")
+        request_id = request.headers.get("x-request-id", "")
         try:
             decision = await self._decide(request, request_id, deadline)
         except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
-            decision = _Decision(deny_response(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
+            decision = _Decision(deny_answer(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
             with contextlib.suppress(Exception):
                 self._logger.exception("check_failed", request_id=request_id)
         with contextlib.suppress(Exception):  # a broken log sink must not turn decisions into an outage
@@ -129,17 +124,14 @@ class CheckPipeline:
                 token.tenant if token else None,
                 decision.charged,
             )
-        return decision.response
+        return decision.answer
 
-    async def _decide(self, request: CheckRequest, request_id: str, deadline: float | None) -> _Decision:
-        http = request.attributes.request.http
+    async def _decide(self, request: CheckInput, request_id: str, deadline: float | None) -> _Decision:
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
         # 1. route settings (context_extensions over the server-side route table)
         try:
-            route = self._routes.settings_for(
-                facts.host, facts.path, facts.method, request.attributes.context_extensions
-            )
+            route = self._routes.settings_for(facts.host, facts.path, facts.method, request.context_extensions)
         except RouteConfigError as exc:
             self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
@@ -148,7 +140,7 @@ class CheckPipeline:
         reply = Reply(mcp=route.mcp)
 
         # 2. credential
-        token_text = bearer_token(http.headers.get("authorization", ""))
+        token_text = bearer_token(request.headers.get("authorization", ""))
         if isinstance(token_text, Denial):
             return self._deny(token_text, request_id, reply=reply)
 
@@ -159,7 +151,7 @@ class CheckPipeline:
             return self._deny(exc.denial, request_id, reply=reply)
 
         # 4. (MCP) what the JSON-RPC body asks for: its tools and their price
-        judged = self._mcp_body(route, http, facts, request_id, token)
+        judged = self._mcp_body(route, request, facts, request_id, token)
         if isinstance(judged, _Decision):
             return judged
         facts, cost, reply = judged
@@ -174,10 +166,10 @@ class CheckPipeline:
             token.fingerprint,
             request_id,
             method=facts.method,
-            path=http.path,
+            path=request.path,
             host=facts.host,
             cost=cost,
-            body=_body_bytes(http) if route.mcp else None,
+            body=request.body if route.mcp else None,
         )
         debit = DebitRequest(
             token.tenant,
@@ -218,10 +210,10 @@ class CheckPipeline:
             remaining=result.remaining,
             attributes={a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None},
         )
-        return _Decision(allow_response(allow, http.headers.keys()), 200, None, token, result.charged, result.remaining)
+        return _Decision(allow_answer(allow, request.headers), 200, None, token, result.charged, result.remaining)
 
     def _mcp_body(
-        self, route: RouteSettings, http: Any, facts: RequestFacts, request_id: str, token: VerifiedToken
+        self, route: RouteSettings, request: CheckInput, facts: RequestFacts, request_id: str, token: VerifiedToken
     ) -> _Decision | tuple[RequestFacts, int, Reply]:
         """The request's facts, cost and refusal form once the route (and, on MCP routes, the body) is known."""
         cost = self._settings.default_cost if route.cost is None else route.cost
@@ -230,7 +222,7 @@ class CheckPipeline:
         if not route.mcp:
             return facts, cost, Reply()
         try:
-            body = mcp.parse(_body_bytes(http), http.headers.get("content-type", ""))
+            body = mcp.parse(request.body, request.headers.get("content-type", ""))
         except mcp.McpBodyError as exc:
             invalid = Denial(400, "invalid_request", str(exc))
             return self._deny(invalid, request_id, token, reply=Reply(mcp=True, code=exc.code))
@@ -250,7 +242,7 @@ class CheckPipeline:
         reply: Reply | None = None,
         **extra: Any,
     ) -> _Decision:
-        response = deny_response(
+        answer = deny_answer(
             denial,
             request_id,
             extra={k: v for k, v in extra.items() if v is not None},
@@ -258,10 +250,9 @@ class CheckPipeline:
             tenant=token.tenant if token else None,
             reply=reply,
         )
-        return _Decision(response, denial.status, denial.error, token, 0, extra.get("remaining"))
+        return _Decision(answer, denial.status, denial.error, token, 0, extra.get("remaining"))
 
-    def _record_usage(self, usage: UsageRecorder, request: CheckRequest, decision: _Decision) -> None:
-        http = request.attributes.request.http
+    def _record_usage(self, usage: UsageRecorder, request: CheckInput, decision: _Decision) -> None:
         token = decision.token
         attributes = {}
         if token is not None:
@@ -269,24 +260,23 @@ class CheckPipeline:
         usage.record(
             tenant=token.tenant if token else None,
             token_id=token.token_id if token else None,
-            route=http.path.partition("?")[0],
-            method=http.method,
+            route=request.path.partition("?")[0],
+            method=request.method,
             status=decision.status,
             credits=decision.charged,
             attributes=attributes,
         )
 
-    def _log_decision(self, request: CheckRequest, request_id: str, decision: _Decision, started: float) -> None:
+    def _log_decision(self, request: CheckInput, request_id: str, decision: _Decision, started: float) -> None:
         mode = self._settings.decision_log
         if mode == "none" or (mode == "deny" and decision.status == 200):
             return
-        http = request.attributes.request.http
         token = decision.token
         self._logger.info(
             "decision",
             request_id=request_id,
-            method=http.method,
-            route=http.path.partition("?")[0],
+            method=request.method,
+            route=request.path.partition("?")[0],
             status=decision.status,
             error=decision.error,
             token_id=token.token_id if token else None,

@@ -1,21 +1,18 @@
-"""Step 2: what the request is — normalised once from Envoy's CheckRequest."""
+"""Step 2: what the request is — normalised once from the transport's CheckInput."""
 
 from __future__ import annotations
 
-from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
-
+from authz_server.check_input import CheckInput
 from satgate.caveats import RequestFacts
 from satgate.urls import strip_port
 
 
-def request_facts(request: CheckRequest, now: float, leeway: float) -> RequestFacts:
-    attrs = request.attributes
-    http = attrs.request.http
+def request_facts(request: CheckInput, now: float, leeway: float) -> RequestFacts:
     return RequestFacts(
         now=now,
-        method=http.method.upper(),
-        path=http.path.partition("?")[0].partition("#")[0] or "/",
-        host=strip_port(http.host.lower()),
-        source_ip=attrs.source.address.socket_address.address,
+        method=request.method.upper(),
+        path=request.path.partition("?")[0].partition("#")[0] or "/",
+        host=strip_port(request.host.lower()),
+        source_ip=request.source_ip,
         leeway_seconds=leeway,
     )

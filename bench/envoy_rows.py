@@ -44,7 +44,11 @@ ROWS: dict[str, Row] = {
     "full_http_redis": Row("satgate_authz_http_redis", "http"),
     "full_mcp": Row("satgate_authz", mcp=True),  # the JSON-RPC body buffered and parsed
     "mcp_http": Row("satgate_authz_http", "http", mcp=True),
+    "full_w2": Row("satgate_authz_w2"),  # authz.workers: 2, one SQLite ledger
+    "full_http_w2": Row("satgate_authz_http_w2", "http"),
 }
+# The fixed-rate run (hey): each full row beside the no-op of its transport, for the latency we add.
+FIXED_RATE_ROWS = ("plain", "noop", "full", "noop_http", "full_http")
 CLUSTER_TRANSPORT = {row.cluster: row.transport for row in ROWS.values() if row.cluster}
 
 

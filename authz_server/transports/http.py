@@ -1,6 +1,6 @@
 """The HTTP transport (SPEC: Transports): Envoy's ext_authz `http_service`, served by uvicorn (uvloop, httptools)
-through a bare ASGI callable. A thin adapter: the checked request becomes the CheckRequest the gRPC transport
-receives, the pipeline's CheckResponse becomes Envoy's HTTP contract — every rule lives in the pipeline.
+through a bare ASGI callable. A thin adapter: the checked request becomes the pipeline's CheckInput, its Answer
+becomes Envoy's HTTP contract — every rule lives in the pipeline, and no protobuf is built on this path.
 
 Envoy's side (envoy/envoy-http.yaml): checks arrive under CHECK_PREFIX (`path_prefix`), with the downstream
 address in SOURCE_HEADER and the ext_authz timeout in TIMEOUT_HEADER, both set by Envoy (a client's copies are
@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
-
 from authz_server.check import CheckPipeline
+from authz_server.check_input import CheckInput
+from authz_server.responses import Answer
 
 CHECK_PREFIX = "/satgate/check"
 SOURCE_HEADER = "x-satgate-source-ip"
@@ -60,7 +60,7 @@ class HttpAuthorization:
         if body is None:
             await _plain(send, 413, {"error": "body_too_large", "message": f"bodies are capped at {MAX_BODY_BYTES}"})
             return
-        request, deadline = _check_request(scope, body, arrived)
+        request, deadline = _check_input(scope, body, arrived)
         # The check runs in this (uvicorn's) task, watched: should Envoy give up (timeout, reset) it is cancelled,
         # since nobody gets that answer, and the pipeline refunds what a cancelled check spent.
         watch = _DisconnectWatch(receive)
@@ -151,63 +151,51 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def _check_request(scope: Scope, body: bytes, arrived: float) -> tuple[CheckRequest, float | None]:
-    """The CheckRequest Envoy's gRPC client would have sent for this request, and the check's deadline."""
-    request = CheckRequest()
-    http = request.attributes.request.http
-    headers = http.headers
+def _check_input(scope: Scope, body: bytes, arrived: float) -> tuple[CheckInput, float | None]:
+    """What Envoy's gRPC client would have sent for this request, and the check's deadline."""
+    headers: dict[str, str] = {}
     timeout: float | None = None
     started = arrived
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        if name == SOURCE_HEADER:
-            request.attributes.source.address.socket_address.address = value
-        elif name == TIMEOUT_HEADER:
-            timeout = int(value) / 1000 if value.isdigit() else None
-        elif name == START_HEADER:
-            with contextlib.suppress(ValueError):
-                started = min(float(value), arrived)
         if name in headers:  # repeated headers join with ',' as Envoy's own CheckRequest does
             headers[name] = f"{headers[name]},{value}"
         else:
             headers[name] = value
+    source_ip = headers.get(SOURCE_HEADER, "")
+    if (raw_timeout := headers.get(TIMEOUT_HEADER, "")).isdigit():
+        timeout = int(raw_timeout) / 1000
+    if START_HEADER in headers:
+        with contextlib.suppress(ValueError):
+            started = min(float(headers[START_HEADER]), arrived)
     raw_path = scope.get("raw_path") or scope["path"].encode("latin-1")
     path = raw_path.decode("latin-1")[len(CHECK_PREFIX) :] or "/"
     query = scope.get("query_string", b"")
-    http.path = f"{path}?{query.decode('latin-1')}" if query else path
-    http.method = scope["method"]
-    http.host = headers.get("host", "")
-    http.protocol = f"HTTP/{scope.get('http_version', '1.1')}"
-    if body:
-        http.raw_body = body
-        http.size = len(body)
+    request = CheckInput(
+        method=scope["method"],
+        path=f"{path}?{query.decode('latin-1')}" if query else path,
+        host=headers.get("host", ""),
+        headers=headers,
+        source_ip=source_ip,
+        body=body,
+    )
     return request, (started + timeout if timeout is not None else None)
 
 
-async def _respond(send: Send, response: CheckResponse) -> None:
-    headers: list[tuple[bytes, bytes]] = []
-    for key, field in response.dynamic_metadata.fields.items():
-        kind = field.WhichOneof("kind")
-        value = str(int(field.number_value)) if kind == "number_value" else field.string_value
-        headers.append(((LOG_HEADER_PREFIX + key).encode(), value.encode()))
-    if response.HasField("denied_response"):
-        denied = response.denied_response
-        headers += [(o.header.key.encode(), o.header.value.encode()) for o in denied.headers]
-        body = denied.body.encode()
+async def _respond(send: Send, answer: Answer) -> None:
+    headers = [((LOG_HEADER_PREFIX + key).encode(), str(value).encode()) for key, value in answer.metadata.items()]
+    if not answer.allowed:
+        body = answer.body.encode()
+        headers += [(k.encode(), v.encode()) for k, v in answer.downstream_headers]
         headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": denied.status.code or 403, "headers": headers})
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    ok = response.ok_response
-    headers += [(o.header.key.encode(), o.header.value.encode()) for o in ok.headers]
-    upstream = {o.header.key for o in ok.headers}  # a header for both sides is sent once; Envoy copies it to each
-    headers += [
-        (o.header.key.encode(), o.header.value.encode())
-        for o in ok.response_headers_to_add
-        if o.header.key not in upstream
-    ]
-    if ok.headers_to_remove:
-        headers.append((REMOVE_HEADER.encode(), ",".join(ok.headers_to_remove).encode()))
+    headers += [(k.encode(), v.encode()) for k, v in answer.upstream_headers]
+    upstream = {k for k, _v in answer.upstream_headers}  # a header for both sides is sent once; Envoy copies it
+    headers += [(k.encode(), v.encode()) for k, v in answer.downstream_headers if k not in upstream]
+    if answer.remove_headers:
+        headers.append((REMOVE_HEADER.encode(), ",".join(answer.remove_headers).encode()))
     headers.append(_NO_BODY)  # not chunked: the headers are the whole answer, one write
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b""})

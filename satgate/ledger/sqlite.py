@@ -36,6 +36,7 @@ from satgate.ledger.refunds import Refunds
 from satgate.ledger.sqlite_schema import (
     MARKER_SQL,
     debit_hash_of,
+    marker_and_revoked_sql,
     read_sql,
     refund_sql,
     revoked_sql,
@@ -51,6 +52,10 @@ T = TypeVar("T")
 
 def _is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+class _ChecksMarker(functools.partial):
+    """A read job that checks the ledger marker in its own statement (one statement instead of two)."""
 
 
 class _Busy(Exception):
@@ -114,19 +119,24 @@ class SqliteLedger:
         return db, (identity.st_dev, identity.st_ino)
 
     def _require_marker(self, db: sqlite3.Connection) -> None:
+        self._marked_row(db, MARKER_SQL)
+
+    def _marked_row(self, db: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...]:
+        """The row of a statement whose first column is the ledger marker: the marker check and a read in one."""
         try:
-            row = db.execute(MARKER_SQL).fetchone()
+            row = db.execute(sql, params).fetchone()
         except sqlite3.DatabaseError as exc:  # no such table (an emptied file), not a database, …
             if _is_busy(exc):  # the ledger is there, only busy right now: not a lost ledger
                 raise
             row, detail = None, str(exc)
         else:
             detail = "no ledger marker"
-        if row is None:
+        if row is None or row[0] is None:
             raise LedgerNotInitialised(
                 f"ledger: {self.path} is not an initialised SatGate ledger ({detail}): it was emptied or replaced, "
                 "or the path is wrong. Restore it from a backup; run 'satgate ledger init' only for a new ledger"
             )
+        return row
 
     def _check_file(self, db: sqlite3.Connection, identity: tuple[int, int]) -> None:
         """Before each batch: the path still names the file this connection has open, and it carries its marker."""
@@ -209,7 +219,8 @@ class SqliteLedger:
     def _read_now(self, db: sqlite3.Connection, job: Callable[[sqlite3.Connection], T]) -> T:
         self._check_loop_file(db)
         try:
-            self._require_marker(db)
+            if not isinstance(job, _ChecksMarker):
+                self._require_marker(db)
             return job(db)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
@@ -248,7 +259,7 @@ class SqliteLedger:
     # ------------------------------------------------------------------------------------ debits
     async def debit(self, request: DebitRequest) -> DebitResult:
         if not request.buckets:  # nothing to spend: a read, no write lock
-            return await self._run(functools.partial(self._unbudgeted, request), write=False)
+            return await self._run(_ChecksMarker(self._unbudgeted, request), write=False)
         job = functools.partial(self._debit, request)
         if await self._loop_connection() is None:
             return await self._on_writer(job, request)
@@ -321,7 +332,9 @@ class SqliteLedger:
     def _unbudgeted(self, req: DebitRequest, db: sqlite3.Connection) -> DebitResult:
         if req.deadline is not None and time.time() > req.deadline:
             return DebitResult(Outcome.EXPIRED)
-        if self._any_revoked(db, req.tenant, req.revocation_ids):
+        params = (req.tenant, *req.revocation_ids)
+        _marker, revoked = self._marked_row(db, marker_and_revoked_sql(len(req.revocation_ids)), params)
+        if revoked:
             return DebitResult(Outcome.REVOKED)
         return DebitResult(Outcome.DEBITED, charged=req.cost, remaining=None)
 

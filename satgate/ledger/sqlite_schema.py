@@ -62,6 +62,12 @@ def revoked_sql(revocation_ids: int) -> str:
 
 
 @functools.cache
+def marker_and_revoked_sql(revocation_ids: int) -> str:
+    """The ledger marker (NULL on an unmarked file) and whether any of the ids is revoked, in one statement."""
+    return f"SELECT ({MARKER_SQL}), EXISTS ({revoked_sql(revocation_ids)})"
+
+
+@functools.cache
 def spent_sql(buckets: int) -> str:
     return f"SELECT bucket_id, spent FROM buckets WHERE tenant = ? AND bucket_id IN ({placeholders(buckets)})"  # noqa: S608
 

@@ -8,6 +8,7 @@ import pytest
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
 
 from authz_server.check import CheckPipeline, CheckSettings
+from authz_server.transports.grpc import GrpcChecks
 from satgate.routes import RouteRule, RouteTable
 from satgate.tokens.verify import TokenVerifier
 from tests.ledgers import fresh_ledger
@@ -55,14 +56,32 @@ def headers_of(response: CheckResponse) -> dict[str, str]:
     return {h.header.key: h.header.value for h in which.headers}
 
 
+class GrpcPipeline(GrpcChecks):
+    """The pipeline as Envoy's gRPC client sees it: CheckRequest in, CheckResponse out (the servicer's own
+    conversions), with the pipeline's parts at hand for tests that look inside."""
+
+    def __getattr__(self, name: str):
+        return getattr(self.pipeline, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "pipeline":
+            super().__setattr__(name, value)
+        else:  # e.g. a test swapping in a slow ledger
+            setattr(self.pipeline, name, value)
+
+
+def grpc_pipeline(**parts) -> GrpcPipeline:
+    return GrpcPipeline(CheckPipeline(**parts))
+
+
 @pytest.fixture
 async def make_pipeline(tmp_path, keyring):
     ledgers = []
 
-    def build(rules=(), attributes=("department",), metrics=None, **settings) -> CheckPipeline:
+    def build(rules=(), attributes=("department",), metrics=None, **settings) -> GrpcPipeline:
         ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
         ledgers.append(ledger)
-        return CheckPipeline(
+        return grpc_pipeline(
             verifier=TokenVerifier(keyring, attribute_keys=attributes),
             ledger=ledger,
             routes=RouteTable([RouteRule(**rule) for rule in rules]),

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from authz_server.transports.http import CHECK_PREFIX, MAX_BODY_BYTES, HttpAuthorization, _check_request
+from authz_server.transports.http import CHECK_PREFIX, MAX_BODY_BYTES, HttpAuthorization, _check_input
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
 
@@ -54,12 +54,12 @@ async def call(app, request: dict, body: bytes = b"", *, disconnect_after: float
 
 @pytest.fixture
 def app(pipeline):
-    return HttpAuthorization(pipeline, ready=lambda: True)
+    return HttpAuthorization(pipeline.pipeline, ready=lambda: True)
 
 
 async def test_readiness_is_204_or_503_never_an_allow(pipeline):
     ready = {"now": True}
-    app = HttpAuthorization(pipeline, ready=lambda: ready["now"])
+    app = HttpAuthorization(pipeline.pipeline, ready=lambda: ready["now"])
     assert (await call(app, scope("/readyz")))["status"] == 204
     ready["now"] = False
     assert (await call(app, scope("/readyz")))["status"] == 503
@@ -102,7 +102,7 @@ async def test_a_caller_that_goes_away_is_not_charged(make_pipeline, keyring):
         return await slow_debit(request)
 
     pipeline._ledger.debit = debit
-    app = HttpAuthorization(pipeline, ready=lambda: True)
+    app = HttpAuthorization(pipeline.pipeline, ready=lambda: True)
     token = mint(keyring, "acme", [("scope", "api:*"), ("budget", "3")]).token
     answer = await call(
         app, scope(f"{CHECK_PREFIX}/v1/items", {"authorization": f"Bearer {token}"}), disconnect_after=0.05
@@ -113,9 +113,9 @@ async def test_a_caller_that_goes_away_is_not_charged(make_pipeline, keyring):
     assert await pipeline._ledger.remaining("acme", (bucket,)) == 3
 
 
-def test_the_check_request_is_what_envoys_grpc_client_would_send():
+def test_the_check_input_is_what_envoys_grpc_client_would_send():
     arrived = time.time()
-    request, deadline = _check_request(
+    request, deadline = _check_input(
         scope(
             f"{CHECK_PREFIX}/v1/a%2Fb",
             [
@@ -130,14 +130,13 @@ def test_the_check_request_is_what_envoys_grpc_client_would_send():
         b"",
         arrived,
     )
-    http = request.attributes.request.http
-    assert (http.path, http.host, http.method) == ("/v1/a%2Fb", "api.example", "GET")
-    assert http.headers["x-forwarded-for"] == "1.1.1.1,2.2.2.2"
-    assert request.attributes.source.address.socket_address.address == "10.1.2.3"
+    assert (request.path, request.host, request.method) == ("/v1/a%2Fb", "api.example", "GET")
+    assert request.headers["x-forwarded-for"] == "1.1.1.1,2.2.2.2"
+    assert request.source_ip == "10.1.2.3"
     assert deadline == pytest.approx(arrived - 0.2 + 0.5, abs=0.002)  # from Envoy's start, not our arrival
-    _, without_start = _check_request(scope(f"{CHECK_PREFIX}/", [("x-satgate-timeout-ms", "500")]), b"", arrived)
+    _, without_start = _check_input(scope(f"{CHECK_PREFIX}/", [("x-satgate-timeout-ms", "500")]), b"", arrived)
     assert without_start == pytest.approx(arrived + 0.5)
-    _, future_start = _check_request(
+    _, future_start = _check_input(
         scope(CHECK_PREFIX, [("x-satgate-request-start", f"{arrived + 9}"), ("x-satgate-timeout-ms", "1")]),
         b"",
         arrived,

@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from authz_server.check import CheckPipeline, CheckSettings
+from authz_server.check import CheckSettings
 from satgate.routes import RouteTable
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
 from satgate.usage import UsageRecorder, UsageStore
 from tests.ledgers import fresh_ledger
 
-from .conftest import check_request
+from .conftest import check_request, grpc_pipeline
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ async def recorded(tmp_path, keyring):
     store = UsageStore(tmp_path / "usage.db")
     recorder = UsageRecorder(store, retention_days=30)
     ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger.db")
-    pipeline = CheckPipeline(
+    pipeline = grpc_pipeline(
         verifier=TokenVerifier(keyring, attribute_keys=["department"]),
         ledger=ledger,
         routes=RouteTable(),

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from authz_server.check import CheckPipeline, CheckSettings
+from authz_server.check import CheckSettings
 from satgate.audit import AuditEvent, SqliteAuditLog
 from satgate.ledger.url import open_ledger
 from satgate.routes import RouteTable
@@ -17,7 +17,7 @@ from satgate.tokens.verify import TokenVerifier
 from satgate_cli import cli
 from satgate_sdk import delegate_offline
 
-from ..authz.conftest import check_request, status_of
+from ..authz.conftest import check_request, grpc_pipeline, status_of
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_offline_children_are_accepted_and_revocable_on_their_own(tmp_path
     )
     sdk_child = delegate_offline(parent, budget_credits=3, label="worker")
     ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
-    pipeline = CheckPipeline(
+    pipeline = grpc_pipeline(
         verifier=TokenVerifier(keyring), ledger=ledger, routes=RouteTable(), settings=CheckSettings()
     )
     for token in (cli_child["token"], sdk_child.token, parent):

@@ -155,3 +155,20 @@ async def test_one_cluster_master_restarted_empty_refuses_exactly_its_tenants(re
     await ledger.close()
     for node in redis_cluster:  # leave the session's cluster initialised-free and usable for other tests
         node.cli("flushall")
+
+
+@pytest.mark.parametrize("budgeted", [True, False], ids=["debit", "unbudgeted read"])
+async def test_a_marker_removed_while_open_is_refused_on_every_path(tmp_path, budgeted):
+    """The unbudgeted read checks the marker in the same statement as revocation: both paths must see it go."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    ledger = fresh_ledger(url)
+    request = spend() if budgeted else DebitRequest("acme", ("t" * 32,), (), 1, secrets.token_hex(8))
+    assert (await ledger.debit(request)).outcome is Outcome.DEBITED  # the loop's connection is open and warm
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    other.execute("DELETE FROM ledger_meta")
+    other.close()
+    with pytest.raises(LedgerNotInitialised):
+        await ledger.debit(request)
+    await ledger.close()
