@@ -36,7 +36,7 @@ from satgate.keyring import load_or_create_keyring, write_keyring  # noqa: E402
 from satgate.ledger.initialise import init_ledger_blocking  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
 from satgate_dev import envoy_config  # noqa: E402
-from satgate_dev.devstack import LOOPBACK, _http_ok, free_port, grpc_serving  # noqa: E402
+from satgate_dev.devstack import LOOPBACK, free_port, grpc_serving, http_ok  # noqa: E402
 from satgate_dev.redis_server import RedisServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,7 +98,7 @@ def wait(predicate, what: str, timeout: float = 30) -> None:
 
 
 def authz_ready(transport: str, address: str) -> bool:
-    return grpc_serving(address) if transport == "grpc" else _http_ok(f"http://{address}/readyz", status=204)
+    return grpc_serving(address) if transport == "grpc" else http_ok(f"http://{address}/readyz", status=204)
 
 
 def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer):
@@ -166,7 +166,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     try:
         for cluster, (transport, _ledger, _workers) in servers.items():
             wait(lambda c=cluster, t=transport: authz_ready(t, f"{LOOPBACK}:{cluster_ports[c]}"), cluster)
-        wait(lambda: _http_ok(f"http://{LOOPBACK}:{cluster_ports['noop_http']}/readyz", status=204), "noop_http")
+        wait(lambda: http_ok(f"http://{LOOPBACK}:{cluster_ports['noop_http']}/readyz", status=204), "noop_http")
         time.sleep(1.0)
         post_mcp = state / "mcp.lua"
         post_mcp.write_text(

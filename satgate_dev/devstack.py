@@ -230,9 +230,9 @@ class Stack:
         checks: dict[str, Callable[[], bool]] = {
             "upstream": lambda: _port_open(self.ports.upstream),
             **{name: functools.partial(self._authz_ready, port) for name, port in self.authz_ports.items()},
-            "mint": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
-            "idp": lambda: _http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            "envoy": lambda: _http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
+            "mint": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
+            "idp": lambda: http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+            "envoy": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
         }
         pending = dict(checks)
         while pending:
@@ -248,7 +248,7 @@ class Stack:
 
     def _authz_ready(self, port: int) -> bool:
         if self.transport == "http":
-            return _http_ok(f"http://{LOOPBACK}:{port}/readyz", status=204)
+            return http_ok(f"http://{LOOPBACK}:{port}/readyz", status=204)
         return grpc_serving(f"{LOOPBACK}:{port}")
 
     def log_tail(self, name: str, lines: int = 40) -> str:
@@ -287,7 +287,7 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _http_ok(url: str, status: int = 200) -> bool:
+def http_ok(url: str, status: int = 200) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
             return response.status == status

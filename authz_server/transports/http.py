@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -213,8 +214,6 @@ class HttpListener:
     bound here so that workers share it with SO_REUSEPORT exactly as the gRPC listener does."""
 
     def __init__(self, app: HttpAuthorization, listen: str, *, shared_port: bool) -> None:
-        import socket  # noqa: PLC0415
-
         import uvicorn  # noqa: PLC0415 - only when the HTTP transport is on
 
         host, _, port = listen.rpartition(":")
