@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mint_server.service import ExchangeDenied, PolicyStore
+from mint_server.policy_files import PolicyStore
+from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
 from satgate.audit.export import exported
 from satgate.caveats import Denial, RequestFacts, Scope

@@ -1,7 +1,7 @@
 """Trust policies: which workload identities may exchange for which tokens (SPEC: Mint / Trust policies).
 
 Policies are evaluated in file order; within a policy, rules in order; the first matching rule wins.
-A bad file refuses to load and names the field.
+The models and the matching; the files they come from: mint_server/policy_files.py.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mint_server.providers.identity import Identity
 from mint_server.providers.oidc import FetchOptions
-from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
 from satgate.caveats.scope import is_valid_pattern
 from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
@@ -94,6 +92,23 @@ class Issue(_Strict):
             if not _PLACEHOLDER_RE.fullmatch(expression):
                 raise ValueError(f"unsupported template expression {expression!r}; use {{{{ .Claims.<name> }}}}")
         return value
+
+    @field_validator("caveats", mode="before")
+    @classmethod
+    def _caveat_strings(cls, value: Any) -> Any:
+        """The seed's form: a list of "key = value" strings, the same caveats as a mapping."""
+        if not isinstance(value, list):
+            return value
+        caveats: dict[str, str] = {}
+        for index, item in enumerate(value):
+            key, equals, text = item.partition("=") if isinstance(item, str) else ("", "", "")
+            key, text = key.strip(), text.strip()
+            if not equals or not key or not text:
+                raise ValueError(f'item {index}: write each caveat as "key = value", e.g. "department = research"')
+            if key in caveats:
+                raise ValueError(f"{key} appears twice: one value per caveat key")
+            caveats[key] = text
+        return caveats
 
     @field_validator("caveats")
     @classmethod
@@ -183,39 +198,6 @@ class PolicyFile(_Strict):
         if duplicates:
             raise ValueError(f"duplicate policy name(s): {', '.join(duplicates)}")
         return self
-
-
-def _check_caveats(doc: PolicyFile, attribute_keys: frozenset[str]) -> None:
-    """Caveats are validated at load with the same parser the authz server uses."""
-    for p_index, policy in enumerate(doc.policies):
-        for r_index, rule in enumerate(policy.trust_rules):
-            for key, value in rule.issue.caveats.items():
-                where = f"policies.{p_index}.trust_rules.{r_index}.issue.caveats.{key}"
-                if key not in BUILTIN and key not in attribute_keys:
-                    raise PolicyError(f"{where}: unknown caveat (declare attributes in authz.attributes)")
-                try:
-                    parse_caveat(format_caveat(key, value), attribute_keys)
-                except CaveatSyntaxError as exc:
-                    raise PolicyError(f"{where}: {exc}") from None
-
-
-def load_policies(path: str | Path, attribute_keys: frozenset[str] = frozenset()) -> PolicyFile:
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise PolicyError(f"{p}: cannot read trust policies ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{p}: not valid YAML ({exc})") from exc
-    try:
-        doc = PolicyFile.model_validate(raw if raw is not None else {"policies": []})
-    except ValidationError as exc:
-        lines = [f"{p}: invalid trust policies"]
-        for err in exc.errors():
-            lines.append(f"  {'.'.join(str(x) for x in err['loc']) or '(top level)'}: {err['msg']}")
-        raise PolicyError("\n".join(lines)) from None
-    _check_caveats(doc, attribute_keys)
-    return doc
 
 
 # ---------------------------------------------------------------------------------------------- matching

@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,14 +17,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from mint_server.policies import (
     JWT_PROVIDERS,
     Identity,
-    PolicyError,
-    PolicyFile,
     TrustPolicy,
     TrustRule,
-    load_policies,
     render_label,
     rule_matches,
 )
+from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws, oidc
 from mint_server.providers.identity import BadRequest, IdentityError
 from mint_server.refusals import UnauthenticatedRefusals
@@ -98,38 +95,6 @@ class VerifyResult:
             "caveats": list(self.caveats),
             "remaining": self.remaining,
         }
-
-
-class PolicyStore:
-    """The current trust policies; reloaded when the file changes. A bad edit keeps the last good set."""
-
-    def __init__(self, path: Path | None, attribute_keys: frozenset[str]) -> None:
-        self._path = path
-        self._attribute_keys = attribute_keys
-        self._stamp: tuple[float, int] | None = None
-        self.current = load_policies(path, attribute_keys) if path else PolicyFile(policies=[])
-        self._stamp = self._file_stamp()
-
-    def _file_stamp(self) -> tuple[float, int] | None:
-        if self._path is None:
-            return None
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime, stat.st_size)
-
-    def reload_if_changed(self) -> bool:
-        stamp = self._file_stamp()
-        if self._path is None or stamp == self._stamp or stamp is None:
-            return False
-        self._stamp = stamp
-        try:
-            self.current = load_policies(self._path, self._attribute_keys)
-        except PolicyError as exc:
-            log.error("policy_reload_failed", detail=str(exc))
-            return False
-        return True
 
 
 @dataclass

@@ -186,7 +186,8 @@ class MintConfig(_Strict):
     # The admin API on its own listeners (HTTP, gRPC), for a NetworkPolicy to fence; unset: beside the exchange.
     admin_listen: ListenAddress | None = None
     admin_grpc_listen: ListenAddress | None = None
-    policies: Path | None = None  # trust policies YAML, reloaded when it changes
+    policies: Path | None = None  # trust policies: a YAML file or a directory of them, reloaded when they change
+    default_tenant: str | None = None  # the tenant of a policy that names none
     audit_log: Path = Path("audit.db")  # in state_dir unless set
     state: Path = Path("mint.db")  # delegation tree, revoked policies; in state_dir unless set
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"
@@ -197,6 +198,13 @@ class MintConfig(_Strict):
     refusal_audit_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     aws: AwsConfig = AwsConfig()
     webhooks: list[WebhookConfig] = []
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _tenant_name(cls, value: str | None) -> str | None:
+        if value is not None and not TENANT_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a tenant name ([a-z0-9][a-z0-9-]{{0,62}})")
+        return value
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> MintConfig:

@@ -21,8 +21,9 @@ from mint_server.admin import AdminService
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
 from mint_server.keyring_audit import KeyringAudit
+from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws
-from mint_server.service import MintService, MintSettings, PolicyStore, RateLimiter
+from mint_server.service import MintService, MintSettings, RateLimiter
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.audit import open_audit_log
 from satgate.config import Config, ConfigError
@@ -52,7 +53,7 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
-    policies, store = PolicyStore(mint.policies, attribute_keys), ControlPlaneStore(mint.state)
+    policies, store = PolicyStore(mint.policies, attribute_keys, mint.default_tenant), ControlPlaneStore(mint.state)
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(
         keyring=keyring,
@@ -195,7 +196,7 @@ def check_startup(config: Config) -> None:
     problems = config.exposed_state_files() + config.missing_webhook_secrets()
     if problems:
         raise ConfigError(problems[0])
-    PolicyStore(config.mint.policies, frozenset(config.authz.attributes))
+    PolicyStore(config.mint.policies, frozenset(config.authz.attributes), config.mint.default_tenant)
     for setting, address in listeners(config).items():
         claim(setting, address)
 

@@ -70,9 +70,13 @@ class MintUnderTest:
 async def start_mint(tmp_path, keyring_file) -> AsyncIterator[Callable[..., Any]]:
     clients: list[TestClient] = []
 
-    async def start(policies: str, authz: dict[str, Any] | None = None, **mint: Any) -> MintUnderTest:
-        policies_path = tmp_path / "policies.yaml"
-        policies_path.write_text(textwrap.dedent(policies))
+    async def start(policies: str | Path, authz: dict[str, Any] | None = None, **mint: Any) -> MintUnderTest:
+        """`policies`: the YAML text, or a path (a file or a directory of them) to use as it is."""
+        if isinstance(policies, Path):
+            policies_path = policies
+        else:
+            policies_path = tmp_path / "policies.yaml"
+            policies_path.write_text(textwrap.dedent(policies))
         grpc_target = f"127.0.0.1:{free_port()}"
         config_path = tmp_path / "satgate.yaml"
         config_path.write_text(

@@ -11,11 +11,11 @@ from mint_server.policies import (
     PolicyError,
     TrustRule,
     glob_to_regex,
-    load_policies,
     render_label,
     resolve_pointer,
     rule_matches,
 )
+from mint_server.policy_files import load_policies
 from satgate_dev.devstack import EXAMPLE_POLICIES
 
 
@@ -64,7 +64,7 @@ def test_the_shipped_example_loads():
         (policy().replace("tenant: acme", "tenant: ACME"), "policies.0.tenant"),
         (policy().replace("provider: oidc", "provider: saml"), "policies.0.provider"),
         ("policies: [{name: a}]", "policies.0.provider"),
-        ("nonsense: 1", "policies"),
+        ("nonsense: 1", "  nonsense: Extra inputs are not permitted"),
     ],
 )
 def test_bad_files_name_the_field(tmp_path, text, where):

@@ -1,0 +1,163 @@
+"""Trust policy files in every form SPEC v2 lists: one policy at the top of a file (the seed document's form),
+a `policies:` list, several YAML documents, or a directory of such files (read in name order). A policy without
+`name` is named after its file (and its place in it); one without `tenant` takes `mint.default_tenant`.
+A bad file refuses to load with lines naming the file, the field and what to write instead."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+from pydantic import ValidationError
+
+from mint_server.policies import PolicyError, PolicyFile, TrustPolicy
+from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+log = structlog.get_logger("satgate.mint")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+_SHAPE = (
+    "a trust policy file holds one policy at top level (provider, issuer, audience, trust_rules), "
+    "or `policies:` with a list of them"
+)
+
+
+def policy_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.suffix in POLICY_SUFFIXES and not f.name.startswith("."))
+    return [path]
+
+
+def policies_stamp(path: Path) -> tuple[tuple[str, float, int], ...] | None:
+    """What changes when any policy file does (a directory: its files, added and removed ones too)."""
+    try:
+        return tuple((f.name, (st := f.stat()).st_mtime, st.st_size) for f in policy_files(path))
+    except OSError:
+        return None
+
+
+def _hint(error: Any) -> str:
+    field = str(error["loc"][-1]) if error["loc"] else ""
+    if error["type"] == "missing" and field == "tenant":
+        return "add `tenant: <name>` to the policy, or set mint.default_tenant in satgate.yaml"
+    if error["type"] == "missing":
+        return f"add `{field}:`" + (" (a list of {match, issue})" if field == "trust_rules" else "")
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(TrustPolicy.model_fields) if len(error["loc"]) <= 1 else ""
+        return f"`{field}` is not a setting here" + (f" (a policy has: {known})" if known else "; check its spelling")
+    return ""
+
+
+def _entries(document: Any, file: Path) -> tuple[list[Any], bool]:
+    """The policy mappings of one YAML document, and whether they came from a `policies:` list."""
+    if isinstance(document, dict) and "policies" in document:
+        extra = sorted(set(document) - {"policies"})
+        if extra:
+            raise PolicyError(f"{file}: beside `policies:` nothing else belongs at top level (found {extra})")
+        if not isinstance(document["policies"], list):
+            raise PolicyError(f"{file}: `policies:` must be a list of policies (each item starts with `- `)")
+        return document["policies"], True
+    if isinstance(document, dict):
+        return [document], False
+    if isinstance(document, list):
+        return document, True
+    raise PolicyError(f"{file}: {_SHAPE}")
+
+
+def _read(file: Path, default_tenant: str | None) -> list[TrustPolicy]:
+    try:
+        documents = [d for d in yaml.safe_load_all(file.read_text()) if d is not None]
+    except OSError as exc:
+        raise PolicyError(f"{file}: cannot read trust policies ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{file}: not valid YAML ({exc})") from exc
+    entries: list[tuple[Any, bool]] = []
+    for document in documents:
+        found, listed = _entries(document, file)
+        entries += [(entry, listed) for entry in found]
+    stem = _NAME_UNSAFE.sub("-", file.stem).strip("-.") or "policy"
+    policies, problems = [], []
+    for index, (raw, listed) in enumerate(entries):
+        where = f"policies.{index}." if listed else ""
+        if not isinstance(raw, dict):
+            problems.append(f"  {where or '(top level)'}: {_SHAPE}")
+            continue
+        entry = dict(raw)
+        entry.setdefault("name", stem if len(entries) == 1 else f"{stem}-{index + 1}")
+        if default_tenant is not None:
+            entry.setdefault("tenant", default_tenant)
+        try:
+            policies.append(TrustPolicy.model_validate(entry))
+        except ValidationError as exc:
+            for error in exc.errors():
+                location = where + ".".join(str(x) for x in error["loc"])
+                hint = _hint(error)
+                problems.append(f"  {location or '(top level)'}: {error['msg']}" + (f" — {hint}" if hint else ""))
+    if problems:
+        raise PolicyError("\n".join([f"{file}: invalid trust policies", *problems]))
+    return policies
+
+
+def _check_caveats(doc: PolicyFile, attribute_keys: frozenset[str]) -> None:
+    """Caveats are validated at load with the same parser the authz server uses."""
+    for policy in doc.policies:
+        for r_index, rule in enumerate(policy.trust_rules):
+            for key, value in rule.issue.caveats.items():
+                where = f"policy {policy.name}: trust_rules.{r_index}.issue.caveats.{key}"
+                if key not in BUILTIN and key not in attribute_keys:
+                    raise PolicyError(
+                        f"{where}: unknown caveat — an attribute the authz server must know: add it to "
+                        f"authz.attributes in satgate.yaml (attributes: [{key}])"
+                    )
+                try:
+                    parse_caveat(format_caveat(key, value), attribute_keys)
+                except CaveatSyntaxError as exc:
+                    raise PolicyError(f"{where}: {exc}") from None
+
+
+def load_policies(
+    path: str | Path, attribute_keys: frozenset[str] = frozenset(), default_tenant: str | None = None
+) -> PolicyFile:
+    """Every policy under `path` (a file or a directory), in order."""
+    root = Path(path)
+    if not root.exists():
+        raise PolicyError(f"{root}: cannot read trust policies (no such file or directory)")
+    policies = [policy for file in policy_files(root) for policy in _read(file, default_tenant)]
+    try:
+        doc = PolicyFile(policies=policies)
+    except ValidationError as exc:
+        raise PolicyError(f"{root}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    _check_caveats(doc, attribute_keys)
+    return doc
+
+
+class PolicyStore:
+    """The current trust policies; reloaded when a file changes. A bad edit keeps the last good set."""
+
+    def __init__(self, path: Path | None, attribute_keys: frozenset[str], default_tenant: str | None = None) -> None:
+        self._path = path
+        self._attribute_keys = attribute_keys
+        self._default_tenant = default_tenant
+        self.current = self._load() if path else PolicyFile(policies=[])
+        self._stamp = policies_stamp(path) if path else None
+
+    def _load(self) -> PolicyFile:
+        assert self._path is not None
+        return load_policies(self._path, self._attribute_keys, self._default_tenant)
+
+    def reload_if_changed(self) -> bool:
+        if self._path is None:
+            return False
+        stamp = policies_stamp(self._path)
+        if stamp == self._stamp or stamp is None:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = self._load()
+        except PolicyError as exc:
+            log.error("policy_reload_failed", detail=str(exc))
+            return False
+        return True
