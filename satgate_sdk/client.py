@@ -61,6 +61,33 @@ class Held:
     tenant: str
 
 
+EXCHANGE_PATH = "/api/mint/exchange"
+
+
+def mint_base_url(url: str) -> str:
+    """The Mint's base URL from either form a pod spec sets: the base, or the full exchange URL."""
+    base = url.strip().rstrip("/")
+    for suffix in (EXCHANGE_PATH, "/api/mint"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _refusal(response: httpx.Response, default_error: str) -> SatGateError:
+    """The server's own error and message; for an answer that is not the Mint's JSON, what came back instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("error"):
+        return SatGateError(response.status_code, str(body["error"]), str(body.get("message") or body))
+    text = " ".join(response.text.split())[:200] or "(empty body)"
+    detail = f"{response.request.method} {response.request.url} answered {response.status_code}: {text}"
+    if response.status_code == 404:
+        detail += " — is SATGATE_MINT_URL the Mint's address?"
+    return SatGateError(response.status_code, default_error, detail)
+
+
 def _epoch(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
@@ -74,7 +101,7 @@ class SatGateAgent:
         refresh_before_seconds: float = 300.0,
         http: httpx.Client | None = None,
     ) -> None:
-        self._mint = mint_url.rstrip("/")
+        self._mint = mint_base_url(mint_url)
         self._identity = identity
         self._refresh_before = refresh_before_seconds
         self._http = http or httpx.Client(timeout=10.0)
@@ -85,7 +112,8 @@ class SatGateAgent:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **options: Any) -> SatGateAgent:
-        """Configured the way a pod spec does it: SATGATE_MINT_URL, and SATGATE_IDENTITY_FILE (a projected token's
+        """Configured the way a pod spec does it: SATGATE_MINT_URL (the Mint's base URL or its full exchange URL),
+        and SATGATE_IDENTITY_FILE (a projected token's
         path) or SATGATE_IDENTITY_ENV (the name of a variable holding the JWT, e.g. a CI job's ID token)."""
         env = os.environ if environ is None else environ
         mint_url = env.get("SATGATE_MINT_URL", "").strip()
@@ -117,10 +145,10 @@ class SatGateAgent:
             return self._exchange_locked().token
 
     def _exchange_locked(self) -> Held:
-        response = self._http.post(f"{self._mint}/api/mint/exchange", json={"credentials": self._identity()})
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        response = self._http.post(f"{self._mint}{EXCHANGE_PATH}", json={"credentials": self._identity()})
         if response.status_code != 200:
-            raise SatGateError(response.status_code, body.get("error", "exchange_failed"), body.get("message", ""))
+            raise _refusal(response, "exchange_failed")
+        body = response.json()
         self._held = Held(body["token"], body["token_id"], _epoch(body["expires_at"]), body["tenant"])
         self._schedule_refresh(self._held)
         return self._held
@@ -167,9 +195,9 @@ class SatGateAgent:
         response = self._http.post(
             f"{self._mint}/api/mint/delegate", json=body, headers={"Authorization": f"Bearer {self.token()}"}
         )
-        result = response.json()
         if response.status_code != 200:
-            raise SatGateError(response.status_code, result.get("error", "delegate_failed"), result.get("message", ""))
+            raise _refusal(response, "delegate_failed")
+        result: dict[str, Any] = response.json()
         return result
 
     def close(self) -> None:

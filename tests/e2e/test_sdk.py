@@ -106,3 +106,26 @@ def test_configured_from_the_pod_environment(stack, identity_file, monkeypatch):
         with pytest.raises(SatGateError) as refused:
             SatGateAgent.from_env(missing)
         assert refused.value.error == error
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/api/mint/exchange", "/api/mint/exchange/"])
+def test_the_mint_url_may_be_the_base_or_the_full_exchange_url(stack, identity_file, suffix):
+    """The seed guide's pod spec sets SATGATE_MINT_URL to the full exchange URL."""
+    env = {"SATGATE_MINT_URL": mint_url(stack) + suffix, "SATGATE_IDENTITY_FILE": str(identity_file)}
+    with SatGateAgent.from_env(env, http=httpx.Client(trust_env=False)) as agent:
+        assert agent.held is None
+        assert agent.token()
+
+
+def test_refusals_carry_what_the_server_said(stack, identity_file):
+    wrong_place = f"http://127.0.0.1:{stack.ports.envoy_admin}/not-the-mint"  # not the Mint: no JSON of ours
+    agent = SatGateAgent(wrong_place, identity=IdentityFile(identity_file), http=httpx.Client(trust_env=False))
+    with agent, pytest.raises(SatGateError) as refused:
+        agent.token()
+    assert refused.value.status == 404 and "is SATGATE_MINT_URL the Mint's address?" in refused.value.message
+    assert "answered" in refused.value.message and "/not-the-mint/api/mint/exchange" in refused.value.message
+    identity_file.write_text("not a jwt")
+    agent = SatGateAgent(mint_url(stack), identity=IdentityFile(identity_file), http=httpx.Client(trust_env=False))
+    with agent, pytest.raises(SatGateError) as refused:
+        agent.token()
+    assert refused.value.status == 401 and refused.value.message  # the Mint's own message, never empty
