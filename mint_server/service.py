@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ from satgate.tokens.verify import TokenRejected, TokenVerifier
 log = structlog.get_logger("satgate.mint")
 
 
+def _shown(text: str) -> str:
+    """A value from an unverified token, safe to put in a message: printable, bounded, quoted."""
+    return repr("".join(c if c.isprintable() else "?" for c in text[:200]))
+
+
 class ExchangeDenied(Exception):
     """A refusal with its HTTP status: 400 bad request, 401 identity, 403 policy, 429 rate, 503 upstream."""
 
@@ -48,10 +54,12 @@ class ExchangeDenied(Exception):
         *,
         policy: TrustPolicy | None = None,
         identity: Identity | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
         self.policy, self.identity = policy, identity
+        self.retry_after = retry_after  # seconds, for 429: when the next exchange would be allowed
 
 
 @dataclass(frozen=True)
@@ -105,15 +113,16 @@ class _Bucket:
 
 @dataclass
 class RateLimiter:
-    """Token bucket per identity: `per_minute` sustained, the same as burst."""
+    """Token bucket per workload: `per_minute` sustained, the same as burst."""
 
     per_minute: int
     clock: Any = time.monotonic
     _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
 
-    def allow(self, key: tuple[str, str]) -> bool:
+    def wait(self, key: tuple[str, str]) -> float:
+        """0 when an exchange is allowed now (and counted); else the seconds until one would be."""
         if self.per_minute <= 0:
-            return True
+            return 0.0
         now = self.clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -123,9 +132,27 @@ class RateLimiter:
         bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * self.per_minute / 60)
         bucket.updated = now
         if bucket.tokens < 1:
-            return False
+            return (1 - bucket.tokens) * 60 / self.per_minute
         bucket.tokens -= 1
-        return True
+        return 0.0
+
+    def allow(self, key: tuple[str, str]) -> bool:
+        return self.wait(key) == 0.0
+
+
+def workload_instance(identity: Identity) -> str:
+    """What one running workload is, so that many replicas of one identity starting together are not one
+    client: a pod (its uid), a CI run (run id and attempt), an AWS role session; else the identity itself."""
+    claims = identity.claims
+    k8s = claims.get("kubernetes.io")
+    pod = k8s.get("pod") if isinstance(k8s, dict) else None
+    if isinstance(pod, dict) and pod.get("uid"):
+        return f"{identity.subject}#pod:{pod['uid']}"
+    if claims.get("run_id") is not None:
+        return f"{identity.subject}#run:{claims['run_id']}.{claims.get('run_attempt', '')}"
+    if identity.provider == "aws" and claims.get("session"):
+        return f"{identity.subject}#session:{claims['session']}"
+    return identity.subject
 
 
 class MintMetrics:
@@ -259,7 +286,10 @@ class MintService:
             p for p in self.policies.current.policies if p.provider in JWT_PROVIDERS and p.issuer == peeked.issuer
         ]
         if not candidates:
-            raise IdentityError("JWT issuer is not trusted by any policy")
+            raise IdentityError(
+                f"JWT issuer {_shown(peeked.issuer)} is not trusted by any policy (a policy's issuer must match "
+                "exactly: http://localhost:8090 and http://127.0.0.1:8090 are different issuers)"
+            )
         jwks_uri = next((p.jwks_uri for p in candidates if p.jwks_uri), None)
         fetch = next((p.fetch_options for p in candidates if p.ca_file or p.bearer_token_file), oidc.PUBLIC)
         key = await self._jwks.key_for(peeked.issuer, jwks_uri, peeked.header.get("kid"), fetch)
@@ -279,9 +309,15 @@ class MintService:
             if policy.disabled or policy.name in self.store.revoked_policies():
                 disabled_match = disabled_match or policy
                 continue
-            if not self._rate.allow((policy.name, identity.subject)):
+            if wait := self._rate.wait((policy.name, workload_instance(identity))):
+                retry_after = max(1, math.ceil(wait))
                 raise ExchangeDenied(
-                    429, "rate_limited", "too many exchanges; retry later", policy=policy, identity=identity
+                    429,
+                    "rate_limited",
+                    f"too many exchanges for this workload; retry in {retry_after} s",
+                    policy=policy,
+                    identity=identity,
+                    retry_after=retry_after,
                 )
             return await self._issue(policy, rule, identity)
         if disabled_match is not None:

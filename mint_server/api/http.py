@@ -24,8 +24,8 @@ WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 MAX_BODY_BYTES = 64 * 1024
 
 
-def error(status: int, error: str, message: str) -> web.Response:
-    headers = {"Retry-After": "60"} if status == 429 else None
+def error(status: int, error: str, message: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after if retry_after is not None else 60)} if status == 429 else None
     return web.json_response({"error": error, "message": message}, status=status, headers=headers)
 
 
@@ -57,7 +57,7 @@ def _denials(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ExchangeDenied as denied:
-            return error(denied.status, denied.error, denied.message)
+            return error(denied.status, denied.error, denied.message, denied.retry_after)
 
     return wrapped
 
@@ -77,6 +77,8 @@ async def exchange(request: web.Request) -> web.Response:
             if credentials is None:
                 header = bearer_token(request.headers.get("Authorization", ""))
                 credentials = None if isinstance(header, Denial) else header
+            if isinstance(credentials, str):
+                credentials = credentials.strip()  # as the header's value is: a file's trailing newline is no error
             if not isinstance(credentials, str) or not credentials:
                 return error(400, "bad_request", "give credentials (a JWT) or provider=aws with iam_request")
             result = await service.exchange_jwt(credentials, source=request.remote or "")

@@ -65,8 +65,56 @@ async def test_rate_limit_per_identity(idp, start_mint):
     statuses = [(await mint.exchange(idp.token("agent-1", "satgate")))[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = await mint.client.post("/api/mint/exchange", json={"credentials": idp.token("agent-1", "satgate")})
-    assert response.headers["Retry-After"] == "60"
+    assert 19 <= int(response.headers["Retry-After"]) <= 20  # 3 a minute: the next one in 20 s, not a guess
+    assert "retry in" in (await response.json())["message"]
     assert (await mint.exchange(idp.token("agent-2", "satgate")))[0] == 200  # another identity
+
+
+async def test_retry_after_is_when_the_bucket_next_allows_one(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)), rate_limit_per_minute=60)
+    for _ in range(60):
+        await mint.exchange(idp.token("agent-1", "satgate"))
+    response = await mint.client.post("/api/mint/exchange", json={"credentials": idp.token("agent-1", "satgate")})
+    assert (response.status, response.headers["Retry-After"]) == (429, "1")  # refills one a second
+
+
+def pod_token(idp, uid: str) -> str:
+    k8s = {"namespace": "agents", "serviceaccount": {"name": "worker"}, "pod": {"name": f"worker-{uid}", "uid": uid}}
+    return idp.token("system:serviceaccount:agents:worker", "satgate", **{"kubernetes.io": k8s})
+
+
+async def test_pods_of_one_service_account_starting_together_are_limited_each_on_their_own(idp, start_mint):
+    """100 replicas of one Deployment share a service account: the limit is per pod, not per account."""
+    mint = await start_mint(
+        policies(oidc_policy(idp.issuer, match='sub: "system:serviceaccount:*"')), rate_limit_per_minute=2
+    )
+    statuses = [(await mint.exchange(pod_token(idp, f"uid-{i}")))[0] for i in range(100)]
+    assert statuses == [200] * 100
+    same_pod = [(await mint.exchange(pod_token(idp, "uid-0")))[0] for _ in range(2)]
+    assert same_pod == [200, 429]  # one pod restarting in a loop is still limited
+
+
+async def test_ci_runs_are_limited_per_run(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer, match='repository: "acme/*"')), rate_limit_per_minute=1)
+    runs = [idp.token("repo:acme/app", "satgate", repository="acme/app", run_id=i, run_attempt=1) for i in range(5)]
+    assert [(await mint.exchange(t))[0] for t in runs] == [200] * 5
+    assert (await mint.exchange(runs[0]))[0] == 429
+
+
+async def test_an_untrusted_issuer_is_named_in_the_refusal(idp, other_idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    status, body = await mint.exchange(other_idp.token("agent-1", "satgate"))
+    assert status == 401
+    assert repr(other_idp.issuer) in body["message"] and "must match exactly" in body["message"]
+
+
+async def test_credentials_are_trimmed_in_the_body_as_in_the_header(idp, start_mint):
+    mint = await start_mint(policies(oidc_policy(idp.issuer)))
+    jwt = idp.token("agent-1", "satgate") + "\n"  # as read from a file
+    assert (await mint.exchange(jwt))[0] == 200
+    padded = f"Bearer {jwt.strip()} \t"  # a header cannot carry the newline; its other whitespace is trimmed too
+    response = await mint.client.post("/api/mint/exchange", headers={"Authorization": padded})
+    assert response.status == 200
 
 
 async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, other_idp, start_mint):
