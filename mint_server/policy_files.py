@@ -118,10 +118,26 @@ def _check_caveats(doc: PolicyFile, attribute_keys: frozenset[str]) -> None:
                     raise PolicyError(f"{where}: {exc}") from None
 
 
+def unscoped_rules(doc: PolicyFile) -> list[str]:
+    """Rules that issue no `scopes`: their tokens pass every route's scope check (rarely what was meant)."""
+    return [
+        f"policy {policy.name}: trust_rules.{index} issues no scopes, so its tokens pass every route's scope check"
+        ' — add issue.scopes (e.g. ["api:read"])'
+        for policy in doc.policies
+        for index, rule in enumerate(policy.trust_rules)
+        if not rule.issue.scopes
+    ]
+
+
 def load_policies(
-    path: str | Path, attribute_keys: frozenset[str] = frozenset(), default_tenant: str | None = None
+    path: str | Path,
+    attribute_keys: frozenset[str] = frozenset(),
+    default_tenant: str | None = None,
+    *,
+    require_scopes: bool = False,
 ) -> PolicyFile:
-    """Every policy under `path` (a file or a directory), in order."""
+    """Every policy under `path` (a file or a directory), in order. `require_scopes`: a rule without scopes is
+    an error (mint.require_scopes), not a warning."""
     root = Path(path)
     if not root.exists():
         raise PolicyError(f"{root}: cannot read trust policies (no such file or directory)")
@@ -131,22 +147,35 @@ def load_policies(
     except ValidationError as exc:
         raise PolicyError(f"{root}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     _check_caveats(doc, attribute_keys)
+    if require_scopes and (unscoped := unscoped_rules(doc)):
+        raise PolicyError(f"{root}: {unscoped[0]} (mint.require_scopes is on)")
     return doc
 
 
 class PolicyStore:
     """The current trust policies; reloaded when a file changes. A bad edit keeps the last good set."""
 
-    def __init__(self, path: Path | None, attribute_keys: frozenset[str], default_tenant: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        attribute_keys: frozenset[str],
+        default_tenant: str | None = None,
+        *,
+        require_scopes: bool = False,
+    ) -> None:
         self._path = path
         self._attribute_keys = attribute_keys
         self._default_tenant = default_tenant
+        self._require_scopes = require_scopes
         self.current = self._load() if path else PolicyFile(policies=[])
         self._stamp = policies_stamp(path) if path else None
 
     def _load(self) -> PolicyFile:
         assert self._path is not None
-        return load_policies(self._path, self._attribute_keys, self._default_tenant)
+        doc = load_policies(self._path, self._attribute_keys, self._default_tenant, require_scopes=self._require_scopes)
+        for warning in unscoped_rules(doc):
+            log.warning("policy_rule_unscoped", detail=warning)
+        return doc
 
     def reload_if_changed(self) -> bool:
         if self._path is None:

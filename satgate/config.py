@@ -188,6 +188,7 @@ class MintConfig(_Strict):
     admin_grpc_listen: ListenAddress | None = None
     policies: Path | None = None  # trust policies: a YAML file or a directory of them, reloaded when they change
     default_tenant: str | None = None  # the tenant of a policy that names none
+    require_scopes: bool = False  # a trust rule without issue.scopes refuses to load (else: a warning)
     audit_log: Path = Path("audit.db")  # in state_dir unless set
     state: Path = Path("mint.db")  # delegation tree, revoked policies; in state_dir unless set
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"

@@ -53,7 +53,10 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
-    policies, store = PolicyStore(mint.policies, attribute_keys, mint.default_tenant), ControlPlaneStore(mint.state)
+    policies, store = (
+        PolicyStore(mint.policies, attribute_keys, mint.default_tenant, require_scopes=mint.require_scopes),
+        ControlPlaneStore(mint.state),
+    )
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(
         keyring=keyring,
@@ -196,7 +199,12 @@ def check_startup(config: Config) -> None:
     problems = config.exposed_state_files() + config.missing_webhook_secrets()
     if problems:
         raise ConfigError(problems[0])
-    PolicyStore(config.mint.policies, frozenset(config.authz.attributes), config.mint.default_tenant)
+    PolicyStore(
+        config.mint.policies,
+        frozenset(config.authz.attributes),
+        config.mint.default_tenant,
+        require_scopes=config.mint.require_scopes,
+    )
     for setting, address in listeners(config).items():
         claim(setting, address)
 

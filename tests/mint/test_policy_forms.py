@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mint_server.policies import PolicyError
-from mint_server.policy_files import PolicyStore, load_policies
+from mint_server.policy_files import PolicyStore, load_policies, unscoped_rules
 
 SEED_POLICIES = Path(__file__).with_name("seed_policies")
 SEED_DOCUMENT = "002_5da023b9a188b23f.txt"
@@ -179,3 +179,16 @@ def test_a_directory_reloads_when_a_file_is_added_changed_or_removed(tmp_path):
     (folder / "b.yaml").unlink()
     assert store.reload_if_changed()
     assert [p.name for p in store.current.policies] == ["a"]
+
+
+def test_rules_without_scopes_are_named_and_can_be_made_an_error(tmp_path, capsys):
+    """The seed's rules issue no scopes: such tokens pass every route's scope check, so the Mint says so."""
+    doc = load_policies(SEED_POLICIES, ATTRIBUTES, default_tenant="acme")
+    warnings = unscoped_rules(doc)
+    assert len(warnings) == 3 and "policy kubernetes-agents: trust_rules.1 issues no scopes" in warnings[2]
+    PolicyStore(SEED_POLICIES, ATTRIBUTES, "acme")
+    assert "policy_rule_unscoped" in capsys.readouterr().out
+    with pytest.raises(PolicyError, match=r"issues no scopes.*\(mint.require_scopes is on\)"):
+        load_policies(SEED_POLICIES, ATTRIBUTES, default_tenant="acme", require_scopes=True)
+    scoped = write(tmp_path / "s.yaml", ONE.format(sub="a", caveats="{}").replace("caveats: {}", "scopes: [api:read]"))
+    assert load_policies(scoped, require_scopes=True).policies[0].trust_rules[0].issue.scopes == ["api:read"]
