@@ -242,7 +242,10 @@ class MintService:
         try:
             if not isinstance(iam_request, aws.IamRequest):
                 iam_request = aws.IamRequest.from_json(iam_request)
-            aws.check_request(iam_request, settings, datetime.now(UTC))
+            fresh_until = aws.check_request(iam_request, settings, datetime.now(UTC))
+            # Before STS is asked, so two copies racing cannot both pass; a request STS refuses is spent too.
+            if not self.store.first_use(aws.signature_digest(iam_request), fresh_until):
+                raise ExchangeDenied(401, "replayed", "this signed request was already exchanged; sign a new one")
             identity = await aws.get_caller_identity(self._session, iam_request, settings)
         except BadRequest as exc:
             raise ExchangeDenied(400, "bad_request", str(exc)) from None

@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS delegations (
 CREATE INDEX IF NOT EXISTS delegations_by_token ON delegations (tenant, token_id);
 CREATE TABLE IF NOT EXISTS revoked_policies (
     name TEXT PRIMARY KEY, tenant TEXT NOT NULL, revoked_at REAL NOT NULL, reason TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS used_signatures (digest BLOB PRIMARY KEY, fresh_until REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -86,6 +87,13 @@ class ControlPlaneStore:
 
     def revoked_policies(self) -> frozenset[str]:
         return frozenset(row[0] for row in self._db.execute("SELECT name FROM revoked_policies"))
+
+    def first_use(self, digest: bytes, fresh_until: float) -> bool:
+        """Records a one-time credential (a presigned request's signature) while it could still be presented;
+        False when it was already used. Atomic across the Mint replicas that share this file."""
+        self._db.execute("DELETE FROM used_signatures WHERE fresh_until < ?", (time.time(),))
+        cursor = self._db.execute("INSERT OR IGNORE INTO used_signatures VALUES (?, ?)", (digest, fresh_until))
+        return cursor.rowcount == 1
 
     def close(self) -> None:
         self._db.close()

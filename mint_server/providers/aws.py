@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from mint_server.providers.identity import BadRequest, Identity, IdentityError
 GET_CALLER_IDENTITY_BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 _SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([a-z0-9\-;]+)")
+_SIGNATURE_RE = re.compile(r"Signature=([0-9a-f]{64})")
 _ASSUMED_ROLE_RE = re.compile(r"arn:(aws[a-z\-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)")
 _MAX_RESPONSE_BYTES = 64 * 1024
 _MAX_HEADERS = 32
@@ -75,8 +77,9 @@ def check_headers(headers: Mapping[str, str]) -> None:
             raise BadRequest(f"iam_request.headers.{name}: the value has control characters or is too long")
 
 
-def check_request(request: IamRequest, settings: AwsSettings, now: datetime) -> None:
-    """Everything the Mint can check before asking STS. STS checks the signature itself."""
+def check_request(request: IamRequest, settings: AwsSettings, now: datetime) -> float:
+    """Everything the Mint can check before asking STS (STS checks the signature itself). Returns when the
+    request stops being fresh (unix time): until then its signature must not be exchanged again."""
     check_headers(request.headers)
     if request.method != "POST":
         raise BadRequest("iam_request.method must be POST")
@@ -104,6 +107,15 @@ def check_request(request: IamRequest, settings: AwsSettings, now: datetime) -> 
     missing = signed_headers - set(request.headers) - {"host"}
     if missing:
         raise BadRequest(f"iam_request lacks signed header(s): {', '.join(sorted(missing))}")
+    return signed_at.timestamp() + settings.max_clock_skew_seconds
+
+
+def signature_digest(request: IamRequest) -> bytes:
+    """The request's SigV4 signature, hashed: what makes one presigned request exchangeable once."""
+    signature = _SIGNATURE_RE.search(request.headers.get("authorization", ""))
+    if signature is None:
+        raise IdentityError("iam_request is not signed with AWS SigV4")
+    return hashlib.sha256(signature.group(1).encode()).digest()
 
 
 def forwarded_headers(request: IamRequest) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """AWS IAM exchange against a real local STS (moto in server mode, checking SigV4 signatures), with
 requests presigned by botocore exactly as an agent would."""
 
+import asyncio
 import base64
 import json
 import os
@@ -129,6 +130,21 @@ async def test_iam_user_exchanges(sts, aws_mint):
     assert status == 200, body
     assert (body["tenant"], body["budget_credits"]) == ("acme", 3)
     assert aws_mint.audit()[-1]["actor"] == f"arn:aws:iam::{ACCOUNT}:user/agent"
+
+
+async def test_a_presigned_request_is_exchangeable_once(sts, aws_mint):
+    signed = presign(sts["url"], sts["user"])
+    assert (await exchange(aws_mint, signed))[0] == 200
+    status, body = await exchange(aws_mint, signed)  # replayed within its freshness window
+    assert (status, body["error"]) == (401, "replayed")
+    await asyncio.sleep(1.1)  # SigV4 signs to the second: within it a fresh presign is the very same request
+    assert (await exchange(aws_mint, presign(sts["url"], sts["user"])))[0] == 200  # a new signature is fine
+
+
+async def test_concurrent_copies_of_one_signature_issue_one_token(sts, aws_mint):
+    signed = presign(sts["url"], sts["user"])
+    statuses = sorted([s for s, _ in await asyncio.gather(*(exchange(aws_mint, signed) for _ in range(5)))])
+    assert statuses == [200, 401, 401, 401, 401]
 
 
 async def test_assumed_role_is_matched_by_its_role_arn(sts, aws_mint):
