@@ -118,6 +118,19 @@ def _check_caveats(doc: PolicyFile, attribute_keys: frozenset[str]) -> None:
                     raise PolicyError(f"{where}: {exc}") from None
 
 
+def attribute_caveat_keys(path: str | Path, default_tenant: str | None = None) -> list[str]:
+    """The attribute caveats the policies under `path` set (what authz.attributes must declare for them)."""
+    keys = {
+        key
+        for file in policy_files(Path(path))
+        for policy in _read(file, default_tenant)
+        for rule in policy.trust_rules
+        for key in rule.issue.caveats
+        if key not in BUILTIN
+    }
+    return sorted(keys)
+
+
 def unscoped_rules(doc: PolicyFile) -> list[str]:
     """Rules that issue no `scopes`: their tokens pass every route's scope check (rarely what was meant)."""
     return [

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 
 from satgate.timefmt import format_utc
 from satgate_cli.common import (
@@ -54,6 +55,31 @@ def demo_jwt(config_path: str | None, subject: str, audience: str, ttl: str) -> 
     click.echo(DemoIdp.load(path).token(subject, audience, ttl=parse_duration(ttl)))
 
 
+_STACK_OWNED = {"state_dir", "keyring", "ledger"}  # what `up --config` cannot move: the stack's own files
+
+
+def _own_settings(config_file: Path | None, policies: Path | None) -> tuple[dict, Path | None]:
+    """The settings of `--config` to lay over the stack's, and the policies to run (`--policies`, else the
+    config's mint.policies, relative to that file)."""
+    if config_file is None:
+        return {}, policies
+    try:
+        doc = yaml.safe_load(config_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{config_file}: not valid YAML ({exc})", param_hint="--config") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{config_file}: a satgate.yaml is a mapping of sections", param_hint="--config")
+    for listener in ("listen", "http_listen", "grpc_listen", "transport"):
+        for section in ("authz", "mint"):
+            if isinstance(doc.get(section), dict):
+                doc[section].pop(listener, None)  # the stack's ports and flags decide these
+    mint: dict = doc["mint"] if isinstance(doc.get("mint"), dict) else {}
+    if policies is None and mint.get("policies"):
+        policies = (config_file.parent / str(mint.pop("policies"))).resolve()
+    mint.pop("policies", None)
+    return {k: v for k, v in doc.items() if k not in _STACK_OWNED}, policies
+
+
 @click.command()
 @click.option(
     "--state-dir",
@@ -79,8 +105,31 @@ def demo_jwt(config_path: str | None, subject: str, audience: str, ttl: str) -> 
     help="Envoy's ext_authz transport, same decisions either way: grpc (envoy.yaml, per-route settings on Envoy) "
     "or http (envoy-http.yaml, about 3x the checks per core in our bench, settings in the authz route table)",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a satgate.yaml whose settings apply over the demo stack's (its listeners and state files stay the stack's)",
+)
+@click.option(
+    "--policies",
+    type=click.Path(exists=True, path_type=Path),
+    help="your trust policies (a file or a directory) instead of the example; their attribute caveats are declared "
+    "to authz, and a policy without a tenant gets tenant demo",
+)
 def up(
-    state_dir, port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port, metrics_port, transport
+    state_dir,
+    port,
+    admin_port,
+    authz_port,
+    mint_port,
+    upstream_port,
+    mint_grpc_port,
+    idp_port,
+    metrics_port,
+    transport,
+    config_file,
+    policies,
 ) -> None:
     """Start Envoy + authz + mint + a demo upstream on embedded defaults, print a working curl."""
     import signal  # noqa: PLC0415
@@ -90,11 +139,14 @@ def up(
 
     ports = StackPorts(port, admin_port, authz_port, mint_port, upstream_port, mint_grpc_port, idp_port)
     metrics_listen = f"127.0.0.1:{metrics_port}"
+    overrides, policies = _own_settings(config_file, policies)
+    overrides.setdefault("authz", {})["metrics_listen"] = metrics_listen
     stack = Stack(
         Path(state_dir).resolve(),
         ports,
-        config_overrides={"authz": {"metrics_listen": metrics_listen}},
+        config_overrides=overrides,
         transport=transport,
+        policies_path=policies,
     )
     click.echo(
         f"starting envoy :{port}, authz :{authz_port} ({transport} ext_authz), mint :{mint_port} "

@@ -77,6 +77,9 @@ class Stack:
     transport: str = "grpc"  # or "http": envoy/envoy-http.yaml and the route table that goes with it
     envoy_source: Path | None = None  # default: the shipped config of the transport
     policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
+    # The operator's own trust policies (a file or a directory), used where they are instead of the example:
+    # their attribute caveats are declared to authz, and policies without a tenant get the demo's.
+    policies_path: Path | None = None
     upstream_argv: list[str] | None = None  # another upstream than the echo server; "{port}" is replaced
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -113,11 +116,19 @@ class Stack:
                 "audit_log": "audit.db",
             },
         }
+        if self.policies_path is not None:
+            doc["mint"].update(policies=str(self.policies_path.resolve()), default_tenant="demo")
         for section, values in self.config_overrides.items():
             if isinstance(values, dict) and isinstance(doc.get(section), dict):
                 doc[section].update(values)
             else:
                 doc[section] = values
+        if self.policies_path is not None:
+            from mint_server.policy_files import attribute_caveat_keys  # noqa: PLC0415 - only for own policies
+
+            declared = set(doc["authz"].get("attributes", []))
+            declared |= set(attribute_caveat_keys(self.policies_path, doc["mint"].get("default_tenant")))
+            doc["authz"]["attributes"] = sorted(declared)
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         load_or_create_keyring(self.state_dir / "keyring.json")
         self._write_demo_identity()

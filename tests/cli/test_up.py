@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
 from satgate_dev.devstack import StackPorts, free_port
 
@@ -118,3 +121,70 @@ def test_up_on_a_taken_port_refuses_before_starting_anything(tmp_path):
     assert "--mint-port" in done.stderr and "already in use" in done.stderr, done.stderr
     assert "ready." not in done.stdout and "Traceback" not in done.stderr
     assert not list((tmp_path / "state").glob("*.log"))  # nothing was started
+
+
+def wait_ready(proc) -> list[str]:
+    """The banner up to its `logs:` line (the stack is serving then)."""
+    printed: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, "".join(printed)
+        printed.append(line)
+        if line.startswith("logs:"):
+            return printed
+    raise AssertionError("".join(printed))
+
+
+def test_up_runs_your_own_policies_and_settings(tmp_path):
+    """The seed guide's policies as written (attributes declared for them, tenant from the demo), one of our own
+    trusting the demo issuer, and a satgate.yaml of our own laid over the stack's."""
+    ports = StackPorts.free()
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parents[1] / "mint" / "seed_policies", policies)
+    (policies / "local.yaml").write_text(
+        f"""
+provider: oidc
+issuer: http://127.0.0.1:{ports.idp}
+audience: satgate
+trust_rules:
+  - match: {{claims: {{sub: "agent-*"}}}}
+    issue: {{budget_credits: 9, scopes: ["api:*"], caveats: ["department = research", "team = agents"]}}
+"""
+    )
+    own = tmp_path / "mine.yaml"
+    own.write_text("mint:\n  policies: policies\n  rate_limit_per_minute: 1\nauthz:\n  attributes: [region]\n")
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        up_argv(state, ports, free_port(), "--config", str(own)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_ready(proc)
+        jwt = [sys.executable, "-m", "satgate_cli", "demo-jwt", "--sub", "agent-1", "--state-dir", str(state)]
+        identity = subprocess.run(jwt, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        exchange = f"http://127.0.0.1:{ports.mint}/api/mint/exchange"
+        first = httpx.post(exchange, json={"credentials": identity}, trust_env=False)
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert (body["tenant"], body["policy"], body["budget_credits"]) == ("demo", "local", 9)
+        assert "team = agents" in body["caveats"]
+        assert httpx.post(exchange, json={"credentials": identity}, trust_env=False).status_code == 429  # mine.yaml
+        allowed = httpx.get(
+            f"{ports_url(ports)}/v1/items", headers={"Authorization": f"Bearer {body['token']}"}, trust_env=False
+        )
+        assert allowed.status_code == 200 and allowed.json()["headers"]["x-satgate-attr-team"] == "agents"
+        config = yaml.safe_load((state / "satgate.yaml").read_text())
+        assert config["authz"]["attributes"] == ["cost_center", "department", "region", "team"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    mint_log = (state / "mint.log").read_text()
+    assert "policy_rule_unscoped" in mint_log and "kubernetes-agents" in mint_log  # the seed's rules, named
+
+
+def ports_url(ports: StackPorts) -> str:
+    return f"http://127.0.0.1:{ports.envoy}"
