@@ -8,7 +8,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 _SDK_NAMES = frozenset(
-    {"IdentityEnv", "IdentityFile", "SatGateAgent", "SatGateAuth", "SatGateError", "delegate_offline"}
+    {
+        "BudgetExhausted",
+        "IdentityEnv",
+        "IdentityFile",
+        "NotAuthorized",
+        "NotPermitted",
+        "SatGateAgent",
+        "SatGateAuth",
+        "SatGateClient",
+        "SatGateError",
+        "Unavailable",
+        "delegate_offline",
+    }
 )
 
 

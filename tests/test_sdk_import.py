@@ -17,6 +17,10 @@ from satgate.sdk import IdentityFile
 import satgate_sdk
 assert SatGateAgent is satgate_sdk.SatGateAgent and IdentityFile is satgate_sdk.IdentityFile
 assert not {"authz_server", "mint_server"} & {m.split(".")[0] for m in sys.modules}
+assert "mcp" not in sys.modules  # the MCP client loads only when asked for
+from satgate import SatGateClient, BudgetExhausted
+assert SatGateClient is satgate_sdk.SatGateClient and issubclass(BudgetExhausted, satgate_sdk.SatGateError)
+assert "mcp" in sys.modules and not {"authz_server", "mint_server"} & {m.split(".")[0] for m in sys.modules}
 print("ok")
 """
 

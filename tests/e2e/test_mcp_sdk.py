@@ -11,8 +11,10 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from satgate import BudgetExhausted, NotAuthorized, NotPermitted, SatGateClient
 from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
+from satgate_dev.demo_idp import DemoIdp
 from satgate_dev.devstack import Stack, StackPorts
 
 pytestmark = pytest.mark.e2e
@@ -61,3 +63,66 @@ def test_the_sdk_client_spends_its_budget_and_surfaces_the_402(tmp_path):
     code, message, data = outcomes[3]  # 1 credit left, search costs 2
     assert (code, message) == (-32002, "budget cannot pay 2 credits")
     assert (data["error"], data["cost"], data["remaining"]) == ("budget_exhausted", 2, 1)
+
+
+def test_satgate_client_exchanges_refreshes_and_types_the_refusals(tmp_path):
+    """`from satgate import SatGateClient` as the token-delivery guide writes it: a real MCP server behind real
+    Envoy, the Mint exchanging the agent's identity file (SATGATE_MINT_URL as the guide's full exchange URL)."""
+    ports = StackPorts.free()
+    policy = tmp_path / "agents.yaml"
+    policy.write_text(
+        f"""
+provider: oidc
+issuer: http://127.0.0.1:{ports.idp}
+audience: satgate
+trust_rules:
+  - match: {{claims: {{sub: "agent-*"}}}}
+    issue: {{budget_credits: 6, ttl: 10m, scopes: ["mcp:*"]}}
+"""
+    )
+    stack = Stack(
+        tmp_path / "stack",
+        ports,
+        config_overrides={"authz": {"pricing": PRICING}},
+        upstream_argv=[sys.executable, SERVER, "{port}"],
+        policies_path=policy,
+    )
+    with stack:
+        identity = tmp_path / "identity"
+        identity.write_text(DemoIdp.load(stack.idp_state).token("agent-1", "satgate"))
+        mint_url = f"http://127.0.0.1:{ports.mint}/api/mint/exchange"
+
+        async def exchanging_agent() -> list:
+            seen: list = []
+            async with SatGateClient(url=f"{stack.url}/mcp", mint_url=mint_url, identity_file=identity) as client:
+                seen.append(sorted(tool.name for tool in await client.list_tools()))
+                seen.append((await client.call_tool("search", {"query": "a"})).content[0].text)  # 2 credits
+                seen.append((await client.call_tool("fetch_page", {"url": "u"})).content[0].text)  # 3 credits
+                with pytest.raises(BudgetExhausted) as refused:
+                    await client.call_tool("search", {"query": "b"})
+                seen.append((refused.value.status, refused.value.cost, refused.value.remaining))
+            return seen
+
+        assert asyncio.run(exchanging_agent()) == [
+            ["fetch_page", "search"],
+            "results for a",
+            "contents of u",
+            (402, 2, 1),
+        ]
+        narrow = mint(load_keyring(stack.state_dir / "keyring.json"), "acme", [("tools", "search")]).token
+
+        async def token_agent() -> tuple:
+            async with SatGateClient(url=f"{stack.url}/mcp", token=narrow) as client:
+                found = (await client.call_tool("search", {"query": "x"})).content[0].text
+                with pytest.raises(NotPermitted) as refused:
+                    await client.call_tool("fetch_page", {"url": "u"})
+                return found, refused.value.status, refused.value.caveat
+
+        assert asyncio.run(token_agent()) == ("results for x", 403, "tools")
+
+        async def stranger() -> None:
+            async with SatGateClient(url=f"{stack.url}/mcp", token="not-a-token"):
+                pass
+
+        with pytest.raises(NotAuthorized):
+            asyncio.run(stranger())
