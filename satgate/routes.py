@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from satgate.caveats.scope import is_valid_scope
+from satgate.route_index import RouteIndex
 from satgate.tokens.identifier import TENANT_RE
 
 _COST_RE = re.compile(r"0|[1-9][0-9]{0,14}")
@@ -87,17 +88,19 @@ _CACHE_LIMIT = 4096
 
 
 class RouteTable:
-    """First matching rule wins; with no match only context_extensions apply. Parsed settings are cached:
+    """First matching rule wins (found through an index, not a scan: satgate/route_index.py); with no match only
+    context_extensions apply. Parsed settings are cached:
     their inputs come from Envoy and satgate config, never from clients, so there are few of them."""
 
     def __init__(self, rules: Sequence[RouteRule] = ()) -> None:
         self._rules = tuple(rules)
         for rule in self._rules:
             RouteSettings.from_mapping(rule.settings)  # fail at load, not on the first request
+        self._index = RouteIndex(self._rules)
         self._cache: dict[tuple[int, tuple[tuple[str, str], ...]], RouteSettings] = {}
 
     def settings_for(self, host: str, path: str, method: str, context_extensions: Mapping[str, str]) -> RouteSettings:
-        rule_index = next((i for i, rule in enumerate(self._rules) if rule.matches(host, path, method)), -1)
+        rule_index = self._index.first_match(host, path, method)
         key = (rule_index, tuple(context_extensions.items()))
         settings = self._cache.get(key)
         if settings is None:
