@@ -1,7 +1,10 @@
 """Strict macaroon v2 binary wire format, base64url-encoded (SPEC: Tokens / Wire).
 
-pymacaroons does the (de)serialisation; strictness comes from demanding that the bytes re-encode to
-exactly what was presented, which rejects v1, JSON, trailing data and non-canonical varints alike.
+The verify path parses with a lean canonical v2 reader (`_parse`): it accepts exactly the bytes that pymacaroons
+deserialises and re-encodes unchanged — one location, one identifier, first-party caveats, a 32-byte signature,
+canonical varints, nothing after — which rejects v1, JSON, trailing data and non-canonical encodings alike.
+pymacaroons stays the reference (`decode_with_pymacaroons`, which the tests compare with on every token
+hypothesis builds and on mutations of them) and does all encoding.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _B64URL_RE = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _V2_VERSION_BYTE = 0x02
 _SIGNATURE_BYTES = 32
 _FIELD_EOS = 0
+_FIELD_LOCATION, _FIELD_IDENTIFIER, _FIELD_VID, _FIELD_SIGNATURE = 1, 2, 4, 6
 _serializer = BinarySerializer()
 
 
@@ -51,6 +55,74 @@ def decode(token: str) -> WireMacaroon:
         raise MalformedToken("token is not a macaroon v2 binary")
     if _sections_at_least(raw, MAX_CAVEATS + 3):  # one ends the identifier, one the caveats; then one too many
         raise MalformedToken(f"token has more than {MAX_CAVEATS} caveats")
+    return _parse(raw)
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    """A canonical unsigned varint at `pos` and the position after it (what pymacaroons would write back)."""
+    value, shift, start = 0, 0, pos
+    while pos < len(raw):
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if byte == 0 and pos - start > 1:
+                break  # a trailing zero group: not how the value is written
+            return value, pos
+        shift += 7
+        if shift > 63:
+            break
+    raise MalformedToken("token is not a valid macaroon v2 (bad length encoding)")
+
+
+def _field(raw: bytes, pos: int, field_type: int) -> tuple[bytes, int]:
+    if pos >= len(raw) or raw[pos] != field_type:
+        raise MalformedToken("token is not a valid macaroon v2 (unexpected field)")
+    length, pos = _varint(raw, pos + 1)
+    if pos + length > len(raw):
+        raise MalformedToken("token is not a valid macaroon v2 (field data extends past the end)")
+    return raw[pos : pos + length], pos + length
+
+
+def _end_of_section(raw: bytes, pos: int) -> int:
+    if pos >= len(raw):
+        raise MalformedToken("token is not a valid macaroon v2 (section extends past the end)")
+    if raw[pos] == _FIELD_VID:
+        raise MalformedToken("third-party caveats are not supported")
+    if raw[pos] != _FIELD_EOS:
+        raise MalformedToken("token is not a valid macaroon v2 (unexpected field)")
+    return pos + 1
+
+
+def _parse(raw: bytes) -> WireMacaroon:
+    if not raw or raw[0] != _V2_VERSION_BYTE:
+        raise MalformedToken("token is not a macaroon v2 binary")
+    location, pos = _field(raw, 1, _FIELD_LOCATION)  # pymacaroons always writes the macaroon's location
+    try:
+        location.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedToken("token location is not UTF-8") from None
+    identifier, pos = _field(raw, pos, _FIELD_IDENTIFIER)
+    pos = _end_of_section(raw, pos)
+    caveats = []
+    while pos < len(raw) and raw[pos] != _FIELD_EOS:
+        if raw[pos] == _FIELD_LOCATION:  # only third-party caveats carry a location
+            raise MalformedToken("third-party caveats are not supported")
+        caveat, pos = _field(raw, pos, _FIELD_IDENTIFIER)
+        pos = _end_of_section(raw, pos)
+        caveats.append(caveat)
+    if pos >= len(raw):
+        raise MalformedToken("token is not a valid macaroon v2 (no signature)")
+    signature, pos = _field(raw, pos + 1, _FIELD_SIGNATURE)
+    if len(signature) != _SIGNATURE_BYTES:
+        raise MalformedToken("token signature is not 32 bytes")
+    if pos != len(raw):
+        raise MalformedToken("token is not canonical macaroon v2 binary (trailing or non-canonical data)")
+    return WireMacaroon(identifier=identifier, caveats=tuple(caveats), signature=signature)
+
+
+def decode_with_pymacaroons(raw: bytes) -> WireMacaroon:
+    """The reference: pymacaroons deserialises, and the bytes must re-encode to exactly what was presented."""
     try:
         macaroon = _serializer.deserialize_raw(raw)
         canonical = _serializer.serialize_raw(macaroon)
@@ -63,7 +135,7 @@ def decode(token: str) -> WireMacaroon:
         raise MalformedToken("token signature is not 32 bytes")
     caveats = []
     for caveat in macaroon.caveats:
-        if caveat.verification_key_id or caveat.location:
+        if caveat.verification_key_id is not None or caveat.location is not None:  # an empty one too
             raise MalformedToken("third-party caveats are not supported")
         caveats.append(caveat.caveat_id_bytes)
     return WireMacaroon(identifier=macaroon.identifier_bytes, caveats=tuple(caveats), signature=signature)
