@@ -32,6 +32,16 @@ from satgate.tokens.identifier import IdentifierError, TokenIdentifier
 _BUCKET_HEX = 32
 
 
+@functools.lru_cache(maxsize=8192)
+def _parsed(raw: bytes, attribute_keys: frozenset[str]) -> Caveat | Attribute | CaveatSyntaxError:
+    """Caveats are immutable values and tokens share most of theirs (scopes, budgets, labels, the expiry of a
+    batch): parsed once per distinct text, bounded. A refusal is remembered as well."""
+    try:
+        return parse_caveat(raw, attribute_keys)
+    except CaveatSyntaxError as exc:
+        return exc
+
+
 class TokenRejected(Exception):
     def __init__(self, denial: Denial) -> None:
         super().__init__(denial.message)
@@ -143,10 +153,9 @@ class TokenVerifier:
         grants: Grants | None = None
         depth_limits: list[tuple[int, MaxDelegationDepth]] = []
         for index, raw in enumerate(raw_caveats):
-            try:
-                caveat = parse_caveat(raw, self._attribute_keys)
-            except CaveatSyntaxError as exc:
-                raise _reject("malformed_token", f"invalid caveat: {exc}") from None
+            caveat = _parsed(raw, self._attribute_keys)
+            if isinstance(caveat, CaveatSyntaxError):
+                raise _reject("malformed_token", f"invalid caveat: {caveat}") from None
             match caveat:
                 case Budget(credits=credits):
                     buckets.append(Bucket(bucket_id=sigs[index + 1].hex()[:_BUCKET_HEX], limit=credits))
