@@ -33,7 +33,7 @@ from satgate.config import Config
 from satgate.keyring import KeyringFile
 from satgate.ledger import LedgerUnavailable
 from satgate.ledger.url import open_ledger
-from satgate.listeners import claim
+from satgate.listeners import claim, release
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
 from satgate.sqlite_db import use_group_readable_state
@@ -165,6 +165,9 @@ async def serve(
         await server.stop(grace=5)
     if http_listener is not None:
         await http_listener.stop()
+    if not shared_port:
+        for address in (config.authz.listen, config.authz.http_listen):
+            release(address)  # a unix socket file goes with its server
     keyring_watch.cancel()
     await pipeline.close()
     if metrics_server is not None:

@@ -37,6 +37,23 @@ def _check_listen(value: str) -> str:
 
 
 ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+UNIX_PREFIX = "unix:"
+_UNIX_PATH_MAX = 107  # sun_path's 108 bytes, NUL included
+
+
+def _check_authz_listen(value: str) -> str:
+    """host:port, or unix:/absolute/path for an Envoy on the same host (its `pipe` address)."""
+    if not value.startswith(UNIX_PREFIX):
+        return _check_listen(value)
+    path = value.removeprefix(UNIX_PREFIX)
+    if not path.startswith("/"):
+        raise ValueError(f"{value!r}: a unix socket needs an absolute path, like unix:/run/satgate/authz.sock")
+    if len(path.encode()) > _UNIX_PATH_MAX:
+        raise ValueError(f"{value!r}: a unix socket path is at most {_UNIX_PATH_MAX} bytes; choose a shorter one")
+    return value
+
+
+AuthzListenAddress = Annotated[str, AfterValidator(_check_authz_listen)]
 LedgerUrl = Annotated[str, AfterValidator(validate_ledger_url)]
 
 
@@ -87,8 +104,8 @@ class PricingTableConfig(_Strict):
 class AuthzConfig(_Strict):
     # grpc: Envoy's grpc_service on `listen`; http: its http_service on `http_listen`; both: each on its own.
     transport: Literal["grpc", "http", "both"] = "grpc"
-    listen: ListenAddress = "127.0.0.1:9191"
-    http_listen: ListenAddress = "127.0.0.1:9192"
+    listen: AuthzListenAddress = "127.0.0.1:9191"  # or unix:/path (Envoy's `pipe` address)
+    http_listen: AuthzListenAddress = "127.0.0.1:9192"
     metrics_listen: ListenAddress | None = None  # Prometheus /metrics over HTTP; off unless set
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
@@ -108,6 +125,15 @@ class AuthzConfig(_Strict):
     def _distinct_listeners(self) -> AuthzConfig:
         if self.transport == "both" and self.listen == self.http_listen:
             raise ValueError(f"http_listen: {self.http_listen} is also authz.listen; give each transport its port")
+        used = {"listen": self.listen, "http_listen": self.http_listen}
+        if self.transport != "both":
+            used = {k: v for k, v in used.items() if (k == "listen") == (self.transport == "grpc")}
+        for setting, address in used.items():
+            if address.startswith(UNIX_PREFIX) and self.workers > 1:
+                raise ValueError(
+                    f"{setting}: {address} is served by one process (workers share TCP ports only); set "
+                    "authz.workers: 1, or listen on host:port"
+                )
         return self
 
     @field_validator("tenants")

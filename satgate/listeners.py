@@ -9,8 +9,47 @@ claim succeeded, and any later server of ours fails its own claim on their socke
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import socket
+import stat
+
+UNIX_PREFIX = "unix:"
+
+
+def _claim_unix(setting: str, address: str) -> None:
+    """A socket file another server answers on is taken; one nobody answers on (a crash left it) is removed."""
+    path = address.removeprefix(UNIX_PREFIX)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(path) or "/"):
+            raise OSError(
+                f"{setting}: the directory of {path} does not exist; create it, or set {setting} to another path"
+            ) from None
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(f"{setting}: {path} exists and is not a socket; remove it, or set {setting} to another path")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)  # stale: nothing listens there any more
+        return
+    finally:
+        probe.close()
+    raise AddressInUse(
+        f"{setting}: {address} is already in use by another process; stop that process, or set {setting} to "
+        "another path"
+    )
+
+
+def release(address: str) -> None:
+    """After the server stopped: its socket file goes (a TCP port needs nothing)."""
+    if address.startswith(UNIX_PREFIX):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address.removeprefix(UNIX_PREFIX))
 
 
 class AddressInUse(OSError):
@@ -26,7 +65,10 @@ def _bind_target(address: str) -> tuple[socket.AddressFamily, str, int]:
 
 
 def claim(setting: str, address: str) -> None:
-    """Raise unless `address` (host:port, as the setting wrote it) is free on this host right now."""
+    """Raise unless `address` (host:port or unix:/path, as the setting wrote it) is free on this host right now."""
+    if address.startswith(UNIX_PREFIX):
+        _claim_unix(setting, address)
+        return
     family, host, port = _bind_target(address)
     if port == 0:
         return  # the kernel picks a free one

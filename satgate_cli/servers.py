@@ -14,8 +14,8 @@ from satgate_cli.common import (
 @click.command()
 @config_option
 @click.option("--workers", type=click.IntRange(1, 64), help="worker processes sharing the port (SO_REUSEPORT)")
-@click.option("--listen", help="host:port for the gRPC transport")
-@click.option("--http-listen", help="host:port for the HTTP transport")
+@click.option("--listen", help="host:port (or unix:/path) for the gRPC transport")
+@click.option("--http-listen", help="host:port (or unix:/path) for the HTTP transport")
 @click.option(
     "--transport",
     type=click.Choice(["grpc", "http", "both"]),

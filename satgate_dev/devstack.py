@@ -75,6 +75,7 @@ class Stack:
     authz_workers: int = 1  # processes sharing one port (SO_REUSEPORT)
     authz_replicas: int = 1  # separate servers on their own ports, all behind Envoy's authz cluster
     transport: str = "grpc"  # or "http": envoy/envoy-http.yaml and the route table that goes with it
+    authz_socket: bool = False  # authz on a unix socket in the state dir (Envoy's pipe address), not a port
     envoy_source: Path | None = None  # default: the shipped config of the transport
     policies_source: Path = EXAMPLE_POLICIES  # its demo issuer URL is pointed at this stack's
     # The operator's own trust policies (a file or a directory), used where they are instead of the example:
@@ -189,7 +190,9 @@ class Stack:
         self._spawn("upstream", [arg.replace("{port}", str(self.ports.upstream)) for arg in upstream])
         for name, port in self.authz_ports.items():
             listen = "--http-listen" if self.transport == "http" else "--listen"
-            self._spawn(name, [python, "-m", "satgate_cli", "authz", "--config", config, listen, f"{LOOPBACK}:{port}"])
+            self._spawn(
+                name, [python, "-m", "satgate_cli", "authz", "--config", config, listen, self.authz_address(name, port)]
+            )
         self._spawn(
             "idp",
             [
@@ -217,7 +220,10 @@ class Stack:
             listen=(LOOPBACK, self.ports.envoy),
             admin=(LOOPBACK, self.ports.envoy_admin),
             clusters={
-                "satgate_authz": [(LOOPBACK, port) for port in self.authz_ports.values()],
+                "satgate_authz": [
+                    self.authz_address(name, port) if self.authz_socket else (LOOPBACK, port)
+                    for name, port in self.authz_ports.items()
+                ],
                 "upstream": (LOOPBACK, self.ports.upstream),
             },
         )
@@ -240,7 +246,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         checks: dict[str, Callable[[], bool]] = {
             "upstream": lambda: _port_open(self.ports.upstream),
-            **{name: functools.partial(self._authz_ready, port) for name, port in self.authz_ports.items()},
+            **{name: functools.partial(self._authz_ready, name, port) for name, port in self.authz_ports.items()},
             "mint": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
             "idp": lambda: http_ok(f"{self.issuer}/.well-known/openid-configuration"),
             "envoy": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
@@ -257,10 +263,17 @@ class Stack:
                 raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}")
             time.sleep(0.05)
 
-    def _authz_ready(self, port: int) -> bool:
+    def authz_address(self, name: str, port: int) -> str:
+        """Where an authz server of this stack listens: its port, or its socket in the state dir."""
+        return f"unix:{self.state_dir / name}.sock" if self.authz_socket else f"{LOOPBACK}:{port}"
+
+    def _authz_ready(self, name: str, port: int) -> bool:
+        address = self.authz_address(name, port)
         if self.transport == "http":
+            if self.authz_socket:
+                return unix_http_status(address.removeprefix("unix:"), "/readyz") == 204
             return http_ok(f"http://{LOOPBACK}:{port}/readyz", status=204)
-        return grpc_serving(f"{LOOPBACK}:{port}")
+        return grpc_serving(address)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.state_dir / f"{name}.log"
@@ -304,6 +317,19 @@ def http_ok(url: str, status: int = 200) -> bool:
             return response.status == status
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def unix_http_status(path: str, target: str) -> int | None:
+    """The status of GET `target` over a unix socket (urllib speaks TCP only)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(path)
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            status_line = sock.recv(64).split(b"\r\n", 1)[0].split()
+        return int(status_line[1]) if len(status_line) >= 2 and status_line[1].isdigit() else None
+    except OSError:
+        return None
 
 
 def grpc_serving(target: str, service: str = "") -> bool:

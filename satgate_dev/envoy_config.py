@@ -15,7 +15,7 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
 SHIPPED_HTTP_CONFIG = SHIPPED_CONFIG.with_name("envoy-http.yaml")  # the HTTP ext_authz transport
 SHIPPED_CONFIGS = {"grpc": SHIPPED_CONFIG, "http": SHIPPED_HTTP_CONFIG}
 
-Address = tuple[str, int]
+Address = tuple[str, int] | str  # host and port, or "unix:/path" (a pipe)
 
 
 def find_envoy() -> str:
@@ -30,6 +30,8 @@ def find_envoy() -> str:
 
 
 def _socket(address: Address) -> dict[str, Any]:
+    if isinstance(address, str):
+        return {"pipe": {"path": address.removeprefix("unix:")}}
     return {"socket_address": {"address": address[0], "port_value": address[1]}}
 
 

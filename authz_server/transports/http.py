@@ -216,14 +216,20 @@ class HttpListener:
     def __init__(self, app: HttpAuthorization, listen: str, *, shared_port: bool) -> None:
         import uvicorn  # noqa: PLC0415 - only when the HTTP transport is on
 
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared_port:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._unix_path = listen.removeprefix("unix:") if listen.startswith("unix:") else None
+        if self._unix_path is not None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: str | tuple[str, int] = self._unix_path
+        else:
+            host, _, port = listen.rpartition(":")
+            host = host.strip("[]")
+            self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if shared_port:
+                self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            target = (host, int(port))
         try:
-            self._socket.bind((host, int(port)))
+            self._socket.bind(target)
         except OSError as exc:
             self._socket.close()
             reason = f"cannot listen on {listen} ({exc.strerror})"

@@ -68,3 +68,25 @@ def test_junk_config_is_rejected_by_validate(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
+
+
+UNIX_SOCKET_VARIANT = Path(__file__).parents[2] / "envoy" / "variants" / "authz-over-unix-socket.yaml"
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_the_unix_socket_variant_validates_in_both_shipped_configs(tmp_path, transport):
+    """The variant's two keys, put into the satgate_authz cluster as its comment says, give a valid config."""
+    import yaml
+
+    doc = yaml.safe_load(envoy_config.SHIPPED_CONFIGS[transport].read_text())
+    cluster = next(c for c in doc["static_resources"]["clusters"] if c["name"] == "satgate_authz")
+    cluster.update(yaml.safe_load(UNIX_SOCKET_VARIANT.read_text()))
+    path = envoy_config.write_rendered(tmp_path / "envoy.yaml", doc)
+    result = subprocess.run(
+        [envoy_config.find_envoy(), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
