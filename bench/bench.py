@@ -36,11 +36,19 @@ from satgate.keyring import load_or_create_keyring, write_keyring  # noqa: E402
 from satgate.ledger.initialise import init_ledger_blocking  # noqa: E402
 from satgate.tokens.mint import mint  # noqa: E402
 from satgate_dev import envoy_config  # noqa: E402
-from satgate_dev.devstack import LOOPBACK, free_port, grpc_serving, http_ok  # noqa: E402
+from satgate_dev.devstack import LOOPBACK, free_port, grpc_serving, http_ok, unix_http_status  # noqa: E402
 from satgate_dev.redis_server import RedisServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from envoy_rows import BENCH_PATH, FIXED_RATE_ROWS, HTTP_ROUTES, MCP_BODY, ROWS, bench_envoy_config  # noqa: E402
+from envoy_rows import (  # noqa: E402
+    BENCH_PATH,
+    FIXED_RATE_ROWS,
+    HTTP_ROUTES,
+    MCP_BODY,
+    ROWS,
+    UDS_CLUSTERS,
+    bench_envoy_config,
+)
 from floods import hey  # noqa: E402
 from handler import CONCURRENT, handler_microseconds  # noqa: E402
 
@@ -98,7 +106,11 @@ def wait(predicate, what: str, timeout: float = 30) -> None:
 
 
 def authz_ready(transport: str, address: str) -> bool:
-    return grpc_serving(address) if transport == "grpc" else http_ok(f"http://{address}/readyz", status=204)
+    if transport == "grpc":
+        return grpc_serving(address)
+    if address.startswith("unix:"):
+        return unix_http_status(address.removeprefix("unix:"), "/readyz") == 204
+    return http_ok(f"http://{address}/readyz", status=204)
 
 
 def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer):
@@ -107,7 +119,10 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     write_keyring(keyring_path, keyring)
     # mcp:* too: tool calls require mcp:tool:<name>
     token = mint(keyring, "bench", [("scope", "api:*,mcp:*"), ("budget", str(10**15))]).token
-    cluster_ports = {row.cluster: free_port() for row in ROWS.values() if row.cluster}
+    clusters = {row.cluster for row in ROWS.values() if row.cluster}
+    cluster_addresses = {
+        name: f"unix:{state}/{name}.sock" if name in UDS_CLUSTERS else f"{LOOPBACK}:{free_port()}" for name in clusters
+    }
     ports = {name: free_port() for name in ROWS}
     admin_port = free_port()
     procs = []
@@ -118,10 +133,12 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
         "satgate_authz_http_redis": ("http", redis.url, args.workers),
         "satgate_authz_w2": ("grpc", f"sqlite:///{state}/ledger-w2.db", 2),
         "satgate_authz_http_w2": ("http", f"sqlite:///{state}/ledger-http-w2.db", 2),
+        "satgate_authz_uds": ("grpc", f"sqlite:///{state}/ledger-uds.db", 1),
+        "satgate_authz_http_uds": ("http", f"sqlite:///{state}/ledger-http-uds.db", 1),
     }
     for cluster, (transport, ledger, workers) in servers.items():
         init_ledger_blocking(ledger)
-        listen = f"{LOOPBACK}:{cluster_ports[cluster]}"
+        listen = cluster_addresses[cluster]
         authz: dict = {"transport": transport, "workers": workers}
         authz.update({"listen": listen} if transport == "grpc" else {"http_listen": listen, "routes": HTTP_ROUTES})
         config = state / f"{cluster}.yaml"
@@ -138,14 +155,17 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     noops = {
         "noop_authz": Path(__file__).with_name("noop_authz.py"),
         "noop_http": Path(__file__).with_name("noop_http.py"),
+        "noop_http_uds": Path(__file__).with_name("noop_http.py"),
     }
     for cluster, script in noops.items():
-        argv = [sys.executable, str(script), f"{LOOPBACK}:{cluster_ports[cluster]}"]
+        argv = [sys.executable, str(script), cluster_addresses[cluster]]
         noop = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         procs.append(noop)
         assert noop.stdout is not None
         assert noop.stdout.readline().strip() == "ready", f"{cluster} did not start"
-    envoy_yaml = envoy_config.write_rendered(state / "envoy.yaml", bench_envoy_config(ports, cluster_ports, admin_port))
+    envoy_yaml = envoy_config.write_rendered(
+        state / "envoy.yaml", bench_envoy_config(ports, cluster_addresses, admin_port)
+    )
     procs.append(
         subprocess.Popen(
             [
@@ -165,8 +185,9 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     sent = dict.fromkeys(ports, 0)
     try:
         for cluster, (transport, _ledger, _workers) in servers.items():
-            wait(lambda c=cluster, t=transport: authz_ready(t, f"{LOOPBACK}:{cluster_ports[c]}"), cluster)
-        wait(lambda: http_ok(f"http://{LOOPBACK}:{cluster_ports['noop_http']}/readyz", status=204), "noop_http")
+            wait(lambda c=cluster, t=transport: authz_ready(t, cluster_addresses[c]), cluster)
+        for noop in ("noop_http", "noop_http_uds"):
+            wait(lambda n=noop: authz_ready("http", cluster_addresses[n]), noop)
         time.sleep(1.0)
         post_mcp = state / "mcp.lua"
         post_mcp.write_text(
@@ -212,6 +233,9 @@ def ratios_of(median: dict[str, dict[str, float]], handler: dict[str, dict[str, 
         "noop_vs_plain": rps["noop"] / rps["plain"],
         "full_w2_vs_full": rps["full_w2"] / rps["full"],
         "full_http_w2_vs_full_http": rps["full_http_w2"] / rps["full_http"],
+        "noop_http_uds_vs_noop_http": rps["noop_http_uds"] / rps["noop_http"],
+        "full_uds_vs_full": rps["full_uds"] / rps["full"],
+        "full_http_uds_vs_full_http": rps["full_http_uds"] / rps["full_http"],
         "handler_metrics_on_vs_off_p50": handler["budgeted, metrics on"]["p50"] / handler["budgeted, log off"]["p50"],
     }
 

@@ -46,7 +46,12 @@ ROWS: dict[str, Row] = {
     "mcp_http": Row("satgate_authz_http", "http", mcp=True),
     "full_w2": Row("satgate_authz_w2"),  # authz.workers: 2, one SQLite ledger
     "full_http_w2": Row("satgate_authz_http_w2", "http"),
+    # the authz cluster over a unix socket (envoy/variants/authz-over-unix-socket.yaml)
+    "noop_http_uds": Row("noop_http_uds", "http"),
+    "full_uds": Row("satgate_authz_uds"),
+    "full_http_uds": Row("satgate_authz_http_uds", "http"),
 }
+UDS_CLUSTERS = frozenset({"noop_http_uds", "satgate_authz_uds", "satgate_authz_http_uds"})
 # The fixed-rate run (hey): each full row beside the no-op of its transport, for the latency we add.
 FIXED_RATE_ROWS = ("plain", "noop", "full", "noop_http", "full_http")
 CLUSTER_TRANSPORT = {row.cluster: row.transport for row in ROWS.values() if row.cluster}
@@ -83,7 +88,8 @@ def _listener(name: str, row: Row, port: int) -> dict:
     return listener
 
 
-def bench_envoy_config(ports: dict[str, int], cluster_ports: dict[str, int], admin_port: int) -> dict:
+def bench_envoy_config(ports: dict[str, int], cluster_addresses: dict[str, str], admin_port: int) -> dict:
+    """`cluster_addresses`: host:port, or unix:/path for a pipe endpoint."""
     doc = _shipped("grpc")
     doc["static_resources"]["listeners"] = [_listener(name, ROWS[name], port) for name, port in ports.items()]
     templates = {
@@ -91,11 +97,16 @@ def bench_envoy_config(ports: dict[str, int], cluster_ports: dict[str, int], adm
         for transport in ("grpc", "http")
     }
     clusters = []
-    for name, port in cluster_ports.items():
+    for name, where in cluster_addresses.items():
         cluster = copy.deepcopy(templates[CLUSTER_TRANSPORT[name]])
         cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
         cluster["type"] = "STATIC"
-        address = {"socket_address": {"address": LOOPBACK, "port_value": port}}
+        host, _, port = where.rpartition(":")
+        address: dict = (
+            {"pipe": {"path": where.removeprefix("unix:")}}
+            if where.startswith("unix:")
+            else {"socket_address": {"address": host, "port_value": int(port)}}
+        )
         cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": address}}]}]
         clusters.append(cluster)
     doc["static_resources"]["clusters"] = clusters

@@ -17,12 +17,13 @@ async def allow(scope, receive, send) -> None:
 
 
 if __name__ == "__main__":
-    host, _, port = sys.argv[1].rpartition(":")
+    where = sys.argv[1]  # host:port, or unix:/path
+    host, _, port = where.rpartition(":")
+    address = {"uds": where.removeprefix("unix:")} if where.startswith("unix:") else {"host": host, "port": int(port)}
     print("ready", flush=True)
     uvicorn.run(
         allow,
-        host=host,
-        port=int(port),
+        **address,  # type: ignore[arg-type]
         loop="uvloop",
         http="httptools",
         lifespan="off",
