@@ -8,7 +8,9 @@ sizes, with each cell's ratio to 1x:
                    each time (cold: a verify cache miss, and a new budget bucket in the ledger)
   ledger rows      buckets and revocations already in the ledger
 
-    ./dev bench --scale [--checks 4000] [--json]
+  distinct tokens  one process verifying many tokens: the warm check before and after, and its RSS
+
+    ./dev bench --scale [--checks 2000] [--tokens 100000] [--big] [--json]
 """
 
 from __future__ import annotations
@@ -95,7 +97,52 @@ async def p50(
     return min(medians)
 
 
-async def measure(checks: int, state: Path) -> dict[str, dict[str, float]]:
+def rss_mib() -> float:
+    """This process's resident set now (Linux /proc), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def distinct_tokens(keyring: Keyring, state: Path, count: int, checks: int) -> dict[str, float]:
+    """One process sees `count` distinct tokens: the warm check before and after, RSS, the caches' sizes."""
+    root = mint(keyring, "bench", ROOT_CAVEATS).token
+    url = f"sqlite:///{state}/ledger-tokens.db"
+    init_ledger_blocking(url)
+    ledger = open_ledger(url)
+    verifier = TokenVerifier(keyring)
+    pipeline = CheckPipeline(verifier=verifier, ledger=ledger, routes=RouteTable(), settings=CheckSettings())
+
+    async def warm_p50(offset: int) -> float:
+        samples = []
+        for i in range(checks):
+            request = CheckInput(
+                "GET", PATH, HOST, {"authorization": f"Bearer {root}", "x-request-id": f"{offset}-{i}"}, "", {}
+            )
+            began = time.perf_counter_ns()
+            await pipeline.check(request)
+            samples.append((time.perf_counter_ns() - began) / 1000)
+        samples.sort()
+        return samples[len(samples) // 2]
+
+    await warm_p50(0)
+    before, rss_before = await warm_p50(1), rss_mib()
+    for start in range(0, count, 10_000):  # minted and verified in batches: the tokens themselves are not kept
+        for token in [mint(keyring, "bench", ROOT_CAVEATS).token for _ in range(min(10_000, count - start))]:
+            verifier.verify(token)
+    after, rss_after = await warm_p50(2), rss_mib()
+    await ledger.close()
+    return {
+        "tokens": count,
+        "warm_p50_before_us": before,
+        "warm_p50_after_us": after,
+        "rss_before_mib": rss_before,
+        "rss_after_mib": rss_after,
+    }
+
+
+async def measure(checks: int, state: Path, big: bool) -> dict[str, dict[str, float]]:
     keyring = Keyring.generate()
     root = mint(keyring, "bench", ROOT_CAVEATS).token
     chain = [root]
@@ -110,21 +157,26 @@ async def measure(checks: int, state: Path) -> dict[str, dict[str, float]]:
     table["token"]["warm"] = await p50(keyring, state, [root], checks)
     table["token"]["uncached"] = await p50(keyring, state, [root], checks, cold=True)  # verify every time
     table["token"]["cold"] = await p50(keyring, state, fresh, checks, cold=True)  # and a new budget bucket each
-    for rows in (0, 10**5, 10**6):
+    for rows in (0, 10**5, 10**6, *((10**7,) if big else ())):
         table["ledger rows"][f"{rows:.0e}" if rows else "0"] = await p50(keyring, state, [root], checks, rows=rows)
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checks", type=int, default=4000, help="measured checks per cell")
+    parser.add_argument("--checks", type=int, default=2000, help="measured checks per cell and round")
+    parser.add_argument(
+        "--tokens", type=int, default=100_000, help="distinct tokens one process sees (1000000: ~2 min)"
+    )
+    parser.add_argument("--big", action="store_true", help="also 10^7 ledger rows (a minute or two to fill)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="satgate-scale-") as tmp:
-        table = asyncio.run(measure(args.checks, Path(tmp)))
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        table = asyncio.run(measure(args.checks, Path(tmp), args.big))
+        tokens = asyncio.run(distinct_tokens(Keyring.generate(), Path(tmp), args.tokens, args.checks))
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
-        print(json.dumps({"p50_us": table, "max_rss_mib": rss_mib}, indent=2))
+        print(json.dumps({"p50_us": table, "distinct_tokens": tokens, "max_rss_mib": max_rss}, indent=2))
         return
     print("p50 µs per check, in process, SQLite debit (ratio to the row's first column):")
     for row, cells in table.items():
@@ -139,7 +191,12 @@ def main() -> None:
         f" {token['uncached'] - token['warm']:+.1f} µs and the rest its new budget bucket in the ledger"
     )
     print(f"  routes 10 000 / 1: {table['route rules']['10000'] / table['route rules']['1']:.2f}x (target <= 1.1)")
-    print(f"  max RSS of this process: {rss_mib:.0f} MiB")
+    print(
+        f"  {tokens['tokens']} distinct tokens seen by one process: warm check {tokens['warm_p50_before_us']:.1f} →"
+        f" {tokens['warm_p50_after_us']:.1f} µs ({tokens['warm_p50_after_us'] / tokens['warm_p50_before_us']:.2f}x,"
+        f" target <= 1.1), RSS {tokens['rss_before_mib']:.0f} → {tokens['rss_after_mib']:.0f} MiB (caches bounded)"
+    )
+    print(f"  max RSS of this process: {max_rss:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def revoke(stack: Stack, tenant: str, revocation_id: str) -> None:
 
 async def burst(url: str, token: str, count: int, concurrency: int, on_response=None) -> list[int]:
     """`count` concurrent GETs through Envoy; aiohttp because httpx's async pool manages ~200 req/s here.
-    Enough concurrency makes Envoy open many connections to the authz cluster (16 streams each)."""
+    Enough concurrency makes Envoy open many connections to the authz cluster (4 streams each)."""
     import aiohttp
 
     headers = {"authorization": f"Bearer {token}"}

@@ -28,8 +28,8 @@ def test_thousands_of_concurrent_requests_spend_exactly_the_budget(tmp_path, tra
     with stack:
         keyring = load_keyring(stack.state_dir / "keyring.json")
         token = mint(keyring, "acme", [("scope", "api:*"), ("budget", "500")]).token
-        # SO_REUSEPORT hashes each connection to a worker. gRPC: 128 concurrent streams make Envoy (two threads,
-        # 16 streams per connection) open ~8 connections, so all landing on one worker has odds of about 2**-7.
+        # SO_REUSEPORT hashes each connection to a worker. gRPC: 128 concurrent streams make Envoy (4 streams per
+        # connection, envoy.yaml) open ~32 connections, so all landing on one worker has odds of about 2**-31.
         # HTTP/1.1: one check per connection, 32 of them (envoy-http.yaml). 128 in flight keep the queue in front of
         # the authz server inside the 500 ms ext_authz timeout on this 2-core machine (~800 checks/s through the
         # whole stack, client included): at 256, ~320 ms of queue on average, at 192 a check now and then past its
