@@ -10,14 +10,18 @@ from satgate_dev import envoy_config
 SHIPPED = sorted((Path(__file__).parents[2] / "envoy").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.name)
-def test_shipped_config_validates(config):
-    result = subprocess.run(
+def validate(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [envoy_config.find_envoy(), "--mode", "validate", "-c", str(config), "--use-dynamic-base-id"],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.name)
+def test_shipped_config_validates(config):
+    result = validate(config)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
 
@@ -33,12 +37,7 @@ def test_rendered_config_validates(tmp_path):
         clusters={"satgate_authz": ("127.0.0.1", 19191), "upstream": ("127.0.0.1", 18000)},
     )
     path = envoy_config.write_rendered(tmp_path / "envoy.yaml", doc)
-    result = subprocess.run(
-        [envoy_config.find_envoy(), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = validate(path)
     assert result.returncode == 0, result.stderr
 
 
@@ -61,12 +60,7 @@ def test_junk_config_is_rejected_by_validate(tmp_path):
             "failure_mode_allow: false", "failure_mode_allow: false\n              bogus_field: 1"
         )
     )
-    result = subprocess.run(
-        [envoy_config.find_envoy(), "--mode", "validate", "-c", str(bad), "--use-dynamic-base-id"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = validate(bad)
     assert result.returncode != 0
 
 
@@ -82,11 +76,6 @@ def test_the_unix_socket_variant_validates_in_both_shipped_configs(tmp_path, tra
     cluster = next(c for c in doc["static_resources"]["clusters"] if c["name"] == "satgate_authz")
     cluster.update(yaml.safe_load(UNIX_SOCKET_VARIANT.read_text()))
     path = envoy_config.write_rendered(tmp_path / "envoy.yaml", doc)
-    result = subprocess.run(
-        [envoy_config.find_envoy(), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
