@@ -66,10 +66,8 @@ class WorkerReadiness:
 
 
 def _claim_listeners(config: Config) -> None:
-    if config.authz.transport in ("grpc", "both"):
-        claim("authz.listen", config.authz.listen)
-    if config.authz.transport in ("http", "both"):
-        claim("authz.http_listen", config.authz.http_listen)
+    for setting, address in config.authz.served_listeners().items():
+        claim(setting, address)
     if config.authz.metrics_listen:
         claim("authz.metrics_listen", config.authz.metrics_listen)
 
@@ -166,8 +164,8 @@ async def serve(
     if http_listener is not None:
         await http_listener.stop()
     if not shared_port:
-        for address in (config.authz.listen, config.authz.http_listen):
-            release(address)  # a unix socket file goes with its server
+        for address in config.authz.served_listeners().values():
+            release(address)  # a unix socket file goes with its server (never one it did not serve)
     keyring_watch.cancel()
     await pipeline.close()
     if metrics_server is not None:

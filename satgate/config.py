@@ -121,14 +121,20 @@ class AuthzConfig(_Strict):
     }
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
 
+    def served_listeners(self) -> dict[str, str]:
+        """The listen settings this transport serves, by their full name (what is claimed, bound and released)."""
+        served = {}
+        if self.transport in ("grpc", "both"):
+            served["authz.listen"] = self.listen
+        if self.transport in ("http", "both"):
+            served["authz.http_listen"] = self.http_listen
+        return served
+
     @model_validator(mode="after")
     def _distinct_listeners(self) -> AuthzConfig:
         if self.transport == "both" and self.listen == self.http_listen:
             raise ValueError(f"http_listen: {self.http_listen} is also authz.listen; give each transport its port")
-        used = {"listen": self.listen, "http_listen": self.http_listen}
-        if self.transport != "both":
-            used = {k: v for k, v in used.items() if (k == "listen") == (self.transport == "grpc")}
-        for setting, address in used.items():
+        for setting, address in self.served_listeners().items():
             if address.startswith(UNIX_PREFIX) and self.workers > 1:
                 raise ValueError(
                     f"{setting}: {address} is served by one process (workers share TCP ports only); set "

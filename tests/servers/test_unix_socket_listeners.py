@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from satgate.config import ConfigError, load_config
 from satgate_dev.devstack import grpc_serving
@@ -69,3 +70,25 @@ def test_unix_listeners_that_cannot_work_are_refused_at_load(tmp_path, keyring_f
 def test_a_tcp_listener_with_workers_and_a_unix_one_unused_is_fine(tmp_path, keyring_file):
     config = write_config(tmp_path, keyring_file, workers=2, http_listen="unix:/run/unused.sock")
     assert load_config(config).authz.workers == 2  # grpc transport: http_listen is not served
+
+
+def test_a_socket_the_server_does_not_serve_is_left_alone(tmp_path, keyring_file):
+    """transport grpc leaves http_listen unserved: a stop must not remove whatever file that setting names."""
+    other = tmp_path / "someone-elses.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(other))
+    listener.listen()
+    try:
+        config = write_config(tmp_path, keyring_file, http_listen=f"unix:{other}")
+        proc = start(config)
+        listen = yaml.safe_load(config.read_text())["authz"]["listen"]
+        for _ in range(200):
+            if grpc_serving(listen):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert other.exists()
+    finally:
+        listener.close()
