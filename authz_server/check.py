@@ -14,7 +14,7 @@ import structlog
 from authz_server.check_input import CheckInput
 from authz_server.metrics import CheckMetrics
 from authz_server.request_facts import request_facts
-from authz_server.responses import Allow, Answer, Reply, allow_answer, deny_answer
+from authz_server.responses import Allow, Answer, Reply, TokenHeaders, allow_answer, deny_answer
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
@@ -32,6 +32,7 @@ TOO_LATE = Denial(503, "authz_unavailable", "the check outlived its deadline; no
 # The store must have committed a debit this long before the caller's deadline, so the answer still reaches it.
 DEADLINE_MARGIN_SECONDS = 0.1
 REVOKED = Denial(401, "revoked", "token has been revoked")
+_TOKEN_HEADERS_CACHED = 16384  # as many tokens as the verifier keeps
 
 
 class BudgetHook(Protocol):
@@ -86,6 +87,7 @@ class CheckPipeline:
         # whatever sink existed when it was first used.
         self._logger = structlog.get_logger("satgate.authz")
         self._refunds = Refunds(ledger)
+        self._by_token: dict[str, TokenHeaders] = {}
 
     async def probe(self) -> None:
         """Raise LedgerUnavailable unless the ledger can serve debits (readiness)."""
@@ -203,13 +205,7 @@ class CheckPipeline:
             return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=result.remaining)
 
         # 7. response
-        allow = Allow(
-            tenant=token.tenant,
-            token_id=token.token_id,
-            charged=result.charged,
-            remaining=result.remaining,
-            attributes={a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None},
-        )
+        allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
         return _Decision(allow_answer(allow, request.headers), 200, None, token, result.charged, result.remaining)
 
     def _mcp_body(
@@ -252,11 +248,18 @@ class CheckPipeline:
         )
         return _Decision(answer, denial.status, denial.error, token, 0, extra.get("remaining"))
 
+    def _token_headers(self, token: VerifiedToken) -> TokenHeaders:
+        """Per token, not per request: keyed by the final signature, so the same bytes, the same grants."""
+        headers = self._by_token.get(token.fingerprint)
+        if headers is None:
+            if len(self._by_token) >= _TOKEN_HEADERS_CACHED:
+                self._by_token.clear()
+            attributes = {a: v for a in self._settings.attribute_headers if (v := token.attribute(a)) is not None}
+            headers = self._by_token[token.fingerprint] = TokenHeaders.of(token.token_id, token.tenant, attributes)
+        return headers
+
     def _record_usage(self, usage: UsageRecorder, request: CheckInput, decision: _Decision) -> None:
         token = decision.token
-        attributes = {}
-        if token is not None:
-            attributes = {k: v for k in self._settings.attribute_headers if (v := token.attribute(k)) is not None}
         usage.record(
             tenant=token.tenant if token else None,
             token_id=token.token_id if token else None,
@@ -264,7 +267,7 @@ class CheckPipeline:
             method=request.method,
             status=decision.status,
             credits=decision.charged,
-            attributes=attributes,
+            attributes=self._token_headers(token).attributes if token is not None else {},
         )
 
     def _log_decision(self, request: CheckInput, request_id: str, decision: _Decision, started: float) -> None:

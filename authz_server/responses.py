@@ -36,12 +36,30 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenHeaders:
+    """What an allow says of the token alone — its id, tenant and sealed attributes: built once per token."""
+
+    leading: tuple[tuple[str, str], ...]  # token id, tenant
+    trailing: tuple[tuple[str, str], ...]  # one x-satgate-attr-<key> per attribute
+    names: frozenset[str]  # every upstream header an allow sets, the per-request credit headers too
+    attributes: Mapping[str, str]  # the same attributes, for usage attribution
+
+    @classmethod
+    def of(cls, token_id: str, tenant: str, attributes: Mapping[str, str]) -> TokenHeaders:
+        leading = (("x-satgate-token-id", token_id), ("x-satgate-tenant", tenant))
+        trailing = tuple((f"x-satgate-attr-{key}", value) for key, value in attributes.items())
+        names = frozenset(name for name, _value in (*leading, *trailing)) | _CREDIT_HEADERS
+        return cls(leading, trailing, names, attributes)
+
+
+_CREDIT_HEADERS = frozenset({"x-satgate-credits-charged", "x-satgate-credits-remaining"})
+
+
+@dataclass(frozen=True, slots=True)
 class Allow:
-    tenant: str
-    token_id: str
+    token: TokenHeaders
     charged: int
     remaining: int | None
-    attributes: Mapping[str, str]
 
 
 def is_satgate_header(name: str) -> bool:
@@ -52,22 +70,17 @@ def is_satgate_header(name: str) -> bool:
 
 def allow_answer(allow: Allow, request_headers: Iterable[str]) -> Answer:
     remaining = "unlimited" if allow.remaining is None else str(allow.remaining)
-    injected = [
-        ("x-satgate-token-id", allow.token_id),
-        ("x-satgate-tenant", allow.tenant),
-        ("x-satgate-credits-charged", str(allow.charged)),
-        ("x-satgate-credits-remaining", remaining),
-    ]
-    injected += [(f"x-satgate-attr-{key}", value) for key, value in allow.attributes.items()]
-    names = {name for name, _value in injected}
+    token = allow.token
+    credits = (("x-satgate-credits-charged", str(allow.charged)), ("x-satgate-credits-remaining", remaining))
     # Overwriting covers the headers we set; any other client-sent x-satgate-* (or look-alike) is a spoof attempt.
-    spoofed = [h for h in request_headers if h[:1] in "xX" and is_satgate_header(h) and h not in names]
+    spoofed = [h for h in request_headers if h[:1] in "xX" and is_satgate_header(h) and h not in token.names]
+    token_id, tenant = token.leading[0][1], token.leading[1][1]
     return Answer(
         200,
-        upstream_headers=tuple(injected),
+        upstream_headers=(*token.leading, *credits, *token.trailing),
         remove_headers=("authorization", *spoofed),
-        downstream_headers=(("x-satgate-credits-remaining", remaining),),
-        metadata={"token_id": allow.token_id, "tenant": allow.tenant, "charged": allow.charged, "remaining": remaining},
+        downstream_headers=(credits[1],),
+        metadata={"token_id": token_id, "tenant": tenant, "charged": allow.charged, "remaining": remaining},
     )
 
 
