@@ -55,11 +55,17 @@ class CheckSettings:
 @dataclass(slots=True)
 class _Decision:
     answer: Answer
-    status: int
-    error: str | None = None
     token: VerifiedToken | None = None
     charged: int = 0
     remaining: int | None = None
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    @property
+    def error(self) -> str | None:
+        return self.answer.error
 
 
 class CheckPipeline:
@@ -109,7 +115,7 @@ class CheckPipeline:
         try:
             decision = await self._decide(request, request_id, deadline)
         except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
-            decision = _Decision(deny_answer(UNAVAILABLE, request_id), 503, UNAVAILABLE.error)
+            decision = _Decision(deny_answer(UNAVAILABLE, request_id))
             with contextlib.suppress(Exception):
                 self._logger.exception("check_failed", request_id=request_id)
         with contextlib.suppress(Exception):  # a broken log sink must not turn decisions into an outage
@@ -206,7 +212,7 @@ class CheckPipeline:
 
         # 7. response
         allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
-        return _Decision(allow_answer(allow, request.headers), 200, None, token, result.charged, result.remaining)
+        return _Decision(allow_answer(allow, request.headers), token, result.charged, result.remaining)
 
     def _mcp_body(
         self, route: RouteSettings, request: CheckInput, facts: RequestFacts, request_id: str, token: VerifiedToken
@@ -246,7 +252,7 @@ class CheckPipeline:
             tenant=token.tenant if token else None,
             reply=reply,
         )
-        return _Decision(answer, denial.status, denial.error, token, 0, extra.get("remaining"))
+        return _Decision(answer, token, 0, extra.get("remaining"))
 
     def _token_headers(self, token: VerifiedToken) -> TokenHeaders:
         """Per token, not per request: keyed by the final signature, so the same bytes, the same grants."""

@@ -77,9 +77,8 @@ class GrpcChecks:
 
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
     def __init__(self, pipeline: CheckPipeline) -> None:
-        self._pipeline = pipeline
+        self._checks = GrpcChecks(pipeline)
 
     async def Check(self, request: CheckRequest, context: grpc.aio.ServicerContext) -> CheckResponse:
         remaining = context.time_remaining()  # Envoy sends its ext_authz timeout as the gRPC deadline
-        deadline = None if remaining is None else time.time() + remaining
-        return check_response(await self._pipeline.check(check_input(request), deadline))
+        return await self._checks.check(request, None if remaining is None else time.time() + remaining)
