@@ -136,9 +136,6 @@ class RateLimiter:
         bucket.tokens -= 1
         return 0.0
 
-    def allow(self, key: tuple[str, str]) -> bool:
-        return self.wait(key) == 0.0
-
 
 def workload_instance(identity: Identity) -> str:
     """What one running workload is, so that many replicas of one identity starting together are not one
