@@ -54,10 +54,6 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
-class _ChecksMarker(functools.partial):
-    """A read job that checks the ledger marker in its own statement (one statement instead of two)."""
-
-
 class _Busy(Exception):
     """The write lock is taken (or a read got SQLITE_BUSY): hand the job to a thread, which may wait."""
 
@@ -216,10 +212,11 @@ class SqliteLedger:
             self._spawn(self._checkpoint())
         return results
 
-    def _read_now(self, db: sqlite3.Connection, job: Callable[[sqlite3.Connection], T]) -> T:
+    def _read_now(self, db: sqlite3.Connection, job: Callable[[sqlite3.Connection], T], checks_marker: bool) -> T:
+        """`checks_marker`: the job's own statement reads the marker (one statement instead of two)."""
         self._check_loop_file(db)
         try:
-            if not isinstance(job, _ChecksMarker):
+            if not checks_marker:
                 self._require_marker(db)
             return job(db)
         except sqlite3.OperationalError as exc:
@@ -227,21 +224,23 @@ class SqliteLedger:
                 raise _Busy from exc
             raise
 
-    async def _try_on_loop(self, job: Callable[[sqlite3.Connection], T], *, write: bool) -> tuple[bool, Any]:
+    async def _try_on_loop(
+        self, job: Callable[[sqlite3.Connection], T], *, write: bool, checks_marker: bool = False
+    ) -> tuple[bool, Any]:
         """(True, result) when the job ran on the loop without waiting; (False, None) when a thread must run it."""
         db = await self._loop_connection()
         if db is None:
             return False, None
         try:
-            return True, (self._write_now(db, [job])[0] if write else self._read_now(db, job))
+            return True, (self._write_now(db, [job])[0] if write else self._read_now(db, job, checks_marker))
         except _Busy:
             return False, None
         except sqlite3.DatabaseError as exc:
             raise LedgerUnavailable(f"ledger: {exc}") from exc
 
-    async def _run(self, job: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """On the loop when that needs no wait, else in the thread (which waits for the lock)."""
-        done, result = await self._try_on_loop(job, write=write)
+    async def _run(self, job: Callable[[sqlite3.Connection], T], *, write: bool, checks_marker: bool = False) -> T:
+        """On the loop when that needs no wait, else in the thread (which checks the marker before every batch)."""
+        done, result = await self._try_on_loop(job, write=write, checks_marker=checks_marker)
         if done:
             return result
         return await (self._writer if write else self._reader).run(job)
@@ -259,16 +258,17 @@ class SqliteLedger:
     # ------------------------------------------------------------------------------------ debits
     async def debit(self, request: DebitRequest) -> DebitResult:
         if not request.buckets:  # nothing to spend: a read, no write lock
-            return await self._run(_ChecksMarker(self._unbudgeted, request), write=False)
+            return await self._run(functools.partial(self._unbudgeted, request), write=False, checks_marker=True)
         job = functools.partial(self._debit, request)
-        if await self._loop_connection() is None:
-            return await self._on_writer(job, request)
-        # Group commit (SPEC: Ledger): the debits that arrive in one turn of the loop share one transaction,
-        # judged in arrival order, each answered only after the COMMIT.
         future: asyncio.Future[DebitResult] = asyncio.get_running_loop().create_future()
-        self._queued.append((job, future, request))
-        if len(self._queued) == 1:
-            asyncio.get_running_loop().call_soon(self._commit_queued)
+        if await self._loop_connection() is None:
+            self._hand_to_writer(job, future, request)
+        else:
+            # Group commit (SPEC: Ledger): the debits that arrive in one turn of the loop share one transaction,
+            # judged in arrival order, each answered only after the COMMIT.
+            self._queued.append((job, future, request))
+            if len(self._queued) == 1:
+                asyncio.get_running_loop().call_soon(self._commit_queued)
         try:
             return await future  # cancelled while queued: it is skipped, nothing spent
         except asyncio.CancelledError:
@@ -316,14 +316,6 @@ class SqliteLedger:
                 waiting.set_result(done.result())
 
         pending.add_done_callback(settle)
-
-    async def _on_writer(self, job: Callable[[sqlite3.Connection], DebitResult], req: DebitRequest) -> DebitResult:
-        pending = self._writer.submit(job)
-        try:
-            return await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            pending.add_done_callback(functools.partial(self._refund_if_spent, req))
-            raise
 
     def _refund_if_spent(self, request: DebitRequest, pending: asyncio.Future[DebitResult]) -> None:
         if pending.done() and not pending.cancelled() and pending.exception() is None and pending.result().spent:
