@@ -73,3 +73,17 @@ async def test_a_batch_that_cannot_commit_answers_none_and_spends_nothing(ledger
     assert all(isinstance(o, Exception) for o in outcomes)
     assert await ledger.remaining("acme", (shared,)) == 9  # the whole transaction rolled back
     assert (await ledger.debit(debit(shared, 4))).remaining == 5  # and the ledger goes on
+
+
+async def test_with_synchronous_full_every_debit_goes_through_the_writer_thread(tmp_path):
+    """FULL fsyncs each commit, so never on the loop: the writer thread batches them instead, just as exactly."""
+    from satgate.ledger.initialise import init_ledger_blocking
+    from satgate.ledger.sqlite import SqliteLedger
+
+    init_ledger_blocking(f"sqlite:///{tmp_path}/ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db", synchronous="FULL")
+    shared = Bucket(secrets.token_hex(16), 40)
+    results = await asyncio.gather(*(ledger.debit(debit(shared)) for _ in range(50)))
+    assert [r.outcome for r in results].count(Outcome.DEBITED) == 40
+    assert await ledger.remaining("acme", (shared,)) == 0
+    await ledger.close()
