@@ -101,14 +101,9 @@ def bench_envoy_config(ports: dict[str, int], cluster_addresses: dict[str, str],
         cluster = copy.deepcopy(templates[CLUSTER_TRANSPORT[name]])
         cluster["name"] = cluster["load_assignment"]["cluster_name"] = name
         cluster["type"] = "STATIC"
-        host, _, port = where.rpartition(":")
-        address: dict = (
-            {"pipe": {"path": where.removeprefix("unix:")}}
-            if where.startswith("unix:")
-            else {"socket_address": {"address": host, "port_value": int(port)}}
-        )
+        address = envoy_config.endpoint_address(where)
         cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": address}}]}]
         clusters.append(cluster)
     doc["static_resources"]["clusters"] = clusters
-    doc["admin"]["address"] = {"socket_address": {"address": LOOPBACK, "port_value": admin_port}}
+    doc["admin"]["address"] = envoy_config.endpoint_address((LOOPBACK, admin_port))
     return doc

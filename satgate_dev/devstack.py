@@ -220,10 +220,7 @@ class Stack:
             listen=(LOOPBACK, self.ports.envoy),
             admin=(LOOPBACK, self.ports.envoy_admin),
             clusters={
-                "satgate_authz": [
-                    self.authz_address(name, port) if self.authz_socket else (LOOPBACK, port)
-                    for name, port in self.authz_ports.items()
-                ],
+                "satgate_authz": [self.authz_address(name, port) for name, port in self.authz_ports.items()],
                 "upstream": (LOOPBACK, self.ports.upstream),
             },
         )

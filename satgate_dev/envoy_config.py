@@ -15,7 +15,7 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
 SHIPPED_HTTP_CONFIG = SHIPPED_CONFIG.with_name("envoy-http.yaml")  # the HTTP ext_authz transport
 SHIPPED_CONFIGS = {"grpc": SHIPPED_CONFIG, "http": SHIPPED_HTTP_CONFIG}
 
-Address = tuple[str, int] | str  # host and port, or "unix:/path" (a pipe)
+Address = tuple[str, int] | str  # (host, port), "host:port", or "unix:/path" (a pipe)
 
 
 def find_envoy() -> str:
@@ -29,9 +29,13 @@ def find_envoy() -> str:
     return found
 
 
-def _socket(address: Address) -> dict[str, Any]:
+def endpoint_address(address: Address) -> dict[str, Any]:
+    """Envoy's `address` for a listen setting as satgate writes them."""
     if isinstance(address, str):
-        return {"pipe": {"path": address.removeprefix("unix:")}}
+        if address.startswith("unix:"):
+            return {"pipe": {"path": address.removeprefix("unix:")}}
+        host, _, port = address.rpartition(":")
+        address = (host, int(port))
     return {"socket_address": {"address": address[0], "port_value": address[1]}}
 
 
@@ -43,11 +47,11 @@ def render(
     source: Path = SHIPPED_CONFIG,
 ) -> dict[str, Any]:
     doc = yaml.safe_load(source.read_text())
-    doc["admin"]["address"] = _socket(admin)
+    doc["admin"]["address"] = endpoint_address(admin)
     listeners = doc["static_resources"]["listeners"]
     if len(listeners) != 1:
         raise ValueError(f"{source}: expected exactly one listener to re-address")
-    listeners[0]["address"] = _socket(listen)
+    listeners[0]["address"] = endpoint_address(listen)
     by_name = {c["name"]: c for c in doc["static_resources"]["clusters"]}
     for name, address in clusters.items():
         if name not in by_name:
@@ -55,7 +59,7 @@ def render(
         cluster = by_name[name]
         cluster["type"] = "STATIC"
         addresses = address if isinstance(address, list) else [address]
-        endpoints = [{"endpoint": {"address": _socket(one)}} for one in addresses]
+        endpoints = [{"endpoint": {"address": endpoint_address(one)}} for one in addresses]
         cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": endpoints}]
     return doc
 
