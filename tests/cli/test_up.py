@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from satgate_dev.devstack import StackPorts, free_port
+from tests.policies import demo_issuer_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -143,14 +144,9 @@ def test_up_runs_your_own_policies_and_settings(tmp_path):
     policies = tmp_path / "policies"
     shutil.copytree(Path(__file__).parents[1] / "mint" / "seed_policies", policies)
     (policies / "local.yaml").write_text(
-        f"""
-provider: oidc
-issuer: http://127.0.0.1:{ports.idp}
-audience: satgate
-trust_rules:
-  - match: {{claims: {{sub: "agent-*"}}}}
-    issue: {{budget_credits: 9, scopes: ["api:*"], caveats: ["department = research", "team = agents"]}}
-"""
+        demo_issuer_policy(
+            ports.idp, '{budget_credits: 9, scopes: ["api:*"], caveats: ["department = research", "team = agents"]}'
+        )
     )
     own = tmp_path / "mine.yaml"
     own.write_text("mint:\n  policies: policies\n  rate_limit_per_minute: 1\nauthz:\n  attributes: [region]\n")

@@ -16,6 +16,7 @@ from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
 from satgate_dev.demo_idp import DemoIdp
 from satgate_dev.devstack import Stack, StackPorts
+from tests.policies import demo_issuer_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -70,16 +71,7 @@ def test_satgate_client_exchanges_refreshes_and_types_the_refusals(tmp_path):
     Envoy, the Mint exchanging the agent's identity file (SATGATE_MINT_URL as the guide's full exchange URL)."""
     ports = StackPorts.free()
     policy = tmp_path / "agents.yaml"
-    policy.write_text(
-        f"""
-provider: oidc
-issuer: http://127.0.0.1:{ports.idp}
-audience: satgate
-trust_rules:
-  - match: {{claims: {{sub: "agent-*"}}}}
-    issue: {{budget_credits: 6, ttl: 10m, scopes: ["mcp:*"]}}
-"""
-    )
+    policy.write_text(demo_issuer_policy(ports.idp, '{budget_credits: 6, ttl: 10m, scopes: ["mcp:*"]}'))
     stack = Stack(
         tmp_path / "stack",
         ports,
