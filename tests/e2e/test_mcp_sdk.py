@@ -11,8 +11,9 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from satgate import BudgetExhausted, NotAuthorized, NotPermitted, SatGateClient
+from satgate import BudgetExhausted, IdentityFile, NotAuthorized, NotPermitted, SatGateAgent, SatGateClient
 from satgate.keyring import load_keyring
+from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate_dev.demo_idp import DemoIdp
 from satgate_dev.devstack import Stack, StackPorts
@@ -101,6 +102,19 @@ def test_satgate_client_exchanges_refreshes_and_types_the_refusals(tmp_path):
             "contents of u",
             (402, 2, 1),
         ]
+
+        async def refreshing_agent() -> tuple:
+            """Its token revoked mid-session, the client exchanges a new one and the call goes through."""
+            agent = SatGateAgent(mint_url, identity=IdentityFile(identity))
+            async with SatGateClient(url=f"{stack.url}/mcp", agent=agent) as client:
+                first = agent.held
+                ledger = open_ledger(f"sqlite:///{stack.state_dir}/ledger.db")
+                await ledger.revoke(first.tenant, first.token_id)
+                await ledger.close()
+                found = (await client.call_tool("search", {"query": "c"})).content[0].text
+                return found, agent.held.token_id != first.token_id
+
+        assert asyncio.run(refreshing_agent()) == ("results for c", True)
         narrow = mint(load_keyring(stack.state_dir / "keyring.json"), "acme", [("tools", "search")]).token
 
         async def token_agent() -> tuple:
