@@ -18,8 +18,9 @@ from pymacaroons import MACAROON_V2, Macaroon
 from pymacaroons.caveat import Caveat
 from pymacaroons.serializers.binary_serializer import BinarySerializer
 
-# Caps checked before the bytes are handed to the decoder, so a forged giant costs a length check and a short
-# scan. 16 delegation steps of ~6 caveats each, plus the issuer's, fit well inside both.
+# Caps: the length is checked before decoding and the caveat count as the parser walks, so a forged giant costs a
+# length check and at most MAX_CAVEATS fields. 16 delegation steps of ~6 caveats each, plus the issuer's, fit well
+# inside both.
 MAX_TOKEN_CHARS = 8 * 1024
 MAX_CAVEATS = 128
 LOCATION = "satgate"
@@ -47,14 +48,11 @@ def decode(token: str) -> WireMacaroon:
         raise MalformedToken(f"token longer than {MAX_TOKEN_CHARS} characters")
     if not _B64URL_RE.fullmatch(token):
         raise MalformedToken("token is not base64url")
+    unpadded = token.rstrip("=")
     try:
-        raw = base64.urlsafe_b64decode(token.rstrip("=") + "=" * (-len(token.rstrip("=")) % 4))
+        raw = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
     except (binascii.Error, ValueError) as exc:
         raise MalformedToken("token is not base64url") from exc
-    if not raw or raw[0] != _V2_VERSION_BYTE:
-        raise MalformedToken("token is not a macaroon v2 binary")
-    if _sections_at_least(raw, MAX_CAVEATS + 3):  # one ends the identifier, one the caveats; then one too many
-        raise MalformedToken(f"token has more than {MAX_CAVEATS} caveats")
     return _parse(raw)
 
 
@@ -76,9 +74,13 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
 
 
 def _field(raw: bytes, pos: int, field_type: int) -> tuple[bytes, int]:
-    if pos >= len(raw) or raw[pos] != field_type:
+    if pos + 1 >= len(raw) or raw[pos] != field_type:
         raise MalformedToken("token is not a valid macaroon v2 (unexpected field)")
-    length, pos = _varint(raw, pos + 1)
+    length = raw[pos + 1]
+    if length < 0x80:  # one-byte length: every caveat of ours, and the signature
+        pos += 2
+    else:
+        length, pos = _varint(raw, pos + 1)
     if pos + length > len(raw):
         raise MalformedToken("token is not a valid macaroon v2 (field data extends past the end)")
     return raw[pos : pos + length], pos + length
@@ -104,8 +106,10 @@ def _parse(raw: bytes) -> WireMacaroon:
         raise MalformedToken("token location is not UTF-8") from None
     identifier, pos = _field(raw, pos, _FIELD_IDENTIFIER)
     pos = _end_of_section(raw, pos)
-    caveats = []
+    caveats: list[bytes] = []
     while pos < len(raw) and raw[pos] != _FIELD_EOS:
+        if len(caveats) == MAX_CAVEATS:  # the walk stops here: a forged giant costs the cap, not its length
+            raise MalformedToken(f"token has more than {MAX_CAVEATS} caveats")
         if raw[pos] == _FIELD_LOCATION:  # only third-party caveats carry a location
             raise MalformedToken("third-party caveats are not supported")
         caveat, pos = _field(raw, pos, _FIELD_IDENTIFIER)
@@ -139,30 +143,6 @@ def decode_with_pymacaroons(raw: bytes) -> WireMacaroon:
             raise MalformedToken("third-party caveats are not supported")
         caveats.append(caveat.caveat_id_bytes)
     return WireMacaroon(identifier=macaroon.identifier_bytes, caveats=tuple(caveats), signature=signature)
-
-
-def _sections_at_least(raw: bytes, limit: int) -> bool:
-    """Whether the v2 field stream holds `limit` end-of-section markers, walking field headers only (type and
-    length varints; data is skipped) and stopping at the limit. Malformed streams are left to the decoder."""
-    sections, pos, end = 0, 1, len(raw)
-    while pos < end:
-        field_type = raw[pos]
-        pos += 1
-        if field_type == _FIELD_EOS:
-            sections += 1
-            if sections >= limit:
-                return True
-            continue
-        length, shift = 0, 0
-        while pos < end and shift < 64:
-            byte = raw[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        pos += length
-    return False
 
 
 def encode(wire: WireMacaroon) -> str:
