@@ -47,12 +47,15 @@ class TokenHeaders:
     @classmethod
     def of(cls, token_id: str, tenant: str, attributes: Mapping[str, str]) -> TokenHeaders:
         leading = (("x-satgate-token-id", token_id), ("x-satgate-tenant", tenant))
+        if not attributes:  # most tokens: a new one every request must not cost a set built per token
+            return cls(leading, (), _BASE_NAMES, attributes)
         trailing = tuple((f"x-satgate-attr-{key}", value) for key, value in attributes.items())
-        names = frozenset(name for name, _value in (*leading, *trailing)) | _CREDIT_HEADERS
-        return cls(leading, trailing, names, attributes)
+        return cls(leading, trailing, _BASE_NAMES | {name for name, _value in trailing}, attributes)
 
 
-_CREDIT_HEADERS = frozenset({"x-satgate-credits-charged", "x-satgate-credits-remaining"})
+_BASE_NAMES = frozenset(
+    {"x-satgate-token-id", "x-satgate-tenant", "x-satgate-credits-charged", "x-satgate-credits-remaining"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from satgate.tokens.chain import chain_signatures, signatures_match
 from satgate.tokens.grants import NO_GRANTS, Grants
 from satgate.tokens.identifier import IdentifierError, TokenIdentifier
 
-_BUCKET_HEX = 32
+_BUCKET_BYTES = 16  # bucket ids and fingerprints: the signature's first 16 bytes, 32 hex
 
 
 @functools.lru_cache(maxsize=8192)
@@ -60,10 +60,15 @@ class VerifiedToken:
     revocation_ids: tuple[str, ...]  # token_id, then every delegation id
     attributes: tuple[Attribute, ...]  # every attribute caveat, the holder's too: each must hold
     labels: tuple[str, ...]
-    caveat_texts: tuple[str, ...]
+    raw_caveats: tuple[bytes, ...]
     fingerprint: str  # unique per attenuation: the final signature, shortened
     expires_at: float | None = None  # the earliest `expires`, for reporting (requests judge the caveats)
     grants: Grants = NO_GRANTS  # what the issuer sealed: the only source of scopes, attributes and roles
+
+    @property
+    def caveat_texts(self) -> tuple[str, ...]:
+        """For people (CLI, the Mint's verify): not needed to decide a request, so not decoded on the verify path."""
+        return tuple(raw.decode() for raw in self.raw_caveats)
 
     @property
     def tenant(self) -> str:
@@ -76,6 +81,13 @@ class VerifiedToken:
     def attribute(self, key: str) -> str | None:
         """The issuer's (sealed) value: what upstream headers and usage attribution may claim."""
         return self.grants.attribute(key)
+
+
+def _within_depth_limits(depth_limits: list[tuple[int, MaxDelegationDepth]], revocation_ids: int) -> None:
+    """Each limit counts the delegation steps after the caveat that set it."""
+    for delegations_before, limit in depth_limits:
+        if limit.exceeded_by(revocation_ids - delegations_before):
+            raise TokenRejected(Denial(403, "caveat_failed", "delegation depth exceeded", limit.key))
 
 
 class TokenVerifier:
@@ -145,7 +157,8 @@ class TokenVerifier:
         return Grants(scopes=tuple(c for c in checks if isinstance(c, Scope)), attributes=tuple(attributes))
 
     def _interpret(self, ident: TokenIdentifier, raw_caveats: tuple[bytes, ...], sigs: list[bytes]) -> VerifiedToken:
-        checks: list[Caveat] = []
+        times: list[Expires | NotBefore] = []  # 401-class: judged first, so an expired token is never reported
+        checks: list[Caveat] = []  # as merely out of scope
         buckets: list[Bucket] = []
         revocation_ids = [ident.token_id]
         attributes: list[Attribute] = []
@@ -158,7 +171,7 @@ class TokenVerifier:
                 raise _reject("malformed_token", f"invalid caveat: {caveat}") from None
             match caveat:
                 case Budget(credits=credits):
-                    buckets.append(Bucket(bucket_id=sigs[index + 1].hex()[:_BUCKET_HEX], limit=credits))
+                    buckets.append(Bucket(bucket_id=sigs[index + 1][:_BUCKET_BYTES].hex(), limit=credits))
                 case Delegation(delegation_id=delegation_id):
                     revocation_ids.append(delegation_id)
                 case MaxDelegationDepth():
@@ -171,22 +184,20 @@ class TokenVerifier:
                     if grants is not None:
                         raise _reject("invalid_signature", "token carries more than one seal")
                     grants = self._unseal(ident, caveat, sigs[index], checks, attributes)
+                case Expires() | NotBefore():
+                    times.append(caveat)
                 case _:
                     checks.append(caveat)
-        for delegations_before, limit in depth_limits:
-            if limit.exceeded_by(len(revocation_ids) - delegations_before):
-                raise TokenRejected(Denial(403, "caveat_failed", "delegation depth exceeded", limit.key))
-        # 401-class time caveats first, so an expired token is never reported as merely out of scope.
-        checks.sort(key=lambda c: not isinstance(c, Expires | NotBefore))
+        _within_depth_limits(depth_limits, len(revocation_ids))
         return VerifiedToken(
             identifier=ident,
-            checks=tuple(checks),
+            checks=(*times, *checks),
             buckets=tuple(buckets),
             revocation_ids=tuple(revocation_ids),
             attributes=tuple(attributes),
             labels=tuple(labels),
-            caveat_texts=tuple(raw.decode() for raw in raw_caveats),
-            fingerprint=sigs[-1].hex()[:_BUCKET_HEX],
-            expires_at=min((c.at for c in checks if isinstance(c, Expires)), default=None),
+            raw_caveats=raw_caveats,
+            fingerprint=sigs[-1][:_BUCKET_BYTES].hex(),
+            expires_at=min((c.at for c in times if isinstance(c, Expires)), default=None),
             grants=grants or NO_GRANTS,
         )
