@@ -116,8 +116,10 @@ class RedisLedger:
         timeout: float = 0.25,
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.time,
+        idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS,
     ) -> None:
         self._client = client
+        self._window = idempotency_window_seconds  # each record's TTL: the SPEC's 10 minutes but in tests/bench
         self._timeout = timeout
         self._clock = clock
         self._debit = client.register_script(DEBIT)
@@ -132,7 +134,13 @@ class RedisLedger:
 
     @classmethod
     def from_url(
-        cls, url: str, *, cluster: bool = False, timeout: float = 0.25, max_connections: int = 64
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        timeout: float = 0.25,
+        max_connections: int = 64,
+        idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS,
     ) -> RedisLedger:
         options: dict[str, Any] = {
             "socket_timeout": timeout,
@@ -144,7 +152,12 @@ class RedisLedger:
         client: Redis | RedisCluster = (
             RedisCluster.from_url(url, **options) if cluster else Redis.from_url(url, **options)
         )
-        return cls(client, timeout=timeout, max_in_flight=max_connections)
+        return cls(
+            client,
+            timeout=timeout,
+            max_in_flight=max_connections,
+            idempotency_window_seconds=idempotency_window_seconds,
+        )
 
     async def _initialize(self) -> None:
         """Once, not under every caller's timeout: a cluster client learns the slot map, and the scripts are
@@ -249,7 +262,7 @@ class RedisLedger:
             # Never later than this call gives up: once the caller stopped waiting, the script must not spend.
             deadline = gives_up if queued.request.deadline is None else min(gives_up, queued.request.deadline)
             queued.deadlines.append(deadline)
-            return [queued.request.cost, IDEMPOTENCY_WINDOW_SECONDS, f"{deadline:.6f}", *queued.rest]
+            return [queued.request.cost, self._window, f"{deadline:.6f}", *queued.rest]
 
         if isinstance(self._client, RedisCluster):
             (queued,) = batch

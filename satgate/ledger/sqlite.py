@@ -59,7 +59,14 @@ class _Busy(Exception):
 
 
 class SqliteLedger:
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 2000,
+        idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS,
+    ) -> None:
         """synchronous=NORMAL in WAL survives any process crash (what 'acknowledged' needs here); FULL also
         survives power loss, at an fsync per commit. Opening is lazy and repeated until it succeeds: a missing or
         unmarked file makes every call fail closed, and the server recovers once the ledger is there."""
@@ -68,6 +75,7 @@ class SqliteLedger:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
+        self._window = idempotency_window_seconds  # the SPEC's 10 minutes; shorter only in tests and the bench
         self._writer = SqliteThread(self._connect, self._check_file, transactional=True, name="satgate-ledger-writer")
         self._reader = SqliteThread(self._connect, self._check_file, transactional=False, name="satgate-ledger-reader")
         self._debits = 0
@@ -335,7 +343,7 @@ class SqliteLedger:
         now = time.time()
         if req.deadline is not None and now > req.deadline:
             return DebitResult(Outcome.EXPIRED)
-        slot = int(now // IDEMPOTENCY_WINDOW_SECONDS)
+        slot = int(now // self._window)
         params: list[object] = []
         for bucket in req.buckets:
             params += (bucket.bucket_id, bucket.limit)
@@ -374,7 +382,7 @@ class SqliteLedger:
             return 0
 
         def refund(db: sqlite3.Connection) -> int:
-            slot = int(time.time() // IDEMPOTENCY_WINDOW_SECONDS)
+            slot = int(time.time() // self._window)
             row = db.execute(
                 "DELETE FROM debits WHERE slot IN (?, ?) AND debit_hash = ? AND attempt = ? RETURNING charged",
                 (slot, slot - 1, hashed, request.attempt),

@@ -7,7 +7,8 @@ import sqlite3
 import satgate.ledger.sqlite as sqlite_ledger
 from satgate.ledger import Bucket, DebitRequest
 from satgate.ledger.base import IDEMPOTENCY_WINDOW_SECONDS
-from satgate.ledger.redis import debit_record_key
+from satgate.ledger.initialise import init_ledger_blocking
+from satgate.ledger.redis import RedisLedger, debit_record_key
 from tests.ledgers import fresh_ledger
 
 
@@ -42,4 +43,30 @@ async def test_redis_records_live_for_the_window(redis_server):
     await ledger.debit(request)
     ttl = int(redis_server.cli("ttl", debit_record_key("acme", request.debit_id)).strip())
     assert 0 < ttl <= IDEMPOTENCY_WINDOW_SECONDS
+    await ledger.close()
+
+
+async def test_redis_records_live_for_a_shorter_window_when_given_one(redis_server):
+    """The bench's sustained run shortens the window to show the plateau in seconds: the TTL follows it."""
+    ledger = RedisLedger.from_url(redis_server.url, idempotency_window_seconds=2)
+    request = keyed(Bucket(secrets.token_hex(16), 100))
+    await ledger.debit(request)
+    ttl = int(redis_server.cli("ttl", debit_record_key("acme", request.debit_id)).strip())
+    assert 0 < ttl <= 2
+    await ledger.close()
+
+
+async def test_sqlite_sweeps_by_the_window_it_was_given(tmp_path, monkeypatch):
+    now = [1_000_000.0]
+    monkeypatch.setattr(sqlite_ledger.time, "time", lambda: now[0])
+    monkeypatch.setattr(sqlite_ledger, "_SWEEP_EVERY", 10)
+    init_ledger_blocking(f"sqlite:///{tmp_path}/ledger.db")
+    ledger = sqlite_ledger.SqliteLedger(tmp_path / "ledger.db", idempotency_window_seconds=2)
+    bucket = Bucket(secrets.token_hex(16), 10**9)
+    for _ in range(5):
+        await ledger.debit(keyed(bucket))
+    now[0] += 6  # three of its windows: the default window would keep them
+    for _ in range(5):  # the 10th debit sweeps
+        await ledger.debit(keyed(bucket))
+    assert records(tmp_path / "ledger.db") == 5
     await ledger.close()
