@@ -1,6 +1,6 @@
 """Does a check stay cheap as the mesh grows? The check pipeline in process with a SQLite debit, p50 µs per check
-(one at a time, warm token unless stated; the quietest of five rounds' medians, the rounds of all cells
-interleaved), each row at 1x and at larger sizes, with each cell's ratio to 1x:
+(one at a time, warm token unless stated; the quietest of five rounds' medians, the cells of a row checked in
+turn), each row at 1x and at larger sizes, with each cell's ratio to 1x:
 
   route rules      server-side route table size, the request matching the last rule
   delegation depth a budget at every step (each step adds a bucket and a revocation id)
@@ -84,8 +84,7 @@ def fill_ledger(url: str, buckets: int, revocations: int, tenants: int = 10_000)
 
 @dataclass
 class Cell:
-    """One table cell: its own ledger and pipeline, measured a round at a time, so the rounds of every cell
-    interleave and a noisy stretch of the VM spreads over all of them instead of landing on one."""
+    """One table cell: its own ledger and pipeline."""
 
     pipeline: CheckPipeline
     ledger: Ledger
@@ -100,15 +99,23 @@ class Cell:
         self.sent += 1
         return CheckInput("GET", PATH, HOST, headers, "", self.context)
 
-    async def round(self, checks: int) -> None:
-        samples = []
-        for _ in range(checks):
-            request = self.request()
-            began = time.perf_counter_ns()
-            await self.pipeline.check(request)
-            samples.append((time.perf_counter_ns() - began) / 1000)
-        samples.sort()
-        self.medians.append(samples[len(samples) // 2])
+    async def sample(self) -> float:
+        request = self.request()
+        began = time.perf_counter_ns()
+        await self.pipeline.check(request)
+        return (time.perf_counter_ns() - began) / 1000
+
+
+async def lockstep_round(row: dict[str, Cell], checks: int) -> None:
+    """One round of a row: a check on each of its cells in turn, so whatever the VM does meanwhile lands on
+    every cell alike and the ratios to the first column compare like with like."""
+    samples: dict[str, list[float]] = {size: [] for size in row}
+    for _ in range(checks):
+        for size, measured in row.items():
+            samples[size].append(await measured.sample())
+    for size, measured in row.items():
+        ordered = sorted(samples[size])
+        measured.medians.append(ordered[len(ordered) // 2])
 
 
 async def cell(
@@ -208,10 +215,9 @@ async def measure(checks: int, state: Path, big: bool) -> dict[str, dict[str, fl
         cells["revocations"][_size(count)] = await cell(keyring, state, [root], revocations=count)
     for count in (1, 100, 10_000):  # a token per tenant, round robin; metrics on (a credits series per tenant)
         cells["tenants"][_size(count)] = await cell(keyring, state, per_tenant[:count], metrics=True)
-    for _ in range(ROUNDS):  # the quietest of the rounds' medians, the rounds of all cells interleaved
+    for _ in range(ROUNDS):  # the quietest of the rounds' medians, the rounds of all rows interleaved
         for row in cells.values():
-            for measured in row.values():
-                await measured.round(checks)
+            await lockstep_round(row, checks)
     table = {row: {size: min(c.medians) for size, c in row_cells.items()} for row, row_cells in cells.items()}
     for row_cells in cells.values():
         for measured in row_cells.values():
