@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -113,17 +114,22 @@ def authz_ready(transport: str, address: str) -> bool:
     return http_ok(f"http://{address}/readyz", status=204)
 
 
-def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer):
+def run_through_envoy(
+    args: argparse.Namespace, state: Path, redis: RedisServer, rows: Iterable[str] = ROWS, fixed_rate: bool = True
+):
+    """wrk through one Envoy on each of `rows` (and hey at a fixed rate on FIXED_RATE_ROWS): only the servers
+    those rows need are started."""
+    selected = {name: ROWS[name] for name in rows}
     keyring_path = state / "keyring.json"
     keyring, _ = load_or_create_keyring(keyring_path)
     write_keyring(keyring_path, keyring)
     # mcp:* too: tool calls require mcp:tool:<name>
     token = mint(keyring, "bench", [("scope", "api:*,mcp:*"), ("budget", str(10**15))]).token
-    clusters = {row.cluster for row in ROWS.values() if row.cluster}
+    clusters = {row.cluster for row in selected.values() if row.cluster}
     cluster_addresses = {
         name: f"unix:{state}/{name}.sock" if name in UDS_CLUSTERS else f"{LOOPBACK}:{free_port()}" for name in clusters
     }
-    ports = {name: free_port() for name in ROWS}
+    ports = {name: free_port() for name in selected}
     admin_port = free_port()
     procs = []
     servers = {  # cluster: transport, ledger, workers
@@ -136,6 +142,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
         "satgate_authz_uds": ("grpc", f"sqlite:///{state}/ledger-uds.db", 1),
         "satgate_authz_http_uds": ("http", f"sqlite:///{state}/ledger-http-uds.db", 1),
     }
+    servers = {cluster: server for cluster, server in servers.items() if cluster in clusters}
     for cluster, (transport, ledger, workers) in servers.items():
         init_ledger_blocking(ledger)
         listen = cluster_addresses[cluster]
@@ -157,6 +164,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
         "noop_http": Path(__file__).with_name("noop_http.py"),
         "noop_http_uds": Path(__file__).with_name("noop_http.py"),
     }
+    noops = {cluster: script for cluster, script in noops.items() if cluster in clusters}
     for cluster, script in noops.items():
         argv = [sys.executable, str(script), cluster_addresses[cluster]]
         noop = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
@@ -186,14 +194,14 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
     try:
         for cluster, (transport, _ledger, _workers) in servers.items():
             wait(lambda c=cluster, t=transport: authz_ready(t, cluster_addresses[c]), cluster)
-        for noop in ("noop_http", "noop_http_uds"):
+        for noop in {"noop_http", "noop_http_uds"} & clusters:
             wait(lambda n=noop: authz_ready("http", cluster_addresses[n]), noop)
         time.sleep(1.0)
         post_mcp = state / "mcp.lua"
         post_mcp.write_text(
             f"wrk.method = 'POST'\nwrk.body = '{MCP_BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
         )
-        scripts = {name: post_mcp for name, row in ROWS.items() if row.mcp}
+        scripts = {name: post_mcp for name, row in selected.items() if row.mcp}
         for name, port in ports.items():  # warm every path once
             sent[name] += wrk(port, token, 1.0, 4, scripts.get(name), ROWS[name].path)["requests"]
         for _ in range(args.rounds):
@@ -202,7 +210,7 @@ def run_through_envoy(args: argparse.Namespace, state: Path, redis: RedisServer)
                 sent[name] += result["requests"]
                 runs[name].append(result)
         fixed = {}
-        for name in FIXED_RATE_ROWS:  # open loop: latency at a rate every row sustains
+        for name in FIXED_RATE_ROWS if fixed_rate else ():  # open loop: latency at a rate every row sustains
             url = f"http://{LOOPBACK}:{ports[name]}{BENCH_PATH}"
             auth = ["-H", f"Authorization: Bearer {token}"]
             clients = max(1, int(args.rate // 50))

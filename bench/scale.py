@@ -12,8 +12,9 @@ turn), each row at 1x and at larger sizes, with each cell's ratio to 1x:
 
   distinct tokens  one process verifying many tokens: the warm check before and after, and its RSS
   records          idempotency records over a sustained run, on SQLite and on a private redis-server (bench/records.py)
+  tcp vs uds       wrk through one Envoy, the authz cluster over loopback TCP and over a unix socket
 
-    ./dev bench --scale [--checks 2000] [--tokens 100000] [--big] [--records-seconds 8] [--json]
+    ./dev bench --scale [--checks 1200] [--tokens 100000] [--big] [--records-seconds 8] [--uds-seconds 3] [--json]
 """
 
 from __future__ import annotations
@@ -239,16 +240,26 @@ def main() -> None:
     parser.add_argument(
         "--records-seconds", type=float, default=8.0, help="sustained run per store for the records rows (0: skip)"
     )
+    parser.add_argument(
+        "--uds-seconds", type=float, default=3.0, help="wrk seconds per row of the TCP vs UDS rows (0: skip)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="satgate-scale-") as tmp:
         table = asyncio.run(measure(args.checks, Path(tmp), args.big))
         tokens = asyncio.run(distinct_tokens(Keyring.generate(), Path(tmp), args.tokens, args.checks))
         kept = sustained_records(Path(tmp), args.records_seconds) if args.records_seconds else {}
+        sockets = tcp_vs_unix_socket(Path(tmp), args.uds_seconds) if args.uds_seconds else {}
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         kept_json = {store: dataclasses.asdict(run) for store, run in kept.items()}
-        output = {"p50_us": table, "distinct_tokens": tokens, "records": kept_json, "max_rss_mib": max_rss}
+        output = {
+            "p50_us": table,
+            "distinct_tokens": tokens,
+            "records": kept_json,
+            "tcp_vs_uds_rps": sockets,
+            "max_rss_mib": max_rss,
+        }
         print(json.dumps(output, indent=2))
         return
     print("p50 µs per check, in process, SQLite debit (ratio to the row's first column):")
@@ -274,10 +285,36 @@ def main() -> None:
         f" target <= 1.1), RSS {tokens['rss_before_mib']:.0f} → {tokens['rss_after_mib']:.0f} MiB (caches bounded)"
     )
     print(f"  max RSS of this process: {max_rss:.0f} MiB")
+    if sockets:
+        print("through one Envoy, the authz cluster over loopback TCP vs a unix socket (wrk rps, ratio to TCP):")
+        for row, (tcp, uds) in sockets.items():
+            print(f"  {row:17s} tcp: {tcp:7.0f}   uds: {uds:7.0f} ({uds / tcp:4.2f}x)")
     if kept:
         print("idempotency records over a sustained run (bench/records.py; the window shortened from 10 min):")
         for store, run in kept.items():
             print(records.describe(store, run))
+
+
+UDS_PAIRS = {"no-op HTTP": ("noop_http", "noop_http_uds"), "full gRPC": ("full", "full_uds")}
+UDS_PAIRS["full HTTP"] = ("full_http", "full_http_uds")
+
+
+def tcp_vs_unix_socket(state: Path, seconds: float) -> dict[str, tuple[float, float]]:
+    """The `*_uds` rows of `./dev bench` beside their TCP rows, in one Envoy (bench.py's machinery)."""
+    if shutil.which("wrk") is None:
+        print("wrk not found: no TCP vs UDS rows (./dev installs it)", file=sys.stderr)
+        return {}
+    import bench  # noqa: PLC0415 - Envoy, wrk and the servers only when this row runs
+
+    settings = argparse.Namespace(duration=seconds, connections=32, rounds=2, workers=1, rate=0)
+    wanted = [name for pair in UDS_PAIRS.values() for name in pair]
+    redis = RedisServer(state / "redis-uds").start()  # the runner wants one; these rows do not use it
+    try:
+        runs, _sent, _fixed = bench.run_through_envoy(settings, state, redis, wanted, fixed_rate=False)
+    finally:
+        redis.stop()
+    best = {name: max(run["rps"] for run in row_runs) for name, row_runs in runs.items()}
+    return {row: (best[tcp], best[uds]) for row, (tcp, uds) in UDS_PAIRS.items()}
 
 
 def sustained_records(state: Path, seconds: float, window: int = 2) -> dict[str, records.SustainedRun]:
