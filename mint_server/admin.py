@@ -13,7 +13,7 @@ from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
 from satgate.audit.export import exported
 from satgate.caveats import Denial, RequestFacts, Scope
-from satgate.delegations import ControlPlaneStore, DelegationRecord
+from satgate.control_plane.store import ControlPlaneStore, DelegationRecord
 from satgate.judge import judge
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.revocations import recorded_as
@@ -176,7 +176,7 @@ class AdminService:
             scopes=",".join(request.scopes) or None,
             expires_at=format_utc(expires),
         )
-        self._store.record_delegation(record)
+        await self._store.record_delegation(record)
         await self._audit.append(
             AuditEvent(
                 type="delegate",
@@ -211,7 +211,7 @@ class AdminService:
         if not _REVOCATION_ID_RE.fullmatch(revocation_id):
             raise ExchangeDenied(400, "bad_request", "id must be a token_id or delegation_id (32 lowercase hex)")
         records = (record for _seq, record, _prev, _hash in self._audit.records())
-        recorded = recorded_as(admin.tenant, revocation_id, records, self._store)
+        recorded = await recorded_as(admin.tenant, revocation_id, records, self._store)
         if recorded is None and not pre_revoke:
             raise ExchangeDenied(
                 404,
@@ -223,7 +223,9 @@ class AdminService:
             fresh = await self._ledger.revoke(admin.tenant, revocation_id, reason)
         except LedgerUnavailable:
             raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
-        known = self._store.subtree(admin.tenant, revocation_id) or self._store.delegations(admin.tenant, revocation_id)
+        known = await self._store.subtree(admin.tenant, revocation_id) or await self._store.delegations(
+            admin.tenant, revocation_id
+        )
         await self._audit.append(
             AuditEvent(
                 type="revoke",
@@ -241,11 +243,11 @@ class AdminService:
             "known_delegations": [r.delegation_id for r in known],
         }
 
-    def delegations(self, admin: VerifiedToken, *, token_id: str | None, delegation_id: str | None) -> list[dict]:
+    async def delegations(self, admin: VerifiedToken, *, token_id: str | None, delegation_id: str | None) -> list[dict]:
         if token_id:
-            records = self._store.delegations(admin.tenant, token_id)
+            records = await self._store.delegations(admin.tenant, token_id)
         elif delegation_id:
-            records = self._store.subtree(admin.tenant, delegation_id)
+            records = await self._store.subtree(admin.tenant, delegation_id)
         else:
             raise ExchangeDenied(400, "bad_request", "give token_id or delegation_id")
         return [r.to_json() for r in records]
@@ -263,7 +265,7 @@ class AdminService:
         policy = next((p for p in self._policies.current.policies if p.name == name), None)
         if policy is None or policy.tenant != admin.tenant:  # another tenant's policy does not exist for you
             raise ExchangeDenied(404, "not_found", f"no policy {name!r} in tenant {admin.tenant!r}")
-        fresh = self._store.revoke_policy(name, admin.tenant, reason[:200])
+        fresh = await self._store.revoke_policy(name, admin.tenant, reason[:200])
         await self._audit.append(
             AuditEvent(
                 type="policy_revoked",

@@ -28,7 +28,7 @@ from mint_server.providers import aws, oidc
 from mint_server.providers.identity import BadRequest, IdentityError
 from mint_server.refusals import UnauthenticatedRefusals
 from satgate.audit import AuditEvent, AuditLog
-from satgate.delegations import ControlPlaneStore
+from satgate.control_plane.store import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
@@ -241,7 +241,7 @@ class MintService:
                 iam_request = aws.IamRequest.from_json(iam_request)
             fresh_until = aws.check_request(iam_request, settings, datetime.now(UTC))
             # Before STS is asked, so two copies racing cannot both pass; a request STS refuses is spent too.
-            if not self.store.first_use(aws.signature_digest(iam_request), fresh_until):
+            if not await self.store.first_use(aws.signature_digest(iam_request), fresh_until):
                 raise ExchangeDenied(401, "replayed", "this signed request was already exchanged; sign a new one")
             identity = await aws.get_caller_identity(self._session, iam_request, settings)
         except BadRequest as exc:
@@ -306,7 +306,7 @@ class MintService:
             rule = next((r for r in policy.trust_rules if rule_matches(r, identity)), None)
             if rule is None:
                 continue
-            if policy.disabled or policy.name in self.store.revoked_policies():
+            if policy.disabled or await self.store.is_policy_revoked(policy.name):
                 disabled_match = disabled_match or policy
                 continue
             if wait := self._rate.wait((policy.name, workload_instance(identity))):
@@ -405,4 +405,4 @@ class MintService:
             await self.refusals.flush()
         await self._ledger.close()
         await self._audit.close()
-        self.store.close()
+        await self.store.close()

@@ -11,6 +11,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from satgate.caveats import BUILTIN
+from satgate.control_plane.url import sqlite_file, validate_control_plane_url
 from satgate.ledger.url import sqlite_path, validate_ledger_url
 from satgate.routes import RouteConfigError, RouteRule, RouteSettings, RouteTable
 from satgate.sqlite_db import others_may_write
@@ -55,6 +56,7 @@ def _check_authz_listen(value: str) -> str:
 
 AuthzListenAddress = Annotated[str, AfterValidator(_check_authz_listen)]
 LedgerUrl = Annotated[str, AfterValidator(validate_ledger_url)]
+ControlPlaneUrl = Annotated[str, AfterValidator(validate_control_plane_url)]
 
 
 class RouteMatchConfig(_Strict):
@@ -222,7 +224,6 @@ class MintConfig(_Strict):
     default_tenant: str | None = None  # the tenant of a policy that names none
     require_scopes: bool = False  # a trust rule without issue.scopes refuses to load (else: a warning)
     audit_log: Path = Path("audit.db")  # in state_dir unless set
-    state: Path = Path("mint.db")  # delegation tree, revoked policies; in state_dir unless set
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"
     rate_limit_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 60  # per identity; 0 = off
     policy_reload_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
@@ -258,6 +259,8 @@ class Config(_Strict):
     keyring: Path = Path("keyring.json")  # in state_dir unless set
     keyring_group_readable: bool = False  # true for a Kubernetes Secret volume with fsGroup (mode 0440)
     ledger: LedgerUrl = "sqlite:///ledger.db"  # in state_dir unless set
+    # What Mint replicas share (delegation tree, revoked policies, ...): SQLite on one host, PostgreSQL for several.
+    control_plane: ControlPlaneUrl = "sqlite:///mint.db"  # in state_dir unless set
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     authz: AuthzConfig = AuthzConfig()
     mint: MintConfig = MintConfig()
@@ -281,15 +284,17 @@ class Config(_Strict):
             value: Path = getattr(model, name)
             return (base / value).resolve() if name in model.model_fields_set else state / value
 
-        ledger = self.ledger
-        if ledger.startswith("sqlite:///") and not ledger.startswith("sqlite:////"):
-            root = base if "ledger" in self.model_fields_set else state
-            ledger = f"sqlite:///{(root / ledger.removeprefix('sqlite:///')).resolve()}"
+        def place_sqlite(name: str) -> str:
+            url: str = getattr(self, name)
+            if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+                return url
+            root = base if name in self.model_fields_set else state
+            return f"sqlite:///{(root / url.removeprefix('sqlite:///')).resolve()}"
+
         mint = self.mint.model_copy(
             update={
                 "policies": (base / self.mint.policies).resolve() if self.mint.policies else None,
                 "audit_log": place(self.mint, "audit_log"),
-                "state": place(self.mint, "state"),
             }
         )
         usage = self.authz.usage.model_copy(update={"path": place(self.authz.usage, "path")})
@@ -298,7 +303,8 @@ class Config(_Strict):
             update={
                 "state_dir": state,
                 "keyring": place(self, "keyring"),
-                "ledger": ledger,
+                "ledger": place_sqlite("ledger"),
+                "control_plane": place_sqlite("control_plane"),
                 "mint": mint,
                 "authz": authz,
             }
@@ -309,11 +315,12 @@ class Config(_Strict):
         files = {
             "keyring": self.keyring,
             "mint.audit_log": self.mint.audit_log,
-            "mint.state": self.mint.state,
             "authz.usage.path": self.authz.usage.path,
         }
         if self.ledger.startswith("sqlite:"):
             files["ledger"] = sqlite_path(self.ledger)[0]
+        if (control_plane := sqlite_file(self.control_plane)) is not None:
+            files["control_plane"] = control_plane
         return [f"{setting}: {problem}" for setting, path in files.items() if (problem := others_may_write(path))]
 
     def missing_webhook_secrets(self) -> list[str]:
@@ -335,27 +342,35 @@ def _format_errors(source: str, exc: ValidationError) -> str:
 
 
 LEDGER_ENV = "SATGATE_LEDGER"  # overrides `ledger`: a Redis URL with a password belongs in a Secret, not a ConfigMap
+CONTROL_PLANE_ENV = "SATGATE_CONTROL_PLANE"  # overrides `control_plane`: a PostgreSQL URL with its password
+_FROM_ENV = {
+    "ledger": (LEDGER_ENV, validate_ledger_url),
+    "control_plane": (CONTROL_PLANE_ENV, validate_control_plane_url),
+}
 
 
-def _ledger_from_env(doc: dict, source: str) -> dict:
-    url = os.environ.get(LEDGER_ENV)
-    if not url:
-        return doc
-    try:
-        validate_ledger_url(url)
-    except ValueError as exc:
-        password = urlsplit(url).password
-        detail = str(exc).replace(password, "***") if password else str(exc)  # it came from a Secret
-        raise ConfigError(f"{source}: invalid configuration\n  ledger (from {LEDGER_ENV}): {detail}") from None
-    return {**doc, "ledger": url}
+def _urls_from_env(doc: dict, source: str) -> dict:
+    for setting, (variable, validate) in _FROM_ENV.items():
+        url = os.environ.get(variable)
+        if not url:
+            continue
+        try:
+            validate(url)
+        except ValueError as exc:
+            password = urlsplit(url).password
+            detail = str(exc).replace(password, "***") if password else str(exc)  # it came from a Secret
+            raise ConfigError(f"{source}: invalid configuration\n  {setting} (from {variable}): {detail}") from None
+        doc = {**doc, setting: url}
+    return doc
 
 
 def load_config(path: str | os.PathLike[str] | None, *, state_dir: str | os.PathLike[str] | None = None) -> Config:
-    """No path: embedded defaults (state in ./.satgate, or in `state_dir`). SATGATE_LEDGER, when set, replaces
-    `ledger`. `state_dir` (relative to the working directory, as a command-line option is) replaces the file's."""
+    """No path: embedded defaults (state in ./.satgate, or in `state_dir`). SATGATE_LEDGER and
+    SATGATE_CONTROL_PLANE, when set, replace `ledger` and `control_plane`. `state_dir` (relative to the working
+    directory, as a command-line option is) replaces the file's."""
     override = Path(state_dir).resolve() if state_dir is not None else None
     if path is None:
-        return Config.model_validate(_ledger_from_env({}, "defaults")).resolved(Path.cwd(), override)
+        return Config.model_validate(_urls_from_env({}, "defaults")).resolved(Path.cwd(), override)
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text()) or {}
@@ -365,7 +380,7 @@ def load_config(path: str | os.PathLike[str] | None, *, state_dir: str | os.Path
         raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    doc = _ledger_from_env(doc, str(p))
+    doc = _urls_from_env(doc, str(p))
     try:
         return Config.model_validate(doc).resolved(p.parent.resolve(), override)
     except ValidationError as exc:

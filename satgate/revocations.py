@@ -7,22 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from satgate.delegations import ControlPlaneStore
+from satgate.control_plane.store import ControlPlaneStore
 
 ISSUING_EVENTS = frozenset({"mint", "exchange", "delegate"})
 
 Recorded = Literal["token", "delegation"]
 
 
-def recorded_as(
+async def recorded_as(
     tenant: str, revocation_id: str, audit_records: Iterable[dict[str, Any]], store: ControlPlaneStore | None
 ) -> Recorded | None:
     """ "token" when a token with this id was issued in `tenant` (minted, exchanged, or the root of a delegation),
     "delegation" for a delegation step there, None when nothing recorded carries it."""
     if store is not None:
-        if store.subtree(tenant, revocation_id):
+        if await store.subtree(tenant, revocation_id):
             return "delegation"
-        if store.delegations(tenant, revocation_id):
+        if await store.delegations(tenant, revocation_id):
             return "token"
     for record in audit_records:
         if record.get("tenant") != tenant or record.get("type") not in ISSUING_EVENTS:

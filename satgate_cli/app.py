@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from satgate_cli import audit, dev, keys, ledger, servers, tokens, usage
+from satgate_cli import audit, db, dev, keys, ledger, servers, tokens, usage
 
 
 @click.group()
@@ -19,6 +19,7 @@ for command in (
     servers.health,
     keys.keys,
     ledger.ledger,
+    db.db,
     tokens.token,
     usage.usage,
     audit.audit,

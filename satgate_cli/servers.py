@@ -51,6 +51,7 @@ def mint(config_path: str | None) -> None:
     from mint_server.api.server import check_startup, run  # noqa: PLC0415
     from mint_server.policies import PolicyError  # noqa: PLC0415
     from satgate.config import ConfigError  # noqa: PLC0415
+    from satgate.control_plane.url import ControlPlaneError  # noqa: PLC0415
     from satgate.logs import configure_logging  # noqa: PLC0415
 
     config = _config(config_path)
@@ -59,7 +60,8 @@ def mint(config_path: str | None) -> None:
         check_startup(config)
         configure_logging(config.log_level, component="mint")
         run(config)
-    except (PolicyError, ConfigError, OSError) as exc:  # bad policies, an unset secret, a port in use: one line
+    # bad policies, an unset secret, a port in use, a control plane behind this schema: one line
+    except (PolicyError, ConfigError, ControlPlaneError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -27,3 +27,19 @@ def _fresh_logging():
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One private PostgreSQL per test session (initdb into a temp dir, a free loopback port); each test that
+    needs one takes a fresh database of it (`postgres_url`)."""
+    from satgate_dev.postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    return postgres_server.new_database()

@@ -163,7 +163,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
         caller = await self._authenticate(context, "ListDelegations")
         which = request.WhichOneof("of")
         try:
-            records = self._admin.delegations(
+            records = await self._admin.delegations(
                 caller,
                 token_id=request.token_id if which == "token_id" else None,
                 delegation_id=request.delegation_id if which == "delegation_id" else None,

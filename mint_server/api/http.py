@@ -135,7 +135,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
 @_denials
 async def admin_delegations(request: web.Request) -> web.Response:
     caller = await _admin(request)
-    records = request.app[ADMIN].delegations(
+    records = await request.app[ADMIN].delegations(
         caller, token_id=request.query.get("token_id"), delegation_id=request.query.get("delegation_id")
     )
     return web.json_response({"delegations": records})

@@ -27,7 +27,7 @@ from mint_server.service import MintService, MintSettings, RateLimiter
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.audit import open_audit_log
 from satgate.config import Config, ConfigError
-from satgate.delegations import ControlPlaneStore
+from satgate.control_plane.store import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.listeners import claim
@@ -39,7 +39,7 @@ from satgate_api.mint.v1 import mint_pb2_grpc
 log = structlog.get_logger("satgate.mint")
 
 
-def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[MintService, AdminService]:
+async def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[MintService, AdminService]:
     mint = config.mint
     attribute_keys = frozenset(config.authz.attributes)
     aws_settings = None
@@ -50,13 +50,11 @@ def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[Mint
             server_id=mint.aws.server_id,
             max_clock_skew_seconds=mint.aws.max_clock_skew_seconds,
         )
+    store = await ControlPlaneStore.open(config.control_plane)  # refuses a database behind this schema
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
     KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
-    policies, store = (
-        PolicyStore(mint.policies, attribute_keys, mint.default_tenant, require_scopes=mint.require_scopes),
-        ControlPlaneStore(mint.state),
-    )
+    policies = PolicyStore(mint.policies, attribute_keys, mint.default_tenant, require_scopes=mint.require_scopes)
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(
         keyring=keyring,
@@ -116,7 +114,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
-            service, app[ADMIN] = build_services(config, session)
+            service, app[ADMIN] = await build_services(config, session)
             app[SERVICE] = service
             webhooks = WebhookDispatcher(
                 session,

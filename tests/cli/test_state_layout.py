@@ -27,20 +27,21 @@ def test_relative_paths_are_the_config_files_and_the_rest_is_in_state_dir(tmp_pa
     loaded = load_config(config)
     etc, state = config.parent, config.parent / ".satgate"
     assert (loaded.keyring, loaded.mint.policies) == (etc / "keys/k.json", etc / "p.yaml")
-    assert (loaded.mint.state, loaded.mint.audit_log, loaded.authz.usage.path) == (
-        state / "mint.db",
+    assert (loaded.control_plane, loaded.mint.audit_log, loaded.authz.usage.path) == (
+        f"sqlite:///{state / 'mint.db'}",
         state / "audit.db",
         state / "usage.db",
     )
     assert loaded.ledger == f"sqlite:///{state / 'ledger.db'}"
     config.write_text(yaml.safe_dump({"state_dir": "/var/lib/sg", "mint": {"audit_log": "audit/a.db"}}))
     loaded = load_config(config)
-    assert (loaded.keyring, loaded.mint.state, loaded.mint.audit_log) == (
+    assert (loaded.keyring, loaded.control_plane, loaded.mint.audit_log) == (
         Path("/var/lib/sg/keyring.json"),
-        Path("/var/lib/sg/mint.db"),
+        "sqlite:////var/lib/sg/mint.db",
         etc / "audit/a.db",  # named by the file: relative to the file
     )
-    assert load_config(config, state_dir=tmp_path / "other").mint.state == tmp_path / "other" / "mint.db"
+    other = load_config(config, state_dir=tmp_path / "other")
+    assert other.control_plane == f"sqlite:///{tmp_path / 'other' / 'mint.db'}"
 
 
 def test_every_command_resolves_paths_against_the_config_not_the_working_directory(tmp_path):

@@ -127,7 +127,7 @@ def test_servers_share_the_keyring_volume_and_keep_state_on_volumes(project):
         assert mounts(name).get(str(config.keyring.parent)) == "keys", name
     assert "keys" not in mounts("upstream").values()  # the demo upstream never sees the root keys
     assert str(config.authz.usage.path.parent) in mounts("authz")
-    assert str(config.mint.state.parent) in mounts("mint")
+    assert str(Path(config.control_plane.removeprefix("sqlite:///")).parent) in mounts("mint")
     assert str(config.mint.audit_log.parent) in mounts("mint")
     assert services["keys"]["command"] == ["keys", "init"]
     for name in ("authz", "mint"):

@@ -54,7 +54,8 @@ def pod_config(tmp_path: Path) -> tuple[Path, dict[str, str], Keyring]:
     }
     config["keyring"] = str(keyring_path)
     config["authz"]["usage"]["path"] = str(tmp_path / "usage.db")
-    config["mint"].update(policies=str(tmp_path / "trust-policies.yaml"), state=str(tmp_path / "mint.db"))
+    config["mint"]["policies"] = str(tmp_path / "trust-policies.yaml")
+    config["control_plane"] = f"sqlite:///{tmp_path / 'mint.db'}"
     config["mint"]["audit_log"] = str(tmp_path / "audit.db")
     mapped = {}
     for dotted, listen in listens.items():

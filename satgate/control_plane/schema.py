@@ -1,0 +1,43 @@
+"""The control plane's tables (SQLAlchemy Core): one definition for SQLite and PostgreSQL. Migrations in
+`migrations/versions/` create and change them; this module is what the code reads and writes through."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, MetaData, Table, Text
+
+metadata = MetaData()
+
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("delegation_id", Text, primary_key=True),
+    Column("token_id", Text, nullable=False),  # the root token every descendant shares
+    Column("parent_delegation_id", Text),  # NULL: the parent is the root token
+    Column("created_at", Float, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("label", Text),
+    Column("budget_credits", BigInteger),
+    Column("scopes", Text),
+    Column("expires_at", Text, nullable=False),
+    Index("delegations_by_token", "tenant", "token_id"),
+    Index("delegations_by_parent", "tenant", "parent_delegation_id"),  # the subtree walk, a level at a time
+)
+
+revoked_policies = Table(
+    "revoked_policies",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("revoked_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# One-time credentials (a presigned STS request's signature) while they could still be presented.
+used_signatures = Table(
+    "used_signatures",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("fresh_until", Float, nullable=False),
+    Index("used_signatures_by_expiry", "fresh_until"),  # the sweep reads only what expired
+)
