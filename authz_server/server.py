@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,10 @@ from authz_server.check import CheckPipeline, CheckSettings
 from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single_process
 from authz_server.transports.grpc import AuthorizationService
 from authz_server.transports.http import HttpAuthorization, HttpListener
+from authz_server.usage_sink import open_usage_sink
 from satgate.audit import open_audit_log
 from satgate.config import Config
+from satgate.control_plane.url import ControlPlaneError, sqlite_file
 from satgate.keyring import KeyringFile
 from satgate.ledger import LedgerUnavailable
 from satgate.ledger.url import open_ledger
@@ -38,7 +40,7 @@ from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
 from satgate.sqlite_db import use_group_readable_state
 from satgate.tokens.verify import TokenVerifier
-from satgate.usage import UsageRecorder, UsageStore
+from satgate.usage import UsageRecorder, UsageSink, UsageStore
 
 log = structlog.get_logger("satgate.authz")
 AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
@@ -85,7 +87,9 @@ def _listening_fields(config: Config) -> dict[str, Any]:
     }
 
 
-def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None) -> CheckPipeline:
+def build_pipeline(
+    config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None, usage_sink: UsageSink | None = None
+) -> CheckPipeline:
     """Call inside the event loop that will serve: the usage recorder starts its flush task."""
     authz = config.authz
     verifier = TokenVerifier(
@@ -99,8 +103,8 @@ def build_pipeline(config: Config, keyring: KeyringFile, metrics: CheckMetrics |
     exhausted = BudgetExhaustedEvents(open_audit_log(config.ledger, config.mint.audit_log), ledger)
     exhausted.start()
     usage = None
-    if authz.usage.enabled:
-        usage = UsageRecorder(UsageStore(authz.usage.path), retention_days=authz.usage.retention_days)
+    if usage_sink is not None:
+        usage = UsageRecorder(usage_sink, retention_days=authz.usage.retention_days)
         usage.start()
     return CheckPipeline(
         metrics=metrics,
@@ -133,7 +137,7 @@ async def serve(
         _claim_listeners(config)
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
-    pipeline = build_pipeline(config, keyring, metrics)
+    pipeline = build_pipeline(config, keyring, metrics, await open_usage_sink(config))
     metrics_server = None
     if metrics is not None and config.authz.metrics_listen and config.authz.workers == 1:
         metrics_server = serve_single_process(metrics, config.authz.metrics_listen)  # else the supervisor's
@@ -264,16 +268,27 @@ def check_startup(config: Config) -> None:
     exposed = config.exposed_state_files()
     if exposed:
         raise OSError(exposed[0])
-    if config.authz.usage.enabled:
+    if config.authz.usage.enabled and sqlite_file(config.control_plane) is None:
+        try:  # usage goes to the shared control plane: it must be at this SatGate's schema
+            asyncio.run(_close(open_usage_sink(config)))
+        except ControlPlaneError as exc:
+            raise OSError(str(exc)) from None
+    elif config.authz.usage.enabled:
         path = config.authz.usage.path
         try:
-            UsageStore(path).close()
+            UsageStore(path).close_now()
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise OSError(
                 f"authz.usage.path: cannot open {path} ({reason}); point it at a writable file in an existing "
                 "directory, or set authz.usage.enabled: false"
             ) from None
+
+
+async def _close(sink: Awaitable[UsageSink | None]) -> None:
+    opened = await sink
+    if opened is not None:
+        await opened.close()
 
 
 def run(config: Config) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -26,15 +25,43 @@ CREATE TABLE IF NOT EXISTS usage (
     status INTEGER NOT NULL, credits INTEGER NOT NULL, attributes TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
 """
-Record = tuple[float, str | None, str | None, str, str, int, int, str]
+Record = tuple[float, str | None, str | None, str, str, int, int, str]  # attributes as canonical JSON
 MAX_BUFFER = 100_000  # beyond this, records are dropped (and counted) rather than growing without bound
 
 
+def grouping(by: str) -> tuple[str, str | None]:
+    """(column, attribute key) for `--by`: token, tenant or attr:<key>; refuses anything else."""
+    if by in {"token", "tenant"}:
+        return ("token_id" if by == "token" else "tenant"), None
+    if by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").replace("-", "").isalnum():
+        return "attributes", by[5:]
+    raise ValueError(f"--by must be token, tenant or attr:<key>, not {by!r}")
+
+
+def report_rows(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"key": k, "requests": int(n), "allowed": int(ok), "denied": int(denied), "credits": int(credits)}
+        for k, n, ok, denied, credits in rows
+    ]
+
+
+class UsageSink(Protocol):
+    """Where a recorder's batches go: a SQLite file on this host, or the shared control plane."""
+
+    async def write(self, records: list[Record], retain_after: float) -> None: ...
+
+    async def report(self, by: str, since: float) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
 class UsageStore:
+    """The host's own SQLite file (`authz.usage.path`): the default, one host."""
+
     def __init__(self, path: str | Path) -> None:
         self._db = open_sqlite(path, _SCHEMA, busy_timeout_ms=5000)
 
-    def write(self, records: list[Record], retain_after: float) -> None:
+    def write_now(self, records: list[Record], retain_after: float) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
@@ -46,28 +73,37 @@ class UsageStore:
 
     def report(self, by: str, since: float) -> list[dict[str, Any]]:
         """Totals grouped by `token`, `tenant` or `attr:<key>` (e.g. attr:department)."""
-        if by in {"token", "tenant"}:
-            group = "token_id" if by == "token" else "tenant"
-        elif by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").isalnum():
-            group = f"json_extract(attributes, '$.\"{by[5:]}\"')"
-        else:
-            raise ValueError(f"--by must be token, tenant or attr:<key>, not {by!r}")
+        column, key = grouping(by)
+        group = column if key is None else f"json_extract(attributes, '$.\"{key}\"')"
         rows = self._db.execute(
             f"SELECT {group} AS k, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
             " FROM usage WHERE time >= ? GROUP BY k ORDER BY sum(credits) DESC, k",
             (since,),
         ).fetchall()
-        return [
-            {"key": k, "requests": n, "allowed": ok, "denied": denied, "credits": credits}
-            for k, n, ok, denied, credits in rows
-        ]
+        return report_rows(rows)
 
-    def close(self) -> None:
+    def close_now(self) -> None:
         self._db.close()
 
 
+class SqliteUsageSink:
+    """UsageStore off the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._store = UsageStore(path)
+
+    async def write(self, records: list[Record], retain_after: float) -> None:
+        await asyncio.to_thread(self._store.write_now, records, retain_after)
+
+    async def report(self, by: str, since: float) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._store.report, by, since)
+
+    async def close(self) -> None:
+        self._store.close_now()
+
+
 class UsageRecorder:
-    def __init__(self, store: UsageStore, *, retention_days: float, flush_seconds: float = 1.0) -> None:
+    def __init__(self, store: UsageSink, *, retention_days: float, flush_seconds: float = 1.0) -> None:
         self._store = store
         self._retention = retention_days * 86400
         self._flush_seconds = flush_seconds
@@ -99,8 +135,8 @@ class UsageRecorder:
         batch, self._buffer = self._buffer, []
         if batch:
             try:
-                await asyncio.to_thread(self._store.write, batch, time.time() - self._retention)
-            except sqlite3.Error as exc:
+                await self._store.write(batch, time.time() - self._retention)
+            except Exception as exc:  # a store down or full loses this batch of reports, never a decision
                 self.dropped += len(batch)
                 log.error("usage_write_failed", detail=str(exc), records=len(batch))
 
@@ -115,4 +151,4 @@ class UsageRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
-        self._store.close()
+        await self._store.close()

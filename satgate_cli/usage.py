@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -20,17 +21,28 @@ from satgate_cli.common import (
 @click.option("--since", default="24h", show_default=True, help="how far back, e.g. 90m, 7d")
 @click.option("--json", "as_json", is_flag=True)
 def usage(config_path, by, since, as_json) -> None:
-    """Requests, allowed, denied and credits per token, tenant or declared attribute."""
-    from satgate.usage import UsageStore  # noqa: PLC0415
+    """Requests, allowed, denied and credits per token, tenant or declared attribute: of every authz host when the
+    control plane is PostgreSQL, else of this host's usage file."""
+    from authz_server.usage_sink import open_usage_sink  # noqa: PLC0415
+    from satgate.control_plane.url import ControlPlaneError  # noqa: PLC0415
 
     config = _config(config_path)
-    store = UsageStore(config.authz.usage.path)
+    config = config.model_copy(update={"authz": config.authz.model_copy(update={"usage": _enabled(config)})})
+
+    async def report() -> list[dict]:
+        sink = await open_usage_sink(config)
+        assert sink is not None
+        try:
+            return await sink.report(by, time.time() - parse_duration(since))
+        finally:
+            await sink.close()
+
     try:
-        rows = store.report(by, time.time() - parse_duration(since))
+        rows = asyncio.run(report())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from None
-    finally:
-        store.close()
+    except ControlPlaneError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -39,3 +51,8 @@ def usage(config_path, by, since, as_json) -> None:
         click.echo(
             f"{row['key'] or '-':34s} {row['requests']:9d} {row['allowed']:8d} {row['denied']:7d} {row['credits']:9d}"
         )
+
+
+def _enabled(config):
+    """Reading usage works whether or not this host records it."""
+    return config.authz.usage.model_copy(update={"enabled": True})

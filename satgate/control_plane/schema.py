@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, LargeBinary, MetaData, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -40,4 +40,38 @@ used_signatures = Table(
     Column("digest", LargeBinary, primary_key=True),
     Column("fresh_until", Float, nullable=False),
     Index("used_signatures_by_expiry", "fresh_until"),  # the sweep reads only what expired
+)
+
+# One row per decision, from every authz host (SPEC: usage records): no PII, no payloads, no query strings.
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("tenant", Text),
+    Column("token_id", Text),
+    Column("route", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+    Column("attributes", JSON, nullable=False),  # the sealed attributes declared in authz.attributes
+    Index("usage_by_time", "time"),
+)
+
+# The hash-chained audit log (SPEC: Audit): appends are serialised, so writers on many hosts keep one chain.
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("record", Text, nullable=False),  # canonical JSON, exactly what was hashed
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+)
+
+# "Once per window" events (budget_exhausted, aggregated refusals): the first writer in the window appends.
+audit_once = Table(
+    "audit_once",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("until", Float, nullable=False),
 )

@@ -1,23 +1,39 @@
-"""Usage records from real decisions: counted per token, tenant and attribute; no tokens or queries kept."""
+"""Usage records from real decisions: counted per token, tenant and attribute; no tokens or queries kept — on
+the host's own file, and in the control plane (SQLite, and a real PostgreSQL every authz host writes to)."""
 
-import sqlite3
 import time
 
 import pytest
+from sqlalchemy import select, text
 
 from authz_server.check import CheckSettings
+from satgate.control_plane.schema import usage
+from satgate.control_plane.store import ControlPlaneStore
+from satgate.control_plane.usage import SqlUsageSink
 from satgate.routes import RouteTable
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
-from satgate.usage import UsageRecorder, UsageStore
+from satgate.usage import SqliteUsageSink, UsageRecorder
+from tests.control_plane.conftest import upgraded
 from tests.ledgers import fresh_ledger
 
 from .conftest import check_request, grpc_pipeline
 
 
-@pytest.fixture
-async def recorded(tmp_path, keyring):
-    store = UsageStore(tmp_path / "usage.db")
+async def usage_sink(kind: str, request, tmp_path):
+    if kind == "file":
+        return SqliteUsageSink(tmp_path / "usage.db")
+    if kind == "control-plane-sqlite":
+        url = f"sqlite:///{tmp_path}/control-plane.db"
+        await (await ControlPlaneStore.open(url)).close()  # created and migrated, as the Mint does
+    else:
+        url = await upgraded(request.getfixturevalue("postgres_url"))
+    return await SqlUsageSink.open(url)
+
+
+@pytest.fixture(params=["file", "control-plane-sqlite", "control-plane-postgresql"])
+async def recorded(request, tmp_path, keyring):
+    store = await usage_sink(request.param, request, tmp_path)
     recorder = UsageRecorder(store, retention_days=30)
     ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger.db")
     pipeline = grpc_pipeline(
@@ -29,10 +45,28 @@ async def recorded(tmp_path, keyring):
     )
     yield pipeline, recorder, store, tmp_path
     await ledger.close()
+    await store.close()
+
+
+async def broken(store) -> None:
+    """Writes fail from now on: the file closed, or the shared table gone."""
+    if isinstance(store, SqliteUsageSink):
+        await store.close()
+        return
+    async with store._engine.begin() as db:
+        await db.execute(text("DROP TABLE usage"))
+
+
+async def stored_rows(store) -> list:
+    """Every stored row as it is, whichever store: what an operator with the database would see."""
+    if isinstance(store, SqliteUsageSink):
+        return store._store._db.execute("SELECT * FROM usage").fetchall()
+    async with store._engine.connect() as db:
+        return list(await db.execute(select(usage)))
 
 
 async def test_every_decision_is_recorded_and_reported(recorded, keyring):
-    pipeline, recorder, store, tmp_path = recorded
+    pipeline, recorder, store, _ = recorded
     eng = mint(keyring, "acme", [("budget", "3"), ("department", "eng")], attribute_keys=["department"])
     sales = mint(keyring, "acme", [("department", "sales")], attribute_keys=["department"])
     for _ in range(4):  # 3 allowed, then 402
@@ -41,7 +75,7 @@ async def test_every_decision_is_recorded_and_reported(recorded, keyring):
     await pipeline.check(check_request())  # 401, no token
     await recorder.flush()
 
-    by_token = {row["key"]: row for row in store.report("token", time.time() - 60)}
+    by_token = {row["key"]: row for row in await store.report("token", time.time() - 60)}
     assert by_token[eng.identifier.token_id] == {
         "key": eng.identifier.token_id,
         "requests": 4,
@@ -51,27 +85,29 @@ async def test_every_decision_is_recorded_and_reported(recorded, keyring):
     }
     assert by_token[sales.identifier.token_id]["credits"] == 5
     assert by_token[None]["denied"] == 1
-    by_department = {row["key"]: row["credits"] for row in store.report("attr:department", time.time() - 60)}
+    by_department = {row["key"]: row["credits"] for row in await store.report("attr:department", time.time() - 60)}
     assert by_department == {"eng": 3, "sales": 5, None: 0}
-    assert {row["key"]: row["requests"] for row in store.report("tenant", 0)} == {"acme": 5, None: 1}
+    assert {row["key"]: row["requests"] for row in await store.report("tenant", 0)} == {"acme": 5, None: 1}
 
-    dump = "\n".join(map(str, sqlite3.connect(tmp_path / "usage.db").execute("SELECT * FROM usage")))
+    dump = "\n".join(map(str, await stored_rows(store)))
     assert "hunter2" not in dump and eng.token not in dump and "/v1/items" in dump
 
 
 async def test_retention_and_bad_groupings(recorded):
     _pipeline, _recorder, store, _ = recorded
-    store.write([(time.time() - 40 * 86400, "acme", "t" * 32, "/old", "GET", 200, 1, "{}")], retain_after=0)
-    store.write([(time.time(), "acme", "u" * 32, "/new", "GET", 200, 1, "{}")], retain_after=time.time() - 30 * 86400)
-    assert [row["key"] for row in store.report("token", 0)] == ["u" * 32]
+    await store.write([(time.time() - 40 * 86400, "acme", "t" * 32, "/old", "GET", 200, 1, "{}")], retain_after=0)
+    await store.write(
+        [(time.time(), "acme", "u" * 32, "/new", "GET", 200, 1, "{}")], retain_after=time.time() - 30 * 86400
+    )
+    assert [row["key"] for row in await store.report("token", 0)] == ["u" * 32]
     for by in ("route", "attr:x'); DROP TABLE usage; --", "attr:"):
         with pytest.raises(ValueError, match="--by"):
-            store.report(by, 0)
+            await store.report(by, 0)
 
 
 async def test_a_broken_usage_store_never_breaks_decisions(recorded, keyring):
     pipeline, recorder, store, _ = recorded
-    store.close()  # writes will fail
+    await broken(store)
     assert (await pipeline.check(check_request(mint(keyring, "acme").token))).HasField("ok_response")
     await recorder.flush()
     assert recorder.dropped == 1

@@ -1,0 +1,64 @@
+"""Usage records in the control plane: every authz host writes its batches here, so `satgate usage` (and the
+admin API) sum all of them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from satgate.control_plane.engine import create_engine
+from satgate.control_plane.migrate import check_schema
+from satgate.control_plane.schema import usage
+from satgate.control_plane.url import redacted
+from satgate.usage import Record, grouping, report_rows
+
+_FIELDS = ("time", "tenant", "token_id", "route", "method", "status", "credits", "attributes")
+
+
+class SqlUsageSink:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> SqlUsageSink:
+        """SchemaOutOfDate unless the database is at this SatGate's schema (authz never migrates it)."""
+        engine = create_engine(url)
+        try:
+            await check_schema(engine, redacted(url))
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def write(self, records: list[Record], retain_after: float) -> None:
+        rows: list[dict[str, Any]] = [dict(zip(_FIELDS, record, strict=True)) for record in records]
+        for row in rows:
+            row["attributes"] = json.loads(row["attributes"])
+        async with self._engine.begin() as db:
+            await db.execute(insert(usage), rows)
+            await db.execute(delete(usage).where(usage.c.time < retain_after))
+
+    async def report(self, by: str, since: float) -> list[dict[str, Any]]:
+        column, key = grouping(by)
+        group = usage.c[column] if key is None else usage.c.attributes[key].as_string()
+        credits = func.sum(usage.c.credits)
+        query = (
+            select(
+                group.label("k"),
+                func.count(),
+                func.sum(case((usage.c.status == 200, 1), else_=0)),
+                func.sum(case((usage.c.status != 200, 1), else_=0)),
+                credits,
+            )
+            .where(usage.c.time >= since)
+            .group_by(group)
+            .order_by(credits.desc(), group)
+        )
+        async with self._engine.connect() as db:
+            return report_rows(await db.execute(query))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
