@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,6 @@ from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single
 from authz_server.transports.grpc import AuthorizationService
 from authz_server.transports.http import HttpAuthorization, HttpListener
 from authz_server.usage_sink import open_usage_sink
-from satgate.audit import open_audit_log
 from satgate.config import Config
 from satgate.control_plane.url import ControlPlaneError, sqlite_file
 from satgate.keyring import KeyringFile
@@ -100,7 +99,7 @@ def build_pipeline(
     )
     keyring.on_change(verifier.use_keyring)
     ledger = open_ledger(config.ledger)
-    exhausted = BudgetExhaustedEvents(open_audit_log(config.ledger, config.mint.audit_log), ledger)
+    exhausted = BudgetExhaustedEvents(config.open_audit_log(), ledger)
     exhausted.start()
     usage = None
     if usage_sink is not None:
@@ -268,12 +267,12 @@ def check_startup(config: Config) -> None:
     exposed = config.exposed_state_files()
     if exposed:
         raise OSError(exposed[0])
-    if config.authz.usage.enabled and sqlite_file(config.control_plane) is None:
-        try:  # usage goes to the shared control plane: it must be at this SatGate's schema
-            asyncio.run(_close(open_usage_sink(config)))
+    if sqlite_file(config.control_plane) is None:
+        try:  # the audit chain (and usage) go to the shared control plane: it must be at this SatGate's schema
+            asyncio.run(_check_schema(config.control_plane))
         except ControlPlaneError as exc:
             raise OSError(str(exc)) from None
-    elif config.authz.usage.enabled:
+    if config.authz.usage.enabled and sqlite_file(config.control_plane) is not None:
         path = config.authz.usage.path
         try:
             UsageStore(path).close_now()
@@ -285,10 +284,10 @@ def check_startup(config: Config) -> None:
             ) from None
 
 
-async def _close(sink: Awaitable[UsageSink | None]) -> None:
-    opened = await sink
-    if opened is not None:
-        await opened.close()
+async def _check_schema(url: str) -> None:
+    from satgate.control_plane.store import ControlPlaneStore  # noqa: PLC0415 - SQLAlchemy only when used
+
+    await (await ControlPlaneStore.open(url)).close()  # PostgreSQL: checked, never migrated
 
 
 def run(config: Config) -> None:

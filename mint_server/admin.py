@@ -210,7 +210,7 @@ class AdminService:
         asks for a pre-revocation by name."""
         if not _REVOCATION_ID_RE.fullmatch(revocation_id):
             raise ExchangeDenied(400, "bad_request", "id must be a token_id or delegation_id (32 lowercase hex)")
-        records = (record for _seq, record, _prev, _hash in self._audit.records())
+        records = (record for _seq, record, _prev, _hash in await self._audit.records())
         recorded = await recorded_as(admin.tenant, revocation_id, records, self._store)
         if recorded is None and not pre_revoke:
             raise ExchangeDenied(
@@ -252,12 +252,12 @@ class AdminService:
             raise ExchangeDenied(400, "bad_request", "give token_id or delegation_id")
         return [r.to_json() for r in records]
 
-    def audit_records(self, admin: VerifiedToken) -> list[dict[str, Any]]:
+    async def audit_records(self, admin: VerifiedToken) -> list[dict[str, Any]]:
         """The tenant's records, in chain order, each with its prev_hash and hash: every record verifies on its own
         (`satgate audit verify --file F --partial`); that none is missing shows only on the whole chain."""
         return [
             exported(seq, record, prev, digest)
-            for seq, record, prev, digest in self._audit.records()
+            for seq, record, prev, digest in await self._audit.records()
             if record.get("tenant") == admin.tenant
         ]
 

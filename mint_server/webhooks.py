@@ -85,17 +85,17 @@ class WebhookDispatcher:
             self._queues.append(queue)
             self._workers.append(asyncio.create_task(self._deliver_forever(target, queue)))
 
-    def tail(self, audit: AuditLog, interval: float = 0.5) -> None:
+    async def tail(self, audit: AuditLog, interval: float = 0.5) -> None:
         """Deliver what anyone appends to the chain from now on — the Mint's own events and those the authz
         servers raise (budget_exhausted). With several Mint replicas, enable webhooks on one of them."""
         if self.targets:
-            start = audit.head()  # now, not when the task first runs: nothing appended after start-up is skipped
+            start = await audit.head()  # now, not when the task first runs: nothing appended after start-up is skipped
             self._workers.append(asyncio.create_task(self._tail_forever(audit, interval, start)))
 
     async def _tail_forever(self, audit: AuditLog, interval: float, cursor: Any) -> None:
         while True:
             try:
-                batch = await asyncio.to_thread(audit.records_after, cursor)
+                batch = await audit.records_after(cursor)
             except Exception as exc:  # the store being away must not end the tail
                 log.warning("webhook_tail_failed", detail=str(exc))
                 batch = []

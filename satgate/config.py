@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -18,6 +18,9 @@ from satgate.sqlite_db import others_may_write
 from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
 from satgate.urls import https_unless_loopback
+
+if TYPE_CHECKING:
+    from satgate.audit.chain import AuditLog
 
 DEFAULT_STATE_DIR = Path(".satgate")
 
@@ -322,6 +325,12 @@ class Config(_Strict):
         if (control_plane := sqlite_file(self.control_plane)) is not None:
             files["control_plane"] = control_plane
         return [f"{setting}: {problem}" for setting, path in files.items() if (problem := others_may_write(path))]
+
+    def open_audit_log(self) -> AuditLog:
+        """The audit chain this deployment keeps (satgate.audit.open_audit_log chooses by these settings)."""
+        from satgate.audit import open_audit_log  # noqa: PLC0415 - the audit package reads the config's catalogue
+
+        return open_audit_log(self.ledger, self.mint.audit_log, self.control_plane)
 
     def missing_webhook_secrets(self) -> list[str]:
         """One line per webhook whose `secret_env` is unset, naming the field: checked by the Mint at start."""

@@ -25,19 +25,23 @@ def audit() -> None:
 @click.option("--tenant", help="only this tenant's records")
 def audit_export(config_path, fmt, tenant) -> None:
     """Print every record (JSON lines or CSV), with its prev_hash and hash: `audit verify --file` checks it."""
-    from satgate.audit import audit_csv, open_audit_log  # noqa: PLC0415
+    from satgate.audit import audit_csv  # noqa: PLC0415
     from satgate.audit.export import exported  # noqa: PLC0415
 
     config = _config(config_path)
-    log = open_audit_log(config.ledger, config.mint.audit_log)
-    try:
-        records = [
-            exported(seq, record, prev, digest)
-            for seq, record, prev, digest in log.records()
-            if tenant is None or record.get("tenant") == tenant
-        ]
-    finally:
-        asyncio.run(log.close())
+
+    async def read() -> list[dict]:
+        log = config.open_audit_log()
+        try:
+            return [
+                exported(seq, record, prev, digest)
+                for seq, record, prev, digest in await log.records()
+                if tenant is None or record.get("tenant") == tenant
+            ]
+        finally:
+            await log.close()
+
+    records = asyncio.run(read())
     if tenant is not None:
         click.echo(
             "note: a tenant-filtered export: each record verifies on its own (audit verify --file F --partial); "
@@ -65,15 +69,18 @@ def audit_verify(config_path, export_file, partial, expect_head) -> None:
         return
     if partial:
         raise click.UsageError("--partial applies to --file")
-    from satgate.audit import open_audit_log  # noqa: PLC0415
 
     config = _config(config_path)
-    log = open_audit_log(config.ledger, config.mint.audit_log)
-    try:
-        broken = log.verify()
-        records = list(log.records()) if broken is None else []
-    finally:
-        asyncio.run(log.close())
+
+    async def check() -> tuple[object, list]:
+        log = config.open_audit_log()
+        try:
+            broken = await log.verify()
+            return broken, (await log.records() if broken is None else [])
+        finally:
+            await log.close()
+
+    broken, records = asyncio.run(check())
     if broken is not None:
         _fail({"ok": False, "broken_at_seq": broken})
     head = records[-1][3] if records else None

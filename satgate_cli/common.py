@@ -45,10 +45,10 @@ def _keyring(config):
 
 def _audit(config: Config, event_type: str, **fields: Any) -> None:
     """Control-plane actions taken from the CLI land in the same hash-chained log as the Mint's."""
-    from satgate.audit import AuditEvent, open_audit_log  # noqa: PLC0415
+    from satgate.audit import AuditEvent  # noqa: PLC0415
 
     async def append() -> None:
-        log = open_audit_log(config.ledger, config.mint.audit_log)  # in the loop that uses it (Redis clients bind)
+        log = config.open_audit_log()  # in the loop that uses it (Redis clients bind)
         try:
             await log.append(AuditEvent(type=event_type, actor="cli", **fields))
         finally:

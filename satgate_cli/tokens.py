@@ -266,18 +266,17 @@ def token_revoke(config_path, token_text, revocation_id, tenant, reason, pre_rev
 
 
 def _recorded_as(config, tenant: str, revocation_id: str) -> str | None:
-    from satgate.audit import open_audit_log  # noqa: PLC0415
     from satgate.control_plane.store import ControlPlaneStore  # noqa: PLC0415
     from satgate.control_plane.url import sqlite_file  # noqa: PLC0415
     from satgate.revocations import recorded_as  # noqa: PLC0415
 
     async def lookup() -> str | None:
-        audit = open_audit_log(config.ledger, config.mint.audit_log)
+        audit = config.open_audit_log()
         local = sqlite_file(config.control_plane)
         fresh = local is not None and not local.exists()  # no Mint ever ran here: nothing recorded in it
         store = None if fresh else await ControlPlaneStore.open(config.control_plane)
         try:
-            return await recorded_as(tenant, revocation_id, (r for _s, r, _p, _h in audit.records()), store)
+            return await recorded_as(tenant, revocation_id, (r for _s, r, _p, _h in await audit.records()), store)
         finally:
             await audit.close()
             if store is not None:

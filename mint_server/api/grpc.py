@@ -196,5 +196,5 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
 
     async def ExportAudit(self, request: admin_pb2.ExportAuditRequest, context: grpc.aio.ServicerContext) -> Any:
         caller = await self._authenticate(context, "ExportAudit")
-        records = self._admin.audit_records(caller)
+        records = await self._admin.audit_records(caller)
         return admin_pb2.ExportAuditResponse(records=[canonical_json(r) for r in records])

@@ -147,7 +147,7 @@ async def admin_audit(request: web.Request) -> web.Response:
     export_format = request.query.get("format", "json")
     if export_format not in ("json", "csv"):
         raise ExchangeDenied(400, "bad_request", f"format must be json or csv, not {export_format[:32]!r}")
-    records = request.app[ADMIN].audit_records(caller)
+    records = await request.app[ADMIN].audit_records(caller)
     if export_format == "csv":
         return web.Response(text=audit_csv(records), content_type="text/csv")
     return web.json_response({"records": records})

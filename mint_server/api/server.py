@@ -25,7 +25,6 @@ from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws
 from mint_server.service import MintService, MintSettings, RateLimiter
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
-from satgate.audit import open_audit_log
 from satgate.config import Config, ConfigError
 from satgate.control_plane.store import ControlPlaneStore
 from satgate.keyring import KeyringFile
@@ -52,7 +51,7 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
         )
     store = await ControlPlaneStore.open(config.control_plane)  # refuses a database behind this schema
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
-    ledger, audit = open_ledger(config.ledger), open_audit_log(config.ledger, mint.audit_log)
+    ledger, audit = open_ledger(config.ledger), config.open_audit_log()
     KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
     policies = PolicyStore(mint.policies, attribute_keys, mint.default_tenant, require_scopes=mint.require_scopes)
     max_ttl = parse_duration(mint.max_ttl)
@@ -130,7 +129,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 ],
             )
             webhooks.start()
-            webhooks.tail(service.audit)
+            await webhooks.tail(service.audit)
             app[WEBHOOKS] = webhooks
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             keyring_watch = asyncio.create_task(service.keyring.watch())

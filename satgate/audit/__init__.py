@@ -1,5 +1,6 @@
-"""The append-only, hash-chained audit log (SPEC: Audit): the chain itself, and one store per deployment — SQLite on
-one host, a Redis Stream that Mint replicas share when the ledger is Redis."""
+"""The append-only, hash-chained audit log (SPEC: Audit): the chain itself, and one store per deployment — the
+PostgreSQL control plane that every host shares, a Redis Stream that Mint replicas share when the ledger is Redis,
+or SQLite on one host."""
 
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ from satgate.audit.chain import (
 from satgate.audit.sqlite import SqliteAuditLog
 
 
-def open_audit_log(ledger_url: str, sqlite_path: str | Path) -> AuditLog:
-    """A Redis Stream when the ledger is Redis (Mint replicas share one chain), SQLite otherwise."""
+def open_audit_log(ledger_url: str, sqlite_path: str | Path, control_plane_url: str | None = None) -> AuditLog:
+    """The control plane's database when it is PostgreSQL (every host shares it), else a Redis Stream when the
+    ledger is Redis (Mint replicas share one chain), else a SQLite file."""
     from satgate.ledger.url import is_redis_url  # noqa: PLC0415 - the ledger package imports nothing of ours here
+
+    if control_plane_url is not None and not control_plane_url.startswith("sqlite:"):
+        from satgate.audit.sql import SqlAuditLog  # noqa: PLC0415 - SQLAlchemy only when used
+
+        return SqlAuditLog.from_url(control_plane_url)
 
     if is_redis_url(ledger_url):
         from satgate.audit.redis import RedisStreamAuditLog  # noqa: PLC0415 - redis only when used

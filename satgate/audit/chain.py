@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,23 +71,24 @@ class Once:
 
 
 class AuditLog(Protocol):
-    """Where the chain lives: SQLite (one host) or a Redis Stream (with the Redis ledger)."""
+    """Where the chain lives: the PostgreSQL control plane (every host), a Redis Stream (with the Redis ledger),
+    or a SQLite file (one host)."""
 
     async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
         """The new record's hash; None when `once` found its key already used in the window."""
         ...
 
-    def records(self) -> Iterator[tuple[Any, dict[str, Any], str, str]]:
+    async def records(self) -> list[tuple[Any, dict[str, Any], str, str]]:
         """(seq, record, prev_hash, hash) in chain order."""
         ...
 
-    def verify(self) -> Any | None: ...
+    async def verify(self) -> Any | None: ...
 
-    def head(self) -> Any | None:
+    async def head(self) -> Any | None:
         """The seq of the newest record (None when empty): where a tail starts."""
         ...
 
-    def records_after(self, seq: Any | None, limit: int = 500) -> list[dict[str, Any]]:
+    async def records_after(self, seq: Any | None, limit: int = 500) -> list[dict[str, Any]]:
         """Records appended after `seq` (from the start when None), whoever appended them, with seq and hash."""
         ...
 

@@ -73,7 +73,10 @@ class RedisStreamAuditLog:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         raise RuntimeError("audit: could not append after repeated races for the chain head")
 
-    def records(self) -> Iterator[tuple[str, dict[str, Any], str, str]]:
+    async def records(self) -> list[tuple[str, dict[str, Any], str, str]]:
+        return list(self._records())
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any], str, str]]:
         cursor = "-"
         while True:
             try:  # decode_responses=True: ids and fields are str
@@ -87,17 +90,17 @@ class RedisStreamAuditLog:
                 return
             cursor = batch[-1][0]
 
-    def head(self) -> str | None:
+    async def head(self) -> str | None:
         newest = cast(list[tuple[str, dict[str, str]]], self._reader.xrevrange(STREAM, count=1))
         return newest[0][0] if newest else None
 
-    def records_after(self, seq: str | None, limit: int = 500) -> list[dict[str, Any]]:
+    async def records_after(self, seq: str | None, limit: int = 500) -> list[dict[str, Any]]:
         start = f"({seq}" if seq else "-"
         batch = cast(list[tuple[str, dict[str, str]]], self._reader.xrange(STREAM, min=start, count=limit))
         return [{"seq": entry_id, **json.loads(f["record"]), "hash": f["hash"]} for entry_id, f in batch]
 
-    def verify(self) -> str | None:
-        return first_break(self.records())
+    async def verify(self) -> str | None:
+        return first_break(self._records())
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,24 +50,26 @@ class SqliteAuditLog:
         self._db.execute("INSERT INTO audit_once (key, until) VALUES (?, ?)", (once.key, now + once.seconds))
         return True
 
-    def head(self) -> int | None:
+    async def head(self) -> int | None:
         row = self._db.execute("SELECT max(seq) FROM audit").fetchone()
         return row[0] if row else None
 
-    def records_after(self, seq: int | None, limit: int = 500) -> list[dict[str, Any]]:
+    async def records_after(self, seq: int | None, limit: int = 500) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT seq, record, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq or 0, limit)
         ).fetchall()
         return [{"seq": s, **json.loads(record), "hash": digest} for s, record, digest in rows]
 
-    def records(self) -> Iterator[tuple[int, dict[str, Any], str, str]]:
-        for seq, record, prev, digest in self._db.execute(
-            "SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq"
-        ):
-            yield seq, json.loads(record), prev, digest
+    async def records(self) -> list[tuple[int, dict[str, Any], str, str]]:
+        return [
+            (seq, json.loads(record), prev, digest)
+            for seq, record, prev, digest in self._db.execute(
+                "SELECT seq, record, prev_hash, hash FROM audit ORDER BY seq"
+            )
+        ]
 
-    def verify(self) -> int | None:
-        return first_break(self.records())
+    async def verify(self) -> int | None:
+        return first_break(await self.records())
 
     async def close(self) -> None:
         self._db.close()

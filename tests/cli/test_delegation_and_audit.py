@@ -128,7 +128,7 @@ def test_cli_mint_and_revoke_are_audited(tmp_path, config):
         ).stdout
     )
     runner.invoke(cli, ["token", "revoke", "--config", str(config), minted["token"], "--reason", "test"])
-    records = [record for _seq, record, _prev, _hash in SqliteAuditLog(tmp_path / "audit.db").records()]
+    records = [record for _seq, record, _prev, _hash in asyncio.run(SqliteAuditLog(tmp_path / "audit.db").records())]
     assert [(r["type"], r["token_id"], r["actor"]) for r in records] == [
         ("mint", minted["token_id"], "cli"),
         ("revoke", minted["token_id"], "cli"),

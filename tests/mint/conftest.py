@@ -59,8 +59,8 @@ class MintUnderTest:
         response = await self.client.post("/api/mint/exchange", json={"credentials": jwt})
         return response.status, await response.json()
 
-    def audit(self) -> list[dict[str, Any]]:
-        return [record for _seq, record, _prev, _hash in self.service._audit.records()]
+    async def audit(self) -> list[dict[str, Any]]:
+        return [record for _seq, record, _prev, _hash in await self.service._audit.records()]
 
     def keyring(self):
         return load_keyring(yaml.safe_load(self.config_path.read_text())["keyring"])

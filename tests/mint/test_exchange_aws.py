@@ -129,7 +129,7 @@ async def test_iam_user_exchanges(sts, aws_mint):
     status, body = await exchange(aws_mint, presign(sts["url"], sts["user"]))
     assert status == 200, body
     assert (body["tenant"], body["budget_credits"]) == ("acme", 3)
-    assert aws_mint.audit()[-1]["actor"] == f"arn:aws:iam::{ACCOUNT}:user/agent"
+    assert (await aws_mint.audit())[-1]["actor"] == f"arn:aws:iam::{ACCOUNT}:user/agent"
 
 
 async def test_a_presigned_request_is_exchangeable_once(sts, aws_mint):
@@ -259,5 +259,5 @@ async def test_bad_aws_header_values_are_400_and_audited(sts, start_mint, name, 
     status, body = await exchange(mint, request)
     assert (status, body["error"]) == (400, "bad_request")
     await mint.service.refusals.flush()
-    (record,) = mint.audit()
+    (record,) = await mint.audit()
     assert (record["details"]["provider"], record["details"]["status"]) == ("aws", 400)

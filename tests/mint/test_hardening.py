@@ -70,7 +70,7 @@ async def test_malformed_jwt_headers_are_401_and_audited(idp, start_mint, header
     status, body = await mint.exchange(forged_header(header))
     assert (status, body["error"]) == (401, "invalid_identity")
     await mint.service.refusals.flush()
-    (record,) = mint.audit()
+    (record,) = await mint.audit()
     assert (record["type"], record["details"]["reason"], record["details"]["count"]) == (
         "exchange_denied",
         "invalid_identity",
@@ -120,13 +120,13 @@ async def test_a_flood_of_garbage_exchanges_costs_a_few_audit_rows(idp, start_mi
         *(mint.client.post("/api/mint/exchange", json={"credentials": f"garbage-{i}"}) for i in range(300))
     )
     assert {r.status for r in statuses} == {401}
-    assert mint.audit() == []  # nothing written per request
+    assert (await mint.audit()) == []  # nothing written per request
     await mint.service.refusals.flush()
-    (record,) = mint.audit()
+    (record,) = await mint.audit()
     assert record["details"]["count"] == 300
     assert (record["details"]["source"], record["details"]["reason"]) == ("127.0.0.1", "invalid_identity")
     await mint.service.refusals.flush()
-    assert len(mint.audit()) == 1  # an empty interval writes nothing
+    assert len(await mint.audit()) == 1  # an empty interval writes nothing
 
 
 json_values = st.recursive(

@@ -50,7 +50,7 @@ async def test_disabled_policy_is_403_and_hot_reload_applies_at_once(idp, start_
     # Tokens already issued live on.
     verify = await mint.client.post("/api/mint/verify", headers={"Authorization": f"Bearer {issued['token']}"})
     assert (await verify.json())["valid"] is True
-    assert any(r["type"] == "policy_change" and r["details"]["disabled"] == ["agents"] for r in mint.audit())
+    assert any(r["type"] == "policy_change" and r["details"]["disabled"] == ["agents"] for r in (await mint.audit()))
 
 
 async def test_a_bad_edit_keeps_the_last_good_policies(idp, start_mint):
@@ -123,7 +123,7 @@ async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, o
     await mint.exchange(idp.token("intruder", "satgate"))
     await mint.exchange(other_idp.token("agent-1", "satgate"))
     await mint.service.refusals.flush()  # refusals before any identity verified are audited per interval
-    records = mint.audit()
+    records = await mint.audit()
     assert [(r["type"], r["details"].get("reason")) for r in records] == [
         ("exchange", None),
         ("exchange_denied", "no_matching_rule"),
@@ -132,9 +132,9 @@ async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, o
     assert (records[2]["details"]["count"], records[2]["details"]["source"]) == (1, "127.0.0.1")
     assert records[0]["token_id"] == issued["token_id"] and records[0]["policy"] == "agents"
     assert all(issued["token"] not in str(r) for r in records)
-    assert mint.service._audit.verify() is None
+    assert await mint.service._audit.verify() is None
     mint.service._audit._db.execute("UPDATE audit SET record = replace(record, 'intruder', 'someone') WHERE seq = 2")
-    assert mint.service._audit.verify() == 2
+    assert await mint.service._audit.verify() == 2
 
 
 async def test_metrics(idp, start_mint):

@@ -1,6 +1,6 @@
-"""Two Mint processes on one PostgreSQL share the control plane: a delegation recorded by one is listed by the
-other, a trust policy revoked through one stops issuance on the other at once. And a Mint refuses a database
-that `satgate db upgrade` has not brought to its schema."""
+"""Servers on a PostgreSQL control plane: two Mint processes on one database share it (a delegation recorded by
+one is listed by the other, a trust policy revoked through one stops issuance on the other at once), and Mint and
+authz servers refuse a database that `satgate db upgrade` has not brought to their schema."""
 
 import sys
 import time
@@ -85,3 +85,12 @@ async def test_two_mint_processes_share_delegations_and_policy_revocations(tmp_p
 
 
 pytestmark = pytest.mark.e2e
+
+
+def test_an_authz_server_refuses_a_database_behind_its_schema_in_one_line(tmp_path, keyring_file, postgres_url):
+    """Its usage records and budget_exhausted events go to the shared database: never migrated by authz."""
+    config = with_control_plane(mint_config(tmp_path, keyring_file), postgres_url)
+    doc = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**doc, "authz": {"listen": free_address()}}))
+    line = refused_line([sys.executable, "-m", "satgate_cli", "authz", "--config", str(config)])
+    assert "control_plane" in line and "satgate db upgrade" in line, line
