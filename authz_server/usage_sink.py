@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from satgate.config import Config
-from satgate.control_plane.url import sqlite_file
-from satgate.usage import SqliteUsageSink, UsageSink
+from satgate.usage import UsageSink
 
 
 async def open_usage_sink(config: Config) -> UsageSink | None:
-    """The shared control plane when it is PostgreSQL (`satgate usage` then sums every host), else this host's
-    own file (authz.usage.path)."""
+    """None when this server records no usage (authz.usage.enabled: false)."""
     if not config.authz.usage.enabled:
         return None
-    if sqlite_file(config.control_plane) is None:
-        from satgate.control_plane.usage import SqlUsageSink  # noqa: PLC0415 - SQLAlchemy only when used
+    from satgate.control_plane.usage import open_usage_sink as opened  # noqa: PLC0415 - SQLAlchemy when used
 
-        return await SqlUsageSink.open(config.control_plane)
-    return SqliteUsageSink(config.authz.usage.path)
+    return await opened(config.control_plane, config.authz.usage.path)

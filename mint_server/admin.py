@@ -1,5 +1,6 @@
 """Control-plane operations: server-side delegation (authenticated by the parent token itself) and the admin
-API (authenticated by a token of the tenant with scope `satgate:admin`). An admin acts only on its own tenant."""
+API (authenticated by a token of the tenant holding the operation's role, mint_server/roles.py). An admin acts
+only on its own tenant."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mint_server.policy_files import PolicyStore
+from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
 from satgate.audit.export import exported
-from satgate.caveats import Denial, RequestFacts, Scope
+from satgate.caveats import Denial, RequestFacts
 from satgate.control_plane.store import ControlPlaneStore, DelegationRecord
 from satgate.judge import judge
 from satgate.ledger import Ledger, LedgerUnavailable
@@ -22,7 +24,6 @@ from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.delegate import delegate
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 
-ADMIN_SCOPE = "satgate:admin"
 _REVOCATION_ID_RE = re.compile(r"[0-9a-f]{32}")
 DEFAULT_CHILD_TTL = "1h"
 
@@ -67,13 +68,6 @@ class DelegateRequest:
         return cls(budget, tuple(scopes), ttl, label, caveats)
 
 
-def grants_admin(token: VerifiedToken) -> bool:
-    """Admin needs an explicit grant sealed by the issuer (satgate:admin or satgate:*, never a bare `*`), and
-    every scope caveat — the holder's appended ones too — must permit it (SPEC v2.1, Grants)."""
-    scopes = [c for c in token.checks if isinstance(c, Scope)]
-    return token.grants.grant_role(ADMIN_SCOPE) and all(scope.permits(ADMIN_SCOPE) for scope in scopes)
-
-
 class AdminService:
     def __init__(
         self,
@@ -97,7 +91,10 @@ class AdminService:
         self._leeway = leeway_seconds
 
     # ------------------------------------------------------------------------------------ authentication
-    async def authenticate(self, credential: str | Denial, caller: Caller, *, admin: bool) -> VerifiedToken:
+    async def authenticate(self, credential: str | Denial, caller: Caller, *, operation: str | None) -> VerifiedToken:
+        """`operation`: the admin operation asked for (its role is checked and the call audited), or None for a
+        holder acting with its own token (delegation)."""
+        admin = operation is not None
         if isinstance(credential, Denial):
             raise ExchangeDenied(401, credential.error, credential.message)
         try:
@@ -110,20 +107,25 @@ class AdminService:
             path=caller.path,
             host=caller.host,
             source_ip=caller.source_ip,
-            required_scopes=(ADMIN_SCOPE,) if admin else (),
             leeway_seconds=self._leeway,
         )
-        denial = judge(token, RouteSettings(), facts)
-        if denial is None and admin and not grants_admin(token):
-            denial = Denial(403, "insufficient_scope", f"scope {ADMIN_SCOPE!r} is required")
+        denial = judge(token, RouteSettings(), facts)  # expiry, methods, paths, cidrs...: the role is apart
+        if denial is None and operation is not None and not allows(held := role_of(token), operation):
+            needed = OPERATION_ROLES[operation]
+            denial = Denial(
+                403,
+                "insufficient_scope",
+                f"{operation} needs role {needed!r} or higher; this credential holds "
+                + (repr(held) if held else "no admin role"),
+            )
         if denial is not None:
-            if admin:
+            if operation is not None:
                 await self._audit.append(
                     AuditEvent(
                         type="admin_denied",
                         tenant=token.tenant,
                         actor=token.token_id,
-                        details={"reason": denial.error, "path": caller.path},
+                        details={"reason": denial.error, "path": caller.path, "operation": operation},
                     )
                 )
             raise ExchangeDenied(denial.status, denial.error, denial.message)
@@ -136,7 +138,10 @@ class AdminService:
         if admin:
             await self._audit.append(
                 AuditEvent(
-                    type="admin_access", tenant=token.tenant, actor=token.token_id, details={"path": caller.path}
+                    type="admin_access",
+                    tenant=token.tenant,
+                    actor=token.token_id,
+                    details={"path": caller.path, "operation": operation, "role": role_of(token)},
                 )
             )
         return token

@@ -107,7 +107,7 @@ class DelegateGrpc:
         credential = _credential(context)
         try:
             parent = await self._admin.authenticate(
-                credential, _caller(context, "/satgate_api.mint.v1.Mint/Delegate"), admin=False
+                credential, _caller(context, "/satgate_api.mint.v1.Mint/Delegate"), operation=None
             )
             spec = DelegateRequest(
                 budget_credits=request.budget_credits if request.HasField("budget_credits") else None,
@@ -138,7 +138,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
     async def _authenticate(self, context: grpc.aio.ServicerContext, method: str) -> VerifiedToken:
         try:
             return await self._admin.authenticate(
-                _credential(context), _caller(context, f"/satgate_api.admin.v1.Admin/{method}"), admin=True
+                _credential(context), _caller(context, f"/satgate_api.admin.v1.Admin/{method}"), operation=method
             )
         except ExchangeDenied as denied:
             await _abort(context, denied)

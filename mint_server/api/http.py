@@ -101,9 +101,9 @@ def _caller(request: web.Request) -> Caller:
     return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
 
 
-async def _admin(request: web.Request) -> VerifiedToken:
+async def _admin(request: web.Request, operation: str) -> VerifiedToken:
     credential = bearer_token(request.headers.get("Authorization", ""))
-    return await request.app[ADMIN].authenticate(credential, _caller(request), admin=True)
+    return await request.app[ADMIN].authenticate(credential, _caller(request), operation=operation)
 
 
 @_denials
@@ -111,7 +111,7 @@ async def delegate(request: web.Request) -> web.Response:
     """The holder of a token asks for a narrower child; authenticated by the parent token itself."""
     credential = bearer_token(request.headers.get("Authorization", ""))
     admin = request.app[ADMIN]
-    parent = await admin.authenticate(credential, _caller(request), admin=False)
+    parent = await admin.authenticate(credential, _caller(request), operation=None)
     spec = DelegateRequest.from_json(await _json_body(request))
     assert isinstance(credential, str)  # authenticate() refused anything else
     return web.json_response(await admin.delegate(parent, credential, spec))
@@ -119,7 +119,7 @@ async def delegate(request: web.Request) -> web.Response:
 
 @_denials
 async def admin_revoke(request: web.Request) -> web.Response:
-    caller = await _admin(request)
+    caller = await _admin(request, "Revoke")
     doc = await _json_body(request)
     if not isinstance(doc, dict):
         raise ExchangeDenied(400, "bad_request", "body must be a JSON object")
@@ -134,7 +134,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
 
 @_denials
 async def admin_delegations(request: web.Request) -> web.Response:
-    caller = await _admin(request)
+    caller = await _admin(request, "ListDelegations")
     records = await request.app[ADMIN].delegations(
         caller, token_id=request.query.get("token_id"), delegation_id=request.query.get("delegation_id")
     )
@@ -143,7 +143,7 @@ async def admin_delegations(request: web.Request) -> web.Response:
 
 @_denials
 async def admin_audit(request: web.Request) -> web.Response:
-    caller = await _admin(request)
+    caller = await _admin(request, "ExportAudit")
     export_format = request.query.get("format", "json")
     if export_format not in ("json", "csv"):
         raise ExchangeDenied(400, "bad_request", f"format must be json or csv, not {export_format[:32]!r}")
@@ -155,7 +155,7 @@ async def admin_audit(request: web.Request) -> web.Response:
 
 @_denials
 async def admin_revoke_policy(request: web.Request) -> web.Response:
-    caller = await _admin(request)
+    caller = await _admin(request, "RevokePolicy")
     doc = await _json_body(request)
     reason = doc.get("reason", "") if isinstance(doc, dict) else ""
     return web.json_response(await request.app[ADMIN].revoke_policy(caller, request.match_info["name"], str(reason)))

@@ -4,6 +4,7 @@ admin API) sum all of them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select
@@ -12,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from satgate.control_plane.engine import create_engine
 from satgate.control_plane.migrate import check_schema
 from satgate.control_plane.schema import usage
-from satgate.control_plane.url import redacted
-from satgate.usage import Record, grouping, report_rows
+from satgate.control_plane.url import redacted, sqlite_file
+from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_rows
 
 _FIELDS = ("time", "tenant", "token_id", "route", "method", "status", "credits", "attributes")
 
@@ -62,3 +63,11 @@ class SqlUsageSink:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+async def open_usage_sink(control_plane_url: str, usage_path: Path) -> UsageSink:
+    """The shared control plane when it is PostgreSQL (every authz host writes there, so reports sum them all),
+    else this host's own file (authz.usage.path)."""
+    if sqlite_file(control_plane_url) is None:
+        return await SqlUsageSink.open(control_plane_url)
+    return SqliteUsageSink(usage_path)

@@ -215,7 +215,7 @@ async def test_audit_export_json_and_csv(idp, mint_server, keyring):
         "admin_denied",
         "admin_access",
     ]
-    assert records[2]["details"] == {"path": "/api/admin/revoke"}
+    assert records[2]["details"] == {"path": "/api/admin/revoke", "operation": "Revoke", "role": "satgate:admin"}
     assert all(len(r["hash"]) == 64 for r in records)
     assert parent["token"] not in str(records) and child["token"] not in str(records)
     text = await (await mint_server.client.get("/api/admin/audit?format=csv", headers=admin)).text()

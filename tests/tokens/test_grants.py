@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mint_server.admin import ADMIN_SCOPE, grants_admin
+from mint_server.roles import ADMIN as ADMIN_SCOPE
+from mint_server.roles import role_of
 from satgate.caveats import CaveatSyntaxError, RequestFacts
 from satgate.caveats.seal import seal_value
 from satgate.judge import judge
@@ -21,6 +22,10 @@ from satgate.tokens.verify import TokenRejected, TokenVerifier
 KEYRING = Keyring(active_kid="k1", keys={"k1": b"s" * 32})
 ATTRIBUTES = ("department",)
 VERIFIER = TokenVerifier(KEYRING, attribute_keys=ATTRIBUTES, refusal_cache_size=0)
+
+
+def grants_admin(token) -> bool:
+    return role_of(token) == ADMIN_SCOPE
 
 
 def append_raw(token: str, *raw: bytes) -> str:
