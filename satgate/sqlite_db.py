@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Protocol
 
 _state_file_mode = 0o600
 
@@ -41,7 +42,13 @@ def others_may_write(path: str | Path) -> str | None:
     return None
 
 
-def enable_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+class _Executes(Protocol):
+    """A sqlite3 connection or cursor, or SQLAlchemy's aiosqlite adapter of one."""
+
+    def execute(self, sql: str, /) -> object: ...
+
+
+def enable_wal(db: _Executes, busy_timeout_ms: int) -> None:
     """Switching to WAL needs an exclusive lock taken from a shared one; when another process opening the same new
     file holds its own shared lock, SQLite answers "database is locked" at once instead of calling the busy
     handler (that wait could deadlock). Processes starting together (workers, replicas) retry here instead."""

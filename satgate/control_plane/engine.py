@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
-
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from satgate.control_plane.url import sqlite_file, validate_control_plane_url
-from satgate.sqlite_db import create_private
+from satgate.sqlite_db import create_private, enable_wal
 
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -42,17 +39,7 @@ def create_engine(url: str) -> AsyncEngine:
     def _pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-        # Switching a new file to WAL answers "locked" at once (no busy wait) while another process opening it
-        # holds a shared lock: processes starting together retry, as satgate.sqlite_db.enable_wal does.
-        deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                cursor.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.01)
+        enable_wal(cursor, _SQLITE_BUSY_TIMEOUT_MS)  # processes opening a new file together retry the switch
         cursor.close()
 
     return engine
