@@ -25,7 +25,7 @@ def db_upgrade(config_path: str | None) -> None:
     their schema); an embedded SQLite file is upgraded by the Mint itself."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - SQLAlchemy only for db commands
 
-    from satgate.control_plane.engine import create_engine  # noqa: PLC0415
+    from satgate.control_plane.engine import create_engine, failure_reason  # noqa: PLC0415
     from satgate.control_plane.migrate import upgrade  # noqa: PLC0415
     from satgate.control_plane.url import redacted  # noqa: PLC0415
 
@@ -42,8 +42,7 @@ def db_upgrade(config_path: str | None) -> None:
     try:
         before, after = asyncio.run(run())
     except (OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise click.ClickException(f"control_plane: cannot upgrade {where} ({reason})") from None
+        raise click.ClickException(f"control_plane: cannot upgrade {where} ({failure_reason(exc)})") from None
     if before == after:
         click.echo(f"control plane at {where} is at schema {after}: nothing to do")
     else:
@@ -56,7 +55,7 @@ def db_status(config_path: str | None) -> None:
     """Say which schema revision `control_plane` is at, and whether this SatGate can use it. Exit 1 if not."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
-    from satgate.control_plane.engine import create_engine  # noqa: PLC0415
+    from satgate.control_plane.engine import create_engine, failure_reason  # noqa: PLC0415
     from satgate.control_plane.migrate import SchemaOutOfDate, check_schema, head_revision  # noqa: PLC0415
     from satgate.control_plane.url import redacted  # noqa: PLC0415
 
@@ -75,6 +74,5 @@ def db_status(config_path: str | None) -> None:
     except SchemaOutOfDate as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise click.ClickException(f"control_plane: cannot reach {where} ({reason})") from None
+        raise click.ClickException(f"control_plane: cannot reach {where} ({failure_reason(exc)})") from None
     click.echo(f"control plane at {where} is at schema {head_revision()}, this SatGate's")

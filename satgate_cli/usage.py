@@ -23,15 +23,13 @@ from satgate_cli.common import (
 def usage(config_path, by, since, as_json) -> None:
     """Requests, allowed, denied and credits per token, tenant or declared attribute: of every authz host when the
     control plane is PostgreSQL, else of this host's usage file."""
-    from authz_server.usage_sink import open_usage_sink  # noqa: PLC0415
     from satgate.control_plane.url import ControlPlaneError  # noqa: PLC0415
+    from satgate.control_plane.usage import open_usage_sink  # noqa: PLC0415
 
     config = _config(config_path)
-    config = config.model_copy(update={"authz": config.authz.model_copy(update={"usage": _enabled(config)})})
 
-    async def report() -> list[dict]:
-        sink = await open_usage_sink(config)
-        assert sink is not None
+    async def report() -> list[dict]:  # whether or not this host records usage itself
+        sink = await open_usage_sink(config.control_plane, config.authz.usage.path)
         try:
             return await sink.report(by, time.time() - parse_duration(since))
         finally:
@@ -51,8 +49,3 @@ def usage(config_path, by, since, as_json) -> None:
         click.echo(
             f"{row['key'] or '-':34s} {row['requests']:9d} {row['allowed']:8d} {row['denied']:7d} {row['credits']:9d}"
         )
-
-
-def _enabled(config):
-    """Reading usage works whether or not this host records it."""
-    return config.authz.usage.model_copy(update={"enabled": True})

@@ -12,6 +12,11 @@ from satgate.sqlite_db import create_private, enable_wal
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy wraps it with SQL and a link): what a one-line refusal quotes."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+
+
 def _async_url(url: str) -> URL:
     validate_control_plane_url(url)
     parsed = make_url(url)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from satgate.control_plane.engine import create_engine
+from satgate.control_plane.engine import create_engine, failure_reason
 from satgate.control_plane.migrate import check_schema, current_revision, upgrade
 from satgate.control_plane.schema import delegations, revoked_policies, used_signatures
 from satgate.control_plane.url import ControlPlaneError, redacted, sqlite_file
@@ -39,6 +39,25 @@ class DelegationRecord:
         return asdict(self)
 
 
+async def open_engine(url: str, *, upgrade_embedded: bool = True) -> AsyncEngine:
+    """An engine on a database at this SatGate's schema, or SchemaOutOfDate / ControlPlaneUnavailable (one line
+    each). An embedded SQLite file (one host, nobody else to coordinate with) is brought up to date here unless
+    `upgrade_embedded` is false; a shared PostgreSQL only by `satgate db upgrade`."""
+    engine = create_engine(url)
+    try:
+        if upgrade_embedded and sqlite_file(url) is not None:
+            await upgrade(engine)
+        else:
+            await check_schema(engine, redacted(url))
+    except (OSError, SQLAlchemyError) as exc:
+        await engine.dispose()
+        raise ControlPlaneUnavailable(f"control_plane: cannot use {redacted(url)} ({failure_reason(exc)})") from None
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
 class ControlPlaneStore:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self._engine = engine
@@ -47,22 +66,8 @@ class ControlPlaneStore:
 
     @classmethod
     async def open(cls, url: str) -> ControlPlaneStore:
-        """At this SatGate's schema, or SchemaOutOfDate. An embedded SQLite file (one host, nobody else to
-        coordinate with) is brought up to date here; a shared PostgreSQL only by `satgate db upgrade`."""
-        engine = create_engine(url)
-        try:
-            if sqlite_file(url) is not None:
-                await upgrade(engine)
-            else:
-                await check_schema(engine, redacted(url))
-        except (OSError, SQLAlchemyError) as exc:
-            await engine.dispose()
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise ControlPlaneUnavailable(f"control_plane: cannot use {redacted(url)} ({reason})") from None
-        except BaseException:
-            await engine.dispose()
-            raise
-        return cls(engine, url)
+        """At this SatGate's schema, or ControlPlaneError (open_engine)."""
+        return cls(await open_engine(url), url)
 
     async def schema_revision(self) -> str | None:
         return await current_revision(self._engine)

@@ -10,10 +10,9 @@ from typing import Any
 from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from satgate.control_plane.engine import create_engine
-from satgate.control_plane.migrate import check_schema
 from satgate.control_plane.schema import usage
-from satgate.control_plane.url import redacted, sqlite_file
+from satgate.control_plane.store import open_engine
+from satgate.control_plane.url import sqlite_file
 from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_rows
 
 _FIELDS = ("time", "tenant", "token_id", "route", "method", "status", "credits", "attributes")
@@ -25,14 +24,8 @@ class SqlUsageSink:
 
     @classmethod
     async def open(cls, url: str) -> SqlUsageSink:
-        """SchemaOutOfDate unless the database is at this SatGate's schema (authz never migrates it)."""
-        engine = create_engine(url)
-        try:
-            await check_schema(engine, redacted(url))
-        except BaseException:
-            await engine.dispose()
-            raise
-        return cls(engine)
+        """At this SatGate's schema, or ControlPlaneError: authz never migrates it."""
+        return cls(await open_engine(url, upgrade_embedded=False))
 
     async def write(self, records: list[Record], retain_after: float) -> None:
         rows: list[dict[str, Any]] = [dict(zip(_FIELDS, record, strict=True)) for record in records]

@@ -94,3 +94,9 @@ def test_an_authz_server_refuses_a_database_behind_its_schema_in_one_line(tmp_pa
     config.write_text(yaml.safe_dump({**doc, "authz": {"listen": free_address()}}))
     line = refused_line([sys.executable, "-m", "satgate_cli", "authz", "--config", str(config)])
     assert "control_plane" in line and "satgate db upgrade" in line, line
+
+
+def test_usage_from_an_unreachable_control_plane_is_one_line(tmp_path, keyring_file):
+    config = with_control_plane(mint_config(tmp_path, keyring_file), f"postgresql://satgate@{free_address()}/satgate")
+    line = refused_line([sys.executable, "-m", "satgate_cli", "usage", "--config", str(config)])
+    assert "control_plane: cannot use" in line, line
