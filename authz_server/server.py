@@ -285,9 +285,9 @@ def check_startup(config: Config) -> None:
 
 
 async def _check_schema(url: str) -> None:
-    from satgate.control_plane.store import ControlPlaneStore  # noqa: PLC0415 - SQLAlchemy only when used
+    from satgate.control_plane.store import open_engine  # noqa: PLC0415 - SQLAlchemy only when used
 
-    await (await ControlPlaneStore.open(url)).close()  # PostgreSQL: checked, never migrated
+    await (await open_engine(url, upgrade_embedded=False)).dispose()  # checked, never migrated by authz
 
 
 def run(config: Config) -> None:

@@ -94,7 +94,6 @@ class AdminService:
     async def authenticate(self, credential: str | Denial, caller: Caller, *, operation: str | None) -> VerifiedToken:
         """`operation`: the admin operation asked for (its role is checked and the call audited), or None for a
         holder acting with its own token (delegation)."""
-        admin = operation is not None
         if isinstance(credential, Denial):
             raise ExchangeDenied(401, credential.error, credential.message)
         try:
@@ -110,7 +109,8 @@ class AdminService:
             leeway_seconds=self._leeway,
         )
         denial = judge(token, RouteSettings(), facts)  # expiry, methods, paths, cidrs...: the role is apart
-        if denial is None and operation is not None and not allows(held := role_of(token), operation):
+        held = role_of(token) if operation is not None else None
+        if denial is None and operation is not None and not allows(held, operation):
             needed = OPERATION_ROLES[operation]
             denial = Denial(
                 403,
@@ -135,13 +135,13 @@ class AdminService:
             raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
         if revoked:
             raise ExchangeDenied(401, "revoked", "token has been revoked")
-        if admin:
+        if operation is not None:
             await self._audit.append(
                 AuditEvent(
                     type="admin_access",
                     tenant=token.tenant,
                     actor=token.token_id,
-                    details={"path": caller.path, "operation": operation, "role": role_of(token)},
+                    details={"path": caller.path, "operation": operation, "role": held},
                 )
             )
         return token

@@ -33,7 +33,7 @@ def grouping(by: str) -> tuple[str, str | None]:
     """(column, attribute key) for `--by`: token, tenant or attr:<key>; refuses anything else."""
     if by in {"token", "tenant"}:
         return ("token_id" if by == "token" else "tenant"), None
-    if by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").replace("-", "").isalnum():
+    if by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").isalnum():
         return "attributes", by[5:]
     raise ValueError(f"--by must be token, tenant or attr:<key>, not {by!r}")
 

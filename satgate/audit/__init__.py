@@ -24,9 +24,10 @@ from satgate.audit.sqlite import SqliteAuditLog
 def open_audit_log(ledger_url: str, sqlite_path: str | Path, control_plane_url: str | None = None) -> AuditLog:
     """The control plane's database when it is PostgreSQL (every host shares it), else a Redis Stream when the
     ledger is Redis (Mint replicas share one chain), else a SQLite file."""
+    from satgate.control_plane.url import sqlite_file  # noqa: PLC0415 - as the ledger's: loaded when opening
     from satgate.ledger.url import is_redis_url  # noqa: PLC0415 - the ledger package imports nothing of ours here
 
-    if control_plane_url is not None and not control_plane_url.startswith("sqlite:"):
+    if control_plane_url is not None and sqlite_file(control_plane_url) is None:
         from satgate.audit.sql import SqlAuditLog  # noqa: PLC0415 - SQLAlchemy only when used
 
         return SqlAuditLog.from_url(control_plane_url)
