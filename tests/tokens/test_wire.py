@@ -127,7 +127,7 @@ def test_the_caveat_cap_itself_is_accepted():
 
 
 @given(caveats=st.lists(st.binary(min_size=1, max_size=40), max_size=wire.MAX_CAVEATS + 8))
-def test_the_count_before_decoding_agrees_with_the_decoder(caveats):
+def test_the_caveat_cap_refuses_exactly_the_tokens_over_it(caveats):
     mac = wire.WireMacaroon(b"id", tuple(caveats), bytes(32))
     text = wire.encode(mac)
     if len(caveats) > wire.MAX_CAVEATS:
