@@ -2,6 +2,7 @@
 
 from satgate.ledger.base import (
     Bucket,
+    BudgetAdjustment,
     DebitRequest,
     DebitResult,
     Ledger,
@@ -9,4 +10,4 @@ from satgate.ledger.base import (
     Outcome,
 )
 
-__all__ = ["Bucket", "DebitRequest", "DebitResult", "Ledger", "LedgerUnavailable", "Outcome"]
+__all__ = ["Bucket", "BudgetAdjustment", "DebitRequest", "DebitResult", "Ledger", "LedgerUnavailable", "Outcome"]

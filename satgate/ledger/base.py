@@ -57,6 +57,15 @@ class DebitResult:
         return self.outcome is Outcome.DEBITED and not self.replayed and self.charged > 0
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetAdjustment:
+    """A budget change's result: `applied` False when a cut would take the limit below what is spent."""
+
+    applied: bool
+    remaining: int  # after the change when applied, else as it stands
+    replayed: bool = False  # this change id was applied before (a resend): nothing moved now
+
+
 class Ledger(Protocol):
     async def debit(self, request: DebitRequest) -> DebitResult:
         """Cancel-safe: if the caller is cancelled while the store may still commit the debit, the store refunds
@@ -75,6 +84,12 @@ class Ledger(Protocol):
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool: ...
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None: ...
+
+    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
+        """Move a budget bucket's limit by `delta` credits (a top-up or a cut), in one atomic step with every
+        debit: the next check sees it. A cut never takes the limit below what the bucket has spent. A resend of
+        the same `change_id` (the store's own resend after a broken connection) is applied once."""
+        ...
 
     async def probe(self) -> None:
         """Raise LedgerUnavailable (LedgerNotInitialised when unmarked) unless the store can serve debits."""

@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError, RedisError
 from satgate.ledger.base import (
     IDEMPOTENCY_WINDOW_SECONDS,
     Bucket,
+    BudgetAdjustment,
     DebitRequest,
     DebitResult,
     LedgerNotInitialised,
@@ -30,7 +31,7 @@ from satgate.ledger.base import (
     Outcome,
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
-from satgate.ledger.redis_lua import DEBIT, REFUND
+from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND
 from satgate.ledger.refunds import Refunds
 from satgate.urls import display_url
 
@@ -124,6 +125,7 @@ class RedisLedger:
         self._clock = clock
         self._debit = client.register_script(DEBIT)
         self._refund = client.register_script(REFUND)
+        self._adjust = client.register_script(ADJUST)
         self._refunds = Refunds(self)
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -170,7 +172,7 @@ class RedisLedger:
                     async with asyncio.timeout(max(self._timeout, 5.0)):
                         if isinstance(self._client, RedisCluster):
                             await self._client.initialize()
-                        for script in (self._debit, self._refund):
+                        for script in (self._debit, self._refund, self._adjust):
                             await self._client.script_load(script.script)
                 except (RedisError, OSError, TimeoutError) as exc:
                     raise LedgerUnavailable(f"ledger: redis: cannot reach it: {type(exc).__name__}: {exc}") from exc
@@ -221,6 +223,25 @@ class RedisLedger:
         keys = [debit_record_key(request.tenant, request.debit_id)]
         keys += [bucket_key(request.tenant, b.bucket_id) for b in request.buckets]
         return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt])))
+
+    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
+        keys = [
+            redis_marker_key_for_tenant(tenant),
+            bucket_key(tenant, bucket.bucket_id),
+            _key(tenant, "adj", change_id),
+        ]
+        args = [bucket.limit, delta, self._window]
+        reply = await self._call(lambda _gives_up: self._adjust(keys=keys, args=args))
+        match reply:
+            case ["unmarked"]:
+                raise LedgerNotInitialised(_UNMARKED)
+            case ["replay", remaining]:
+                return BudgetAdjustment(applied=True, remaining=int(remaining), replayed=True)
+            case ["below", remaining]:
+                return BudgetAdjustment(applied=False, remaining=int(remaining))
+            case ["ok", remaining]:
+                return BudgetAdjustment(applied=True, remaining=int(remaining))
+        raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
 
     async def probe(self) -> None:
         found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in _probed_keys()))

@@ -13,6 +13,11 @@ buffer (Redis paused, a slow network) past its deadline spends nothing.
 REFUND — KEYS[1] the debit's record, KEYS[2..] the buckets it charged; ARGV[1] the attempt id. When the record
 was written by that attempt, gives back what it charged and deletes the record (so once); returns the credits
 refunded.
+
+ADJUST — KEYS[1] the ledger marker of the tenant's slot, KEYS[2] the bucket (spent so far), KEYS[3] the change's
+record; ARGV: the bucket's limit, the delta (+ top-up, - cut), record ttl. A change moves the bucket's counter the
+other way (a top-up of N is N less spent), so debits need nothing new. Returns {'unmarked'} |
+{'replay', remaining} | {'below', remaining} | {'ok', remaining}.
 """
 
 DEBIT = """
@@ -82,4 +87,23 @@ if charged > 0 then
   end
 end
 return charged
+"""
+
+ADJUST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'unmarked'}
+end
+local seen = redis.call('GET', KEYS[3])
+if seen then
+  return {'replay', seen}
+end
+local delta = tonumber(ARGV[2])
+local left = tonumber(ARGV[1]) - tonumber(redis.call('GET', KEYS[2]) or '0')
+if left + delta < 0 then
+  return {'below', string.format('%d', math.max(left, 0))}
+end
+redis.call('DECRBY', KEYS[2], delta)
+local remaining = string.format('%d', left + delta)
+redis.call('SET', KEYS[3], remaining, 'EX', tonumber(ARGV[3]))
+return {'ok', remaining}
 """

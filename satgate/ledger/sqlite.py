@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from satgate.ledger.base import (
     IDEMPOTENCY_WINDOW_SECONDS,
     Bucket,
+    BudgetAdjustment,
     DebitRequest,
     DebitResult,
     LedgerNotInitialised,
@@ -419,6 +420,23 @@ class SqliteLedger:
         rows = await self._run(lambda db: db.execute(spent_sql(len(ids)), (tenant, *ids)).fetchall(), write=False)
         spent = dict(rows)
         return max(min(b.limit - spent.get(b.bucket_id, 0) for b in buckets), 0)
+
+    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
+        """In the writer's IMMEDIATE transaction, as debits are; it runs once, so `change_id` needs no record."""
+
+        def adjust(db: sqlite3.Connection) -> BudgetAdjustment:
+            row = db.execute(spent_sql(1), (tenant, bucket.bucket_id)).fetchone()
+            left = bucket.limit - (row[1] if row else 0)
+            if left + delta < 0:
+                return BudgetAdjustment(applied=False, remaining=max(left, 0))
+            db.execute(
+                "INSERT INTO buckets (tenant, bucket_id, credit_limit, spent) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tenant, bucket_id) DO UPDATE SET spent = spent + excluded.spent",
+                (tenant, bucket.bucket_id, bucket.limit, -delta),
+            )
+            return BudgetAdjustment(applied=True, remaining=left + delta)
+
+        return await self._run(adjust, write=True)
 
     async def probe(self) -> None:
         await self._reader.run(lambda db: None)  # the reader checks the file and marker before every job
