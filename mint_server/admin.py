@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mint_server.admin_registry import TokenAdmin
+from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied
@@ -80,7 +82,11 @@ class AdminService:
         attribute_keys: frozenset[str],
         max_ttl_seconds: int,
         leeway_seconds: float = 30.0,
+        managed: ManagedPolicies,
+        tokens: TokenAdmin,
     ) -> None:
+        self.managed = managed
+        self.tokens = tokens
         self._verifier = verifier
         self._ledger = ledger
         self._audit = audit
@@ -165,7 +171,7 @@ class AdminService:
             raise ExchangeDenied(400, "bad_request", str(exc)) from None
         child, delegation_id, expires = delegated.token, delegated.delegation_id, delegated.expires_at
         try:
-            self._verifier.verify(child)  # depth limits of the parent chain apply to the child
+            verified_child = self._verifier.verify(child)  # depth limits of the parent chain apply to the child
         except TokenRejected as exc:
             raise ExchangeDenied(403, exc.denial.error, exc.denial.message) from None
         parent_step = parent.revocation_ids[-1] if len(parent.revocation_ids) > 1 else None
@@ -180,6 +186,8 @@ class AdminService:
             budget_credits=request.budget_credits,
             scopes=",".join(request.scopes) or None,
             expires_at=format_utc(expires),
+            # the bucket this delegation added: the last of the child's chain (a budget change targets it)
+            bucket_id=verified_child.buckets[-1].bucket_id if request.budget_credits is not None else None,
         )
         await self._store.record_delegation(record)
         await self._audit.append(
@@ -257,16 +265,18 @@ class AdminService:
             raise ExchangeDenied(400, "bad_request", "give token_id or delegation_id")
         return [r.to_json() for r in records]
 
-    async def audit_records(self, admin: VerifiedToken) -> list[dict[str, Any]]:
+    async def audit_records(self, admin: VerifiedToken, *, since: float | None = None) -> list[dict[str, Any]]:
         """The tenant's records, in chain order, each with its prev_hash and hash: every record verifies on its own
         (`satgate audit verify --file F --partial`); that none is missing shows only on the whole chain."""
+        after = format_utc(since) if since is not None else ""
         return [
             exported(seq, record, prev, digest)
             for seq, record, prev, digest in await self._audit.records()
-            if record.get("tenant") == admin.tenant
+            if record.get("tenant") == admin.tenant and str(record.get("time", "")) >= after
         ]
 
     async def revoke_policy(self, admin: VerifiedToken, name: str, reason: str) -> dict[str, Any]:
+        await self.managed.refresh()  # an API-managed policy another replica just created is revocable too
         policy = next((p for p in self._policies.current.policies if p.name == name), None)
         if policy is None or policy.tenant != admin.tenant:  # another tenant's policy does not exist for you
             raise ExchangeDenied(404, "not_found", f"no policy {name!r} in tenant {admin.tenant!r}")

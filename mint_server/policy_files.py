@@ -51,6 +51,16 @@ def _hint(error: Any) -> str:
     return ""
 
 
+def _problems(exc: ValidationError, where: str = "") -> list[str]:
+    """One line per error: the field's path, what is wrong, and the fix when there is one."""
+    lines = []
+    for error in exc.errors():
+        location = where + ".".join(str(x) for x in error["loc"])
+        hint = _hint(error)
+        lines.append(f"{location or '(top level)'}: {error['msg']}" + (f" — {hint}" if hint else ""))
+    return lines
+
+
 def _entries(document: Any, file: Path) -> tuple[list[Any], bool]:
     """The policy mappings of one YAML document, and whether they came from a `policies:` list."""
     if isinstance(document, dict) and "policies" in document:
@@ -92,10 +102,7 @@ def _read(file: Path, default_tenant: str | None) -> list[TrustPolicy]:
         try:
             policies.append(TrustPolicy.model_validate(entry))
         except ValidationError as exc:
-            for error in exc.errors():
-                location = where + ".".join(str(x) for x in error["loc"])
-                hint = _hint(error)
-                problems.append(f"  {location or '(top level)'}: {error['msg']}" + (f" — {hint}" if hint else ""))
+            problems += [f"  {line}" for line in _problems(exc, where)]
     if problems:
         raise PolicyError("\n".join([f"{file}: invalid trust policies", *problems]))
     return policies
@@ -116,6 +123,37 @@ def _check_caveats(doc: PolicyFile, attribute_keys: frozenset[str]) -> None:
                     parse_caveat(format_caveat(key, value), attribute_keys)
                 except CaveatSyntaxError as exc:
                     raise PolicyError(f"{where}: {exc}") from None
+
+
+def validate_policy(
+    document: object,
+    attribute_keys: frozenset[str],
+    *,
+    tenant: str,
+    require_scopes: bool = False,
+) -> TrustPolicy:
+    """A policy sent to the admin API, checked exactly as one in a file is (the same model, caveat parser and
+    scope rule); PolicyError lists every problem, one line each. `tenant`: the admin's own, the only one allowed."""
+    if not isinstance(document, dict):
+        raise PolicyError(f"(top level): {_SHAPE}")
+    entry = dict(document)
+    entry.setdefault("tenant", tenant)
+    try:
+        policy = TrustPolicy.model_validate(entry)
+    except ValidationError as exc:
+        raise PolicyError("\n".join(_problems(exc))) from None
+    if policy.ca_file or policy.bearer_token_file:
+        raise PolicyError(
+            "ca_file/bearer_token_file: paths on the Mint's host are set in policy files only (an API caller must "
+            "not make the Mint read a file of its choosing)"
+        )
+    if policy.tenant != tenant:
+        raise PolicyError(f"tenant: {policy.tenant!r} is not your tenant — an admin manages tenant {tenant!r} only")
+    doc = PolicyFile(policies=[policy])
+    _check_caveats(doc, attribute_keys)
+    if require_scopes and (unscoped := unscoped_rules(doc)):
+        raise PolicyError(f"{unscoped[0]} (mint.require_scopes is on)")
+    return policy
 
 
 def attribute_caveat_keys(path: str | Path, default_tenant: str | None = None) -> list[str]:
@@ -166,7 +204,8 @@ def load_policies(
 
 
 class PolicyStore:
-    """The current trust policies; reloaded when a file changes. A bad edit keeps the last good set."""
+    """The current trust policies: the files' (reloaded when a file changes; a bad edit keeps the last good set),
+    then those managed by API (mint_server/managed_policies.py), which may not reuse a file policy's name."""
 
     def __init__(
         self,
@@ -180,8 +219,23 @@ class PolicyStore:
         self._attribute_keys = attribute_keys
         self._default_tenant = default_tenant
         self._require_scopes = require_scopes
-        self.current = self._load() if path else PolicyFile(policies=[])
+        self._files = self._load() if path else PolicyFile(policies=[])
+        self._managed: list[TrustPolicy] = []
+        self.current = self._files
         self._stamp = policies_stamp(path) if path else None
+
+    @property
+    def file_policy_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self._files.policies)
+
+    def use_managed(self, policies: list[TrustPolicy]) -> None:
+        self._managed = policies
+        self._combine()
+
+    def _combine(self) -> None:
+        taken = self.file_policy_names
+        managed = [p for p in self._managed if p.name not in taken]  # the API refuses those; a file added later wins
+        self.current = PolicyFile(policies=[*self._files.policies, *managed])
 
     def _load(self) -> PolicyFile:
         assert self._path is not None
@@ -198,8 +252,9 @@ class PolicyStore:
             return False
         self._stamp = stamp
         try:
-            self.current = self._load()
+            self._files = self._load()
         except PolicyError as exc:
             log.error("policy_reload_failed", detail=str(exc))
             return False
+        self._combine()
         return True

@@ -16,10 +16,25 @@ ROLES = (VIEWER, MEMBER, ADMIN)  # lowest first
 
 # Every admin operation by its name (the gRPC method, the OpenAPI operationId) and the lowest role allowed it.
 OPERATION_ROLES: dict[str, str] = {
+    # read everything: viewer
+    "ListPolicies": VIEWER,
+    "GetPolicy": VIEWER,
+    "PolicyHistory": VIEWER,
+    "ListTokens": VIEWER,
+    "GetToken": VIEWER,
     "ListDelegations": VIEWER,
+    "QueryUsage": VIEWER,
     "ExportAudit": VIEWER,
+    # act on tokens: member
     "Revoke": MEMBER,
+    # policies and budgets: admin
+    "CreatePolicy": ADMIN,
+    "UpdatePolicy": ADMIN,
+    "EnablePolicy": ADMIN,
+    "DisablePolicy": ADMIN,
+    "DeletePolicy": ADMIN,
     "RevokePolicy": ADMIN,
+    "ChangeBudget": ADMIN,
 }
 
 

@@ -7,14 +7,15 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from mint_server.managed_policies import ManagedPolicies
+from mint_server.metrics import MintMetrics
 from mint_server.policies import (
     JWT_PROVIDERS,
     Identity,
@@ -26,9 +27,10 @@ from mint_server.policies import (
 from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws, oidc
 from mint_server.providers.identity import BadRequest, IdentityError
+from mint_server.rate_limit import RateLimiter, workload_instance
 from mint_server.refusals import UnauthenticatedRefusals
 from satgate.audit import AuditEvent, AuditLog
-from satgate.control_plane.store import ControlPlaneStore
+from satgate.control_plane.store import ControlPlaneStore, TokenRecord
 from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
@@ -106,74 +108,6 @@ class VerifyResult:
 
 
 @dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-@dataclass
-class RateLimiter:
-    """Token bucket per workload: `per_minute` sustained, the same as burst."""
-
-    per_minute: int
-    clock: Any = time.monotonic
-    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
-
-    def wait(self, key: tuple[str, str]) -> float:
-        """0 when an exchange is allowed now (and counted); else the seconds until one would be."""
-        if self.per_minute <= 0:
-            return 0.0
-        now = self.clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) > 100_000:  # bounded memory: forget everyone, briefly generous
-                self._buckets.clear()
-            bucket = self._buckets[key] = _Bucket(float(self.per_minute), now)
-        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * self.per_minute / 60)
-        bucket.updated = now
-        if bucket.tokens < 1:
-            return (1 - bucket.tokens) * 60 / self.per_minute
-        bucket.tokens -= 1
-        return 0.0
-
-
-def workload_instance(identity: Identity) -> str:
-    """What one running workload is, so that many replicas of one identity starting together are not one
-    client: a pod (its uid), a CI run (run id and attempt), an AWS role session; else the identity itself."""
-    claims = identity.claims
-    k8s = claims.get("kubernetes.io")
-    pod = k8s.get("pod") if isinstance(k8s, dict) else None
-    if isinstance(pod, dict) and pod.get("uid"):
-        return f"{identity.subject}#pod:{pod['uid']}"
-    if claims.get("run_id") is not None:
-        return f"{identity.subject}#run:{claims['run_id']}.{claims.get('run_attempt', '')}"
-    if identity.provider == "aws" and claims.get("session"):
-        return f"{identity.subject}#session:{claims['session']}"
-    return identity.subject
-
-
-class MintMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.exchanges = Counter(
-            "satgate_mint_exchanges",
-            "Identity exchanges by credential kind (jwt, aws) and outcome",
-            ["provider", "outcome"],
-            registry=self.registry,
-        )
-        self.jwks_fetches = Counter(
-            "satgate_mint_jwks_fetches", "JWKS and discovery fetches by result", ["result"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "satgate_mint_exchange_seconds",
-            "Exchange latency",
-            ["provider"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-        )
-
-
-@dataclass
 class MintSettings:
     max_ttl_seconds: int
     attribute_keys: frozenset[str]
@@ -195,8 +129,10 @@ class MintService:
         jwks_refetch_seconds: float = oidc.REFETCH_INTERVAL_SECONDS,
         refusal_audit_seconds: float = 60.0,
         tenants: frozenset[str] | None = None,
+        managed: ManagedPolicies | None = None,
     ) -> None:
         self.store = store
+        self.managed = managed
         self.audit = audit
         self.refusals = UnauthenticatedRefusals(audit, interval_seconds=refusal_audit_seconds)
         self.metrics = MintMetrics()
@@ -226,6 +162,8 @@ class MintService:
             return await self._audited("aws", self._exchange_aws(iam_request), source)
 
     async def _exchange_jwt(self, credentials: str) -> ExchangeResult:
+        if self.managed is not None:
+            await self.managed.refresh()  # a policy changed through any replica applies to this exchange
         try:
             identity, candidates = await self._verify_jwt(credentials)
         except IdentityError as exc:
@@ -251,6 +189,8 @@ class MintService:
         except aws.StsUnavailable as exc:
             log.error("sts_unavailable", detail=str(exc))
             raise ExchangeDenied(503, "unavailable", "AWS STS could not be reached") from None
+        if self.managed is not None:
+            await self.managed.refresh()
         candidates = [p for p in self.policies.current.policies if p.provider == "aws"]
         return await self._issue_for(identity, candidates)
 
@@ -351,6 +291,22 @@ class MintService:
             budget_credits=spec.budget_credits,
             caveats=tuple(f"{k} = {v}" for k, v in caveats),
             policy=policy.name,
+        )
+        buckets = self._verifier.verify(minted.token).buckets  # the budget's bucket id, for budget changes
+        await self.store.record_token(
+            TokenRecord(
+                tenant=policy.tenant,
+                token_id=result.token_id,
+                issued_at=time.time(),
+                source="exchange",
+                policy=policy.name,
+                subject=identity.subject,
+                label=next((v for k, v in caveats if k == "label"), None),
+                budget_credits=spec.budget_credits,
+                bucket_id=buckets[0].bucket_id if buckets else None,
+                scopes=",".join(spec.scopes) or None,
+                expires_at=expires_at,
+            )
         )
         self.metrics.exchanges.labels(identity.provider, "issued").inc()  # jwt | aws on every Mint metric
         await self._audit.append(

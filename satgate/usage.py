@@ -50,7 +50,9 @@ class UsageSink(Protocol):
 
     async def write(self, records: list[Record], retain_after: float) -> None: ...
 
-    async def report(self, by: str, since: float) -> list[dict[str, Any]]: ...
+    async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Totals grouped by `token`, `tenant` or `attr:<key>`; `tenant`: that tenant's records only."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -71,14 +73,15 @@ class UsageStore:
             raise
         self._db.execute("COMMIT")
 
-    def report(self, by: str, since: float) -> list[dict[str, Any]]:
+    def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
         """Totals grouped by `token`, `tenant` or `attr:<key>` (e.g. attr:department)."""
         column, key = grouping(by)
         group = column if key is None else f"json_extract(attributes, '$.\"{key}\"')"
+        scoped = "" if tenant is None else " AND tenant = ?"
         rows = self._db.execute(
             f"SELECT {group} AS k, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
-            " FROM usage WHERE time >= ? GROUP BY k ORDER BY sum(credits) DESC, k",
-            (since,),
+            f" FROM usage WHERE time >= ?{scoped} GROUP BY k ORDER BY sum(credits) DESC, k",
+            (since,) if tenant is None else (since, tenant),
         ).fetchall()
         return report_rows(rows)
 
@@ -95,8 +98,8 @@ class SqliteUsageSink:
     async def write(self, records: list[Record], retain_after: float) -> None:
         await asyncio.to_thread(self._store.write_now, records, retain_after)
 
-    async def report(self, by: str, since: float) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._store.report, by, since)
+    async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._store.report, by, since, tenant)
 
     async def close(self) -> None:
         self._store.close_now()

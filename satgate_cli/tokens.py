@@ -21,6 +21,42 @@ from satgate_cli.common import (
 )
 
 
+def _register(config, tenant: str, minted, caveats: list[tuple[str, str]], budget: int | None) -> None:
+    """In the token registry the admin API lists (SPEC: Control plane), as the Mint's own tokens are."""
+    import time  # noqa: PLC0415
+
+    from satgate.control_plane.store import STORE_ERRORS, ControlPlaneStore, TokenRecord  # noqa: PLC0415
+    from satgate.tokens.verify import TokenVerifier  # noqa: PLC0415
+
+    buckets = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes).verify(minted.token).buckets
+    values = dict(caveats)
+    record = TokenRecord(
+        tenant=tenant,
+        token_id=minted.identifier.token_id,
+        issued_at=time.time(),
+        source="cli",
+        policy=None,
+        subject=None,
+        label=values.get("label"),
+        budget_credits=budget,
+        bucket_id=buckets[0].bucket_id if buckets else None,
+        scopes=values.get("scope"),
+        expires_at=values.get("expires"),
+    )
+
+    async def register() -> None:
+        store = await ControlPlaneStore.open(config.control_plane)
+        try:
+            await store.record_token(record)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(register())
+    except STORE_ERRORS as exc:
+        raise click.ClickException(f"the token is valid, but the registry did not take it: {exc}") from None
+
+
 @click.group()
 def token() -> None:
     """Mint, attenuate, inspect and revoke tokens."""
@@ -55,6 +91,7 @@ def token_mint(config_path, tenant, scope, budget, ttl, no_expiry, extra, as_jso
         token_id=minted.identifier.token_id,
         details={"caveats": [key for key, _ in caveats]},
     )
+    _register(config, tenant, minted, caveats, budget)
     if as_json:
         click.echo(
             json.dumps(

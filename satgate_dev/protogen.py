@@ -15,12 +15,15 @@ def proto_files() -> list[Path]:
 
 def generate(out_dir: Path) -> list[Path]:
     """Returns the files written. Package __init__.py files are ours, not generated."""
-    from grpc_tools import protoc  # noqa: PLC0415 - a dev-time tool
+    import grpc_tools  # noqa: PLC0415 - a dev-time tool
+    from grpc_tools import protoc  # noqa: PLC0415
 
+    well_known = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto, shipped with grpcio-tools
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
         "grpc_tools.protoc",
         f"-I{PROTOS}",
+        f"-I{well_known}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

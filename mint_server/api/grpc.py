@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.message import Message
+from pydantic import ValidationError
 
 from mint_server.admin import AdminService, Caller, DelegateRequest
+from mint_server.api.http import refusal_of
+from mint_server.api.operations import OPERATIONS, Operation
 from mint_server.providers.aws import IamRequest
 from mint_server.service import ExchangeDenied, MintService
 from satgate.audit import canonical_json
 from satgate.caveats import Denial
+from satgate.control_plane.store import STORE_ERRORS
 from satgate.tokens.bearer import bearer_token
-from satgate.tokens.verify import VerifiedToken
 from satgate_api.admin.v1 import admin_pb2, admin_pb2_grpc
 from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
 
@@ -22,6 +27,7 @@ _STATUS = {
     403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    409: grpc.StatusCode.ABORTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -51,6 +57,8 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad_request: give credentials or aws")
         except ExchangeDenied as denied:
             await _abort(context, denied)
+        except STORE_ERRORS:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable: control plane unavailable")
         response = mint_pb2.ExchangeResponse(
             token=result.token,
             token_id=result.token_id,
@@ -120,6 +128,8 @@ class DelegateGrpc:
             child = await self._admin.delegate(parent, credential, spec)
         except ExchangeDenied as denied:
             await _abort(context, denied)
+        except STORE_ERRORS:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable: control plane unavailable")
         return mint_pb2.DelegateResponse(
             token=child["token"],
             token_id=child["token_id"],
@@ -132,69 +142,39 @@ class DelegateGrpc:
 
 
 class AdminGrpc(admin_pb2_grpc.AdminServicer):
+    """Every operation of mint_server/api/operations.py as a method: the request message read as the JSON body
+    would be (same field names), the result written into the method's response message."""
+
     def __init__(self, admin: AdminService) -> None:
         self._admin = admin
+        methods = admin_pb2.DESCRIPTOR.services_by_name["Admin"].methods_by_name
+        for operation in OPERATIONS:
+            response_type = getattr(admin_pb2, methods[operation.name].output_type.name)
+            setattr(self, operation.name, self._method(operation, response_type))
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext, method: str) -> VerifiedToken:
-        try:
-            return await self._admin.authenticate(
-                _credential(context), _caller(context, f"/satgate_api.admin.v1.Admin/{method}"), operation=method
-            )
-        except ExchangeDenied as denied:
-            await _abort(context, denied)
+    def _method(self, operation: Operation, response_type: type[Message]) -> Any:
+        async def call(request: Message, context: grpc.aio.ServicerContext) -> Message:
+            caller = _caller(context, f"/satgate_api.admin.v1.Admin/{operation.name}")
+            try:
+                token = await self._admin.authenticate(_credential(context), caller, operation=operation.name)
+                try:
+                    arguments = operation.request.model_validate(
+                        {
+                            k: v
+                            for k, v in MessageToDict(request, preserving_proto_field_name=True).items()
+                            if k != "format"
+                        }
+                    )
+                except ValidationError as exc:
+                    raise refusal_of(exc) from None
+                result = operation.response.model_validate(await operation.run(self._admin, token, arguments))
+            except ExchangeDenied as denied:
+                await _abort(context, denied)
+            except STORE_ERRORS:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable: control plane unavailable")
+            shaped = result.model_dump(mode="json")
+            if operation.name == "ExportAudit":  # the exact bytes each hash covers, not a re-encoding of them
+                shaped = {"records": [canonical_json(r) for r in shaped["records"]]}
+            return ParseDict(shaped, response_type())
 
-    async def Revoke(self, request: admin_pb2.RevokeRequest, context: grpc.aio.ServicerContext) -> Any:
-        caller = await self._authenticate(context, "Revoke")
-        try:
-            result = await self._admin.revoke(caller, request.id, request.reason, pre_revoke=request.pre_revoke)
-        except ExchangeDenied as denied:
-            await _abort(context, denied)
-        return admin_pb2.RevokeResponse(
-            revoked=result["revoked"],
-            tenant=result["tenant"],
-            already_revoked=result["already_revoked"],
-            known_delegations=result["known_delegations"],
-            recorded_as=result["recorded_as"] or "",
-        )
-
-    async def ListDelegations(
-        self, request: admin_pb2.ListDelegationsRequest, context: grpc.aio.ServicerContext
-    ) -> Any:
-        caller = await self._authenticate(context, "ListDelegations")
-        which = request.WhichOneof("of")
-        try:
-            records = await self._admin.delegations(
-                caller,
-                token_id=request.token_id if which == "token_id" else None,
-                delegation_id=request.delegation_id if which == "delegation_id" else None,
-            )
-        except ExchangeDenied as denied:
-            await _abort(context, denied)
-        response = admin_pb2.ListDelegationsResponse()
-        for record in records:
-            item = response.delegations.add(
-                delegation_id=record["delegation_id"],
-                token_id=record["token_id"],
-                parent_delegation_id=record["parent_delegation_id"] or "",
-                created_at=record["created_at"],
-                actor=record["actor"],
-                label=record["label"] or "",
-                scopes=record["scopes"] or "",
-                expires_at=record["expires_at"],
-            )
-            if record["budget_credits"] is not None:
-                item.budget_credits = record["budget_credits"]
-        return response
-
-    async def RevokePolicy(self, request: admin_pb2.RevokePolicyRequest, context: grpc.aio.ServicerContext) -> Any:
-        caller = await self._authenticate(context, "RevokePolicy")
-        try:
-            result = await self._admin.revoke_policy(caller, request.name, request.reason)
-        except ExchangeDenied as denied:
-            await _abort(context, denied)
-        return admin_pb2.RevokePolicyResponse(policy=result["policy"], already_revoked=result["already_revoked"])
-
-    async def ExportAudit(self, request: admin_pb2.ExportAuditRequest, context: grpc.aio.ServicerContext) -> Any:
-        caller = await self._authenticate(context, "ExportAudit")
-        records = await self._admin.audit_records(caller)
-        return admin_pb2.ExportAuditResponse(records=[canonical_json(r) for r in records])
+        return call

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from mint_server.admin import AdminService, Caller, DelegateRequest
+from mint_server.api.operations import OPERATIONS, Operation
 from mint_server.providers.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService
 from mint_server.webhooks import WebhookDispatcher
 from satgate.audit import audit_csv
 from satgate.caveats import Denial
+from satgate.control_plane.store import STORE_ERRORS
 from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import VerifiedToken
 from satgate.urls import strip_port
@@ -22,6 +26,7 @@ SERVICE = web.AppKey("service", MintService)
 ADMIN = web.AppKey("admin", AdminService)
 WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 MAX_BODY_BYTES = 64 * 1024
+log = structlog.get_logger("satgate.mint")
 
 
 def error(status: int, error: str, message: str, retry_after: int | None = None) -> web.Response:
@@ -51,13 +56,16 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _denials(handler: Handler) -> Handler:
-    """Refusals become JSON errors with their status."""
+    """Refusals become JSON errors with their status; a control plane that cannot answer, 503."""
 
     async def wrapped(request: web.Request) -> web.Response:
         try:
             return await handler(request)
         except ExchangeDenied as denied:
             return error(denied.status, denied.error, denied.message, denied.retry_after)
+        except STORE_ERRORS as exc:  # the control plane's database is down: change nothing, say so
+            log.error("control_plane_unavailable", path=request.path, detail=(str(exc).splitlines() or [""])[0])
+            return error(503, "unavailable", "control plane unavailable")
 
     return wrapped
 
@@ -117,48 +125,40 @@ async def delegate(request: web.Request) -> web.Response:
     return web.json_response(await admin.delegate(parent, credential, spec))
 
 
-@_denials
-async def admin_revoke(request: web.Request) -> web.Response:
-    caller = await _admin(request, "Revoke")
-    doc = await _json_body(request)
-    if not isinstance(doc, dict):
+def _arguments(request: web.Request, body: object) -> dict[str, object]:
+    """An operation's request: path parameters, then the query (GET, DELETE) or the JSON body (POST, PUT)."""
+    if request.method in ("GET", "DELETE"):
+        arguments: dict[str, object] = dict(request.query)
+    elif isinstance(body, dict):
+        arguments = dict(body)
+    else:
         raise ExchangeDenied(400, "bad_request", "body must be a JSON object")
-    revocation_id = doc.get("id") or doc.get("token_id") or doc.get("delegation_id")
-    if not isinstance(revocation_id, str):
-        raise ExchangeDenied(400, "bad_request", "give id (a token_id or delegation_id)")
-    reason, pre_revoke = doc.get("reason", ""), doc.get("pre_revoke", False)
-    if not isinstance(pre_revoke, bool):
-        raise ExchangeDenied(400, "bad_request", "pre_revoke must be true or false")
-    return web.json_response(await request.app[ADMIN].revoke(caller, revocation_id, str(reason), pre_revoke=pre_revoke))
+    return {**arguments, **request.match_info}
 
 
-@_denials
-async def admin_delegations(request: web.Request) -> web.Response:
-    caller = await _admin(request, "ListDelegations")
-    records = await request.app[ADMIN].delegations(
-        caller, token_id=request.query.get("token_id"), delegation_id=request.query.get("delegation_id")
-    )
-    return web.json_response({"delegations": records})
+def refusal_of(exc: ValidationError) -> ExchangeDenied:
+    """The first problem, one line naming the field."""
+    first = exc.errors()[0]
+    field = ".".join(str(x) for x in first["loc"]) or "(body)"
+    return ExchangeDenied(400, "bad_request", f"{field}: {first['msg'].removeprefix('Value error, ')}")
 
 
-@_denials
-async def admin_audit(request: web.Request) -> web.Response:
-    caller = await _admin(request, "ExportAudit")
-    export_format = request.query.get("format", "json")
-    if export_format not in ("json", "csv"):
-        raise ExchangeDenied(400, "bad_request", f"format must be json or csv, not {export_format[:32]!r}")
-    records = await request.app[ADMIN].audit_records(caller)
-    if export_format == "csv":
-        return web.Response(text=audit_csv(records), content_type="text/csv")
-    return web.json_response({"records": records})
+def admin_handler(operation: Operation) -> Handler:
+    @_denials
+    async def handle(request: web.Request) -> web.Response:
+        caller = await _admin(request, operation.name)
+        body = await _json_body(request) if request.method in ("POST", "PUT") else None
+        try:
+            arguments = operation.request.model_validate(_arguments(request, body))
+        except ValidationError as exc:
+            raise refusal_of(exc) from None
+        result = await operation.run(request.app[ADMIN], caller, arguments)
+        if operation.name == "ExportAudit" and getattr(arguments, "format", "json") == "csv":
+            return web.Response(text=audit_csv(result["records"]), content_type="text/csv")
+        return web.json_response(operation.response.model_validate(result).model_dump(mode="json"))
 
-
-@_denials
-async def admin_revoke_policy(request: web.Request) -> web.Response:
-    caller = await _admin(request, "RevokePolicy")
-    doc = await _json_body(request)
-    reason = doc.get("reason", "") if isinstance(doc, dict) else ""
-    return web.json_response(await request.app[ADMIN].revoke_policy(caller, request.match_info["name"], str(reason)))
+    handle.__name__ = operation.name
+    return handle
 
 
 PUBLIC_ROUTES = (
@@ -168,9 +168,4 @@ PUBLIC_ROUTES = (
     ("POST", "/api/mint/verify", verify),
     ("POST", "/api/mint/delegate", delegate),
 )
-ADMIN_ROUTES = (
-    ("POST", "/api/admin/revoke", admin_revoke),
-    ("GET", "/api/admin/delegations", admin_delegations),
-    ("GET", "/api/admin/audit", admin_audit),
-    ("POST", "/api/admin/policies/{name}/revoke", admin_revoke_policy),
-)
+ADMIN_ROUTES = tuple((op.method, op.path, admin_handler(op)) for op in OPERATIONS)

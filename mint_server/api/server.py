@@ -18,15 +18,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from mint_server.admin import AdminService
+from mint_server.admin_registry import TokenAdmin
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
 from mint_server.keyring_audit import KeyringAudit
+from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws
-from mint_server.service import MintService, MintSettings, RateLimiter
+from mint_server.rate_limit import RateLimiter
+from mint_server.service import MintService, MintSettings
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.config import Config, ConfigError
 from satgate.control_plane.store import ControlPlaneStore
+from satgate.control_plane.usage import open_usage_sink
 from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.listeners import claim
@@ -70,6 +74,9 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
     )
     admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
     keyring.on_change(admin_verifier.use_keyring)
+    usage = await open_usage_sink(config.control_plane, config.authz.usage.path) if config.authz.usage.enabled else None
+    managed = ManagedPolicies(store.policies, policies, audit, attribute_keys, require_scopes=mint.require_scopes)
+    service.managed = managed
     admin = AdminService(
         verifier=admin_verifier,
         ledger=ledger,
@@ -79,7 +86,10 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
         attribute_keys=attribute_keys,
         max_ttl_seconds=max_ttl,
         leeway_seconds=config.authz.leeway_seconds,
+        managed=managed,
+        tokens=TokenAdmin(store=store, ledger=ledger, audit=audit, usage=usage),
     )
+    await managed.refresh()
     return service, admin
 
 
@@ -152,6 +162,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                     await server.stop(grace=3)
                 await webhooks.close()
                 await service.close()
+                await app[ADMIN].tokens.close()
 
     app.cleanup_ctx.append(lifecycle)
     for method, path, handler in PUBLIC_ROUTES + ADMIN_ROUTES:

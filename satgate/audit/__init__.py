@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from satgate.audit.chain import (
+    CATEGORIES,
     CSV_FIELDS,
     EVENT_TYPES,
     GENESIS,
@@ -15,6 +16,7 @@ from satgate.audit.chain import (
     Once,
     audit_csv,
     canonical_json,
+    category_of,
     chain_hash,
     first_break,
 )
@@ -40,6 +42,7 @@ def open_audit_log(ledger_url: str, sqlite_path: str | Path, control_plane_url: 
 
 
 __all__ = [
+    "CATEGORIES",
     "CSV_FIELDS",
     "EVENT_TYPES",
     "GENESIS",
@@ -49,6 +52,7 @@ __all__ = [
     "SqliteAuditLog",
     "audit_csv",
     "canonical_json",
+    "category_of",
     "chain_hash",
     "first_break",
     "open_audit_log",

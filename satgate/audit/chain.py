@@ -23,14 +23,37 @@ EVENT_TYPES = {
     "exchange_denied": "an exchange refused, with its reason (invalid_identity, no_matching_rule, rate_limited…)",
     "delegate": "a child token delegated server-side: delegation id, parent step, budget, TTL",
     "revoke": "a token id or delegation id revoked (admin API or CLI), with the known descendants",
-    "policy_change": "the trust policy file reloaded: policy names, disabled ones",
+    "policy_change": "trust policies changed: a file reloaded (names, disabled) or an API change (action, version)",
     "policy_revoked": "a trust policy revoked through the admin API",
     "admin_access": "an admin call accepted (the admin's login): path",
     "admin_denied": "an admin call refused: reason and path",
+    "budget_change": "a budget topped up or cut through the admin API: target id, delta, remaining, reason",
     "budget_exhausted": "a budget could not pay (raised by authz; once per bucket per 10 minutes): bucket, delegation",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
     "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
 }
+
+# SPEC: Control plane — audit event types grouped in categories (filters in the admin API, console and CLI).
+CATEGORIES = ("token", "delegation", "budget", "policy", "identity", "key", "admin", "config")
+EVENT_CATEGORIES = {
+    "mint": "token",
+    "exchange": "identity",
+    "exchange_denied": "identity",
+    "delegate": "delegation",
+    "revoke": "token",
+    "policy_change": "policy",
+    "policy_revoked": "policy",
+    "admin_access": "admin",
+    "admin_denied": "admin",
+    "budget_change": "budget",
+    "budget_exhausted": "budget",
+    "key_rotation": "key",
+    "keyring_loaded": "key",
+}
+
+
+def category_of(event_type: str) -> str:
+    return EVENT_CATEGORIES.get(event_type, "config")
 
 
 @dataclass(frozen=True)

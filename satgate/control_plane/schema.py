@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -20,8 +32,57 @@ delegations = Table(
     Column("budget_credits", BigInteger),
     Column("scopes", Text),
     Column("expires_at", Text, nullable=False),
+    Column("bucket_id", Text),  # the budget bucket this delegation added (None without budget_credits)
     Index("delegations_by_token", "tenant", "token_id"),
     Index("delegations_by_parent", "tenant", "parent_delegation_id"),  # the subtree walk, a level at a time
+)
+
+# The token registry (SPEC: Control plane): every root token the Mint issued. Children are in `delegations`.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("token_id", Text, primary_key=True),
+    Column("issued_at", Float, nullable=False),
+    Column("source", Text, nullable=False),  # exchange | cli
+    Column("policy", Text),
+    Column("subject", Text),  # the workload identity it was exchanged for
+    Column("label", Text),
+    Column("budget_credits", BigInteger),
+    Column("bucket_id", Text),
+    Column("scopes", Text),
+    Column("expires_at", Text),
+    Index("tokens_by_time", "tenant", "issued_at"),
+)
+
+# Trust policies managed by API: each change a new version; `document` None once deleted.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("action", Text, nullable=False),  # create | update | disable | enable | delete
+    Column("document", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("actor", Text, nullable=False),
+    UniqueConstraint("name", "version", name="policy_versions_once"),  # two writers of one version: one wins
+)
+
+budget_changes = Table(
+    "budget_changes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False),
+    Column("target_id", Text, nullable=False),  # a token id or a delegation id
+    Column("bucket_id", Text, nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", Float, nullable=False),
+    Index("budget_changes_by_target", "tenant", "target_id"),
 )
 
 revoked_policies = Table(

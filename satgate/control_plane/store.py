@@ -14,12 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satgate.control_plane.engine import create_engine, failure_reason
 from satgate.control_plane.migrate import check_schema, current_revision, upgrade
-from satgate.control_plane.schema import delegations, revoked_policies, used_signatures
+from satgate.control_plane.policy_versions import PolicyVersions
+from satgate.control_plane.schema import budget_changes, delegations, revoked_policies, tokens, used_signatures
 from satgate.control_plane.url import ControlPlaneError, redacted, sqlite_file
 
 
 class ControlPlaneUnavailable(ControlPlaneError):
     pass
+
+
+# What a store call raises when the database cannot answer (down, unreachable, locked too long): callers answer
+# 503 and change nothing, never 500 and never as if the record were absent.
+STORE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, ControlPlaneError)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,42 @@ class DelegationRecord:
     budget_credits: int | None
     scopes: str | None
     expires_at: str
+    bucket_id: str | None = None  # the budget bucket it added (None without budget_credits)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A root token the Mint issued (SPEC: Control plane — the token registry)."""
+
+    tenant: str
+    token_id: str
+    issued_at: float
+    source: str  # exchange | cli
+    policy: str | None
+    subject: str | None
+    label: str | None
+    budget_credits: int | None
+    bucket_id: str | None
+    scopes: str | None
+    expires_at: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BudgetChangeRecord:
+    tenant: str
+    target_id: str  # a token id or a delegation id
+    bucket_id: str
+    delta: int
+    remaining: int
+    actor: str
+    reason: str
+    changed_at: float
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +105,7 @@ class ControlPlaneStore:
         self._engine = engine
         self.url = url
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.policies = PolicyVersions(engine)
 
     @classmethod
     async def open(cls, url: str) -> ControlPlaneStore:
@@ -107,6 +150,63 @@ class ControlPlaneStore:
         )
         async with self._engine.connect() as db:
             return [DelegationRecord(**row._mapping) for row in await db.execute(query)]
+
+    async def delegation(self, tenant: str, delegation_id: str) -> DelegationRecord | None:
+        query = select(delegations).where(delegations.c.tenant == tenant, delegations.c.delegation_id == delegation_id)
+        async with self._engine.connect() as db:
+            row = (await db.execute(query)).first()
+        return DelegationRecord(**row._mapping) if row else None
+
+    # ------------------------------------------------------------------ token registry
+    async def record_token(self, record: TokenRecord) -> None:
+        """Idempotent: a token registered twice (a CLI mint replayed) keeps its first record."""
+        async with self._engine.begin() as db:
+            await db.execute(self._insert(tokens).values(**asdict(record)).on_conflict_do_nothing())
+
+    async def token(self, tenant: str, token_id: str) -> TokenRecord | None:
+        async with self._engine.connect() as db:
+            row = (
+                await db.execute(select(tokens).where(tokens.c.tenant == tenant, tokens.c.token_id == token_id))
+            ).first()
+        return TokenRecord(**row._mapping) if row else None
+
+    async def tokens(
+        self,
+        tenant: str,
+        *,
+        policy: str | None = None,
+        label: str | None = None,
+        before: float | None = None,
+        limit: int = 100,
+    ) -> list[TokenRecord]:
+        """Newest first; `before` pages on (the last page's oldest issued_at)."""
+        query = select(tokens).where(tokens.c.tenant == tenant)
+        if policy is not None:
+            query = query.where(tokens.c.policy == policy)
+        if label is not None:
+            query = query.where(tokens.c.label.contains(label, autoescape=True))
+        if before is not None:
+            query = query.where(tokens.c.issued_at < before)
+        query = query.order_by(tokens.c.issued_at.desc()).limit(limit)
+        async with self._engine.connect() as db:
+            return [TokenRecord(**row._mapping) for row in await db.execute(query)]
+
+    # ------------------------------------------------------------------ budget changes
+    async def record_budget_change(self, record: BudgetChangeRecord) -> None:
+        async with self._engine.begin() as db:
+            await db.execute(budget_changes.insert().values(**asdict(record)))
+
+    async def budget_changes(self, tenant: str, target_id: str) -> list[BudgetChangeRecord]:
+        query = (
+            select(budget_changes)
+            .where(budget_changes.c.tenant == tenant, budget_changes.c.target_id == target_id)
+            .order_by(budget_changes.c.seq)
+        )
+        async with self._engine.connect() as db:
+            return [
+                BudgetChangeRecord(**{k: v for k, v in row._mapping.items() if k != "seq"})
+                for row in await db.execute(query)
+            ]
 
     # ------------------------------------------------------------------ trust policies
     async def revoke_policy(self, name: str, tenant: str, reason: str) -> bool:

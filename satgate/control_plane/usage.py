@@ -35,7 +35,7 @@ class SqlUsageSink:
             await db.execute(insert(usage), rows)
             await db.execute(delete(usage).where(usage.c.time < retain_after))
 
-    async def report(self, by: str, since: float) -> list[dict[str, Any]]:
+    async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
         column, key = grouping(by)
         group = usage.c[column] if key is None else usage.c.attributes[key].as_string()
         credits = func.sum(usage.c.credits)
@@ -47,7 +47,7 @@ class SqlUsageSink:
                 func.sum(case((usage.c.status != 200, 1), else_=0)),
                 credits,
             )
-            .where(usage.c.time >= since)
+            .where(usage.c.time >= since, *(() if tenant is None else (usage.c.tenant == tenant,)))
             .group_by(group)
             .order_by(credits.desc(), group)
         )

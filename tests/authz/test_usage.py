@@ -88,6 +88,11 @@ async def test_every_decision_is_recorded_and_reported(recorded, keyring):
     by_department = {row["key"]: row["credits"] for row in await store.report("attr:department", time.time() - 60)}
     assert by_department == {"eng": 3, "sales": 5, None: 0}
     assert {row["key"]: row["requests"] for row in await store.report("tenant", 0)} == {"acme": 5, None: 1}
+    assert {row["key"] for row in await store.report("token", 0, tenant="acme")} == {
+        eng.identifier.token_id,
+        sales.identifier.token_id,
+    }  # an admin's view: its tenant's records only (the 401 had no tenant)
+    assert await store.report("token", 0, tenant="globex") == []
 
     dump = "\n".join(map(str, await stored_rows(store)))
     assert "hunter2" not in dump and eng.token not in dump and "/v1/items" in dump

@@ -9,7 +9,7 @@ import promql_parser
 import pytest
 
 from authz_server.metrics import CheckMetrics
-from mint_server.service import MintMetrics
+from mint_server.metrics import MintMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "satgate-dashboard.json"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$tenant": ".*"}

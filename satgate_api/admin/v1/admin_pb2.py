@@ -22,33 +22,70 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n satgate_api/admin/v1/admin.proto\x12\x14satgate_api.admin.v1\"?\n\rRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\npre_revoke\x18\x03 \x01(\x08\"z\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x03 \x01(\x08\x12\x19\n\x11known_delegations\x18\x04 \x03(\t\x12\x13\n\x0brecorded_as\x18\x05 \x01(\t\"K\n\x16ListDelegationsRequest\x12\x12\n\x08token_id\x18\x01 \x01(\tH\x00\x12\x17\n\rdelegation_id\x18\x02 \x01(\tH\x00\x42\x04\n\x02of\"\xd9\x01\n\nDelegation\x12\x15\n\rdelegation_id\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\r\n\x05label\x18\x06 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x08 \x01(\t\x12\x12\n\nexpires_at\x18\t \x01(\tB\x11\n\x0f_budget_credits\"P\n\x17ListDelegationsResponse\x12\x35\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32 .satgate_api.admin.v1.Delegation\"3\n\x13RevokePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x14RevokePolicyResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x02 \x01(\x08\"\x14\n\x12\x45xportAuditRequest\"&\n\x13\x45xportAuditResponse\x12\x0f\n\x07records\x18\x01 \x03(\t2\x97\x03\n\x05\x41\x64min\x12S\n\x06Revoke\x12#.satgate_api.admin.v1.RevokeRequest\x1a$.satgate_api.admin.v1.RevokeResponse\x12n\n\x0fListDelegations\x12,.satgate_api.admin.v1.ListDelegationsRequest\x1a-.satgate_api.admin.v1.ListDelegationsResponse\x12\x65\n\x0cRevokePolicy\x12).satgate_api.admin.v1.RevokePolicyRequest\x1a*.satgate_api.admin.v1.RevokePolicyResponse\x12\x62\n\x0b\x45xportAudit\x12(.satgate_api.admin.v1.ExportAuditRequest\x1a).satgate_api.admin.v1.ExportAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n satgate_api/admin/v1/admin.proto\x12\x14satgate_api.admin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x15\n\x13ListPoliciesRequest\"\x1a\n\nPolicyName\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xba\x01\n\x06Policy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x11\n\tread_only\x18\x06 \x01(\x08\x12\x14\n\x07version\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12)\n\x08\x64ocument\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructB\n\n\x08_version\"F\n\x14ListPoliciesResponse\x12.\n\x08policies\x18\x01 \x03(\x0b\x32\x1c.satgate_api.admin.v1.Policy\"\x9c\x01\n\rPolicyVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12)\n\x08\x64ocument\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"N\n\x15PolicyHistoryResponse\x12\x35\n\x08versions\x18\x01 \x03(\x0b\x32#.satgate_api.admin.v1.PolicyVersion\"@\n\x13\x43reatePolicyRequest\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x82\x01\n\x13UpdatePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"3\n\x13RevokePolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"P\n\x14RevokePolicyResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0f\n\x07revoked\x18\x02 \x01(\x08\x12\x17\n\x0f\x61lready_revoked\x18\x03 \x01(\x08\"p\n\x11ListTokensRequest\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x13\n\x06\x62\x65\x66ore\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x04 \x01(\x03H\x01\x88\x01\x01\x42\t\n\x07_beforeB\x08\n\x06_limit\"\x9a\x02\n\x05Token\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x11\n\tissued_at\x18\x03 \x01(\x01\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\r\n\x05label\x18\x07 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\tbucket_id\x18\t \x01(\t\x12\x0e\n\x06scopes\x18\n \x01(\t\x12\x12\n\nexpires_at\x18\x0b \x01(\t\x12\x16\n\tremaining\x18\x0c \x01(\x03H\x01\x88\x01\x01\x12\x0f\n\x07revoked\x18\r \x01(\x08\x42\x11\n\x0f_budget_creditsB\x0c\n\n_remaining\"k\n\x12ListTokensResponse\x12+\n\x06tokens\x18\x01 \x03(\x0b\x32\x1b.satgate_api.admin.v1.Token\x12\x18\n\x0bnext_before\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_next_before\"#\n\x0fGetTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"\xb3\x02\n\nDelegation\x12\x15\n\rdelegation_id\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\r\n\x05label\x18\x06 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x07 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x08 \x01(\t\x12\x12\n\nexpires_at\x18\t \x01(\t\x12\x11\n\tbucket_id\x18\n \x01(\t\x12\x0e\n\x06tenant\x18\x0b \x01(\t\x12\x16\n\tremaining\x18\x0c \x01(\x03H\x01\x88\x01\x01\x12\x0f\n\x07revoked\x18\r \x01(\x08\x42\x11\n\x0f_budget_creditsB\x0c\n\n_remaining\"\xb1\x01\n\x10GetTokenResponse\x12*\n\x05token\x18\x01 \x01(\x0b\x32\x1b.satgate_api.admin.v1.Token\x12\x35\n\x0b\x64\x65legations\x18\x02 \x03(\x0b\x32 .satgate_api.admin.v1.Delegation\x12:\n\x0e\x62udget_changes\x18\x03 \x03(\x0b\x32\".satgate_api.admin.v1.BudgetChange\"@\n\x13\x43hangeBudgetRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x99\x01\n\x0c\x42udgetChange\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12\x11\n\tbucket_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x11\n\tremaining\x18\x05 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\nchanged_at\x18\x08 \x01(\x01\"?\n\rRevokeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\npre_revoke\x18\x03 \x01(\x08\"z\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x61lready_revoked\x18\x03 \x01(\x08\x12\x19\n\x11known_delegations\x18\x04 \x03(\t\x12\x13\n\x0brecorded_as\x18\x05 \x01(\t\"A\n\x16ListDelegationsRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x15\n\rdelegation_id\x18\x02 \x01(\t\"P\n\x17ListDelegationsResponse\x12\x35\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32 .satgate_api.admin.v1.Delegation\".\n\x11QueryUsageRequest\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\"[\n\x08UsageRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x0f\n\x07\x61llowed\x18\x03 \x01(\x03\x12\x0e\n\x06\x64\x65nied\x18\x04 \x01(\x03\x12\x0f\n\x07\x63redits\x18\x05 \x01(\x03\"]\n\x12QueryUsageResponse\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12,\n\x04rows\x18\x03 \x03(\x0b\x32\x1e.satgate_api.admin.v1.UsageRow\"q\n\x12\x45xportAuditRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\x12\n\x05limit\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\tB\x08\n\x06_limit\"&\n\x13\x45xportAuditResponse\x12\x0f\n\x07records\x18\x01 \x03(\t2\xed\x0b\n\x05\x41\x64min\x12\x65\n\x0cListPolicies\x12).satgate_api.admin.v1.ListPoliciesRequest\x1a*.satgate_api.admin.v1.ListPoliciesResponse\x12K\n\tGetPolicy\x12 .satgate_api.admin.v1.PolicyName\x1a\x1c.satgate_api.admin.v1.Policy\x12^\n\rPolicyHistory\x12 .satgate_api.admin.v1.PolicyName\x1a+.satgate_api.admin.v1.PolicyHistoryResponse\x12^\n\x0c\x43reatePolicy\x12).satgate_api.admin.v1.CreatePolicyRequest\x1a#.satgate_api.admin.v1.PolicyVersion\x12^\n\x0cUpdatePolicy\x12).satgate_api.admin.v1.UpdatePolicyRequest\x1a#.satgate_api.admin.v1.PolicyVersion\x12U\n\x0c\x45nablePolicy\x12 .satgate_api.admin.v1.PolicyName\x1a#.satgate_api.admin.v1.PolicyVersion\x12V\n\rDisablePolicy\x12 .satgate_api.admin.v1.PolicyName\x1a#.satgate_api.admin.v1.PolicyVersion\x12U\n\x0c\x44\x65letePolicy\x12 .satgate_api.admin.v1.PolicyName\x1a#.satgate_api.admin.v1.PolicyVersion\x12\x65\n\x0cRevokePolicy\x12).satgate_api.admin.v1.RevokePolicyRequest\x1a*.satgate_api.admin.v1.RevokePolicyResponse\x12_\n\nListTokens\x12\'.satgate_api.admin.v1.ListTokensRequest\x1a(.satgate_api.admin.v1.ListTokensResponse\x12Y\n\x08GetToken\x12%.satgate_api.admin.v1.GetTokenRequest\x1a&.satgate_api.admin.v1.GetTokenResponse\x12]\n\x0c\x43hangeBudget\x12).satgate_api.admin.v1.ChangeBudgetRequest\x1a\".satgate_api.admin.v1.BudgetChange\x12S\n\x06Revoke\x12#.satgate_api.admin.v1.RevokeRequest\x1a$.satgate_api.admin.v1.RevokeResponse\x12n\n\x0fListDelegations\x12,.satgate_api.admin.v1.ListDelegationsRequest\x1a-.satgate_api.admin.v1.ListDelegationsResponse\x12_\n\nQueryUsage\x12\'.satgate_api.admin.v1.QueryUsageRequest\x1a(.satgate_api.admin.v1.QueryUsageResponse\x12\x62\n\x0b\x45xportAudit\x12(.satgate_api.admin.v1.ExportAuditRequest\x1a).satgate_api.admin.v1.ExportAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'satgate_api.admin.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REVOKEREQUEST']._serialized_start=58
-  _globals['_REVOKEREQUEST']._serialized_end=121
-  _globals['_REVOKERESPONSE']._serialized_start=123
-  _globals['_REVOKERESPONSE']._serialized_end=245
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=247
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=322
-  _globals['_DELEGATION']._serialized_start=325
-  _globals['_DELEGATION']._serialized_end=542
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=544
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=624
-  _globals['_REVOKEPOLICYREQUEST']._serialized_start=626
-  _globals['_REVOKEPOLICYREQUEST']._serialized_end=677
-  _globals['_REVOKEPOLICYRESPONSE']._serialized_start=679
-  _globals['_REVOKEPOLICYRESPONSE']._serialized_end=742
-  _globals['_EXPORTAUDITREQUEST']._serialized_start=744
-  _globals['_EXPORTAUDITREQUEST']._serialized_end=764
-  _globals['_EXPORTAUDITRESPONSE']._serialized_start=766
-  _globals['_EXPORTAUDITRESPONSE']._serialized_end=804
-  _globals['_ADMIN']._serialized_start=807
-  _globals['_ADMIN']._serialized_end=1214
+  _globals['_LISTPOLICIESREQUEST']._serialized_start=88
+  _globals['_LISTPOLICIESREQUEST']._serialized_end=109
+  _globals['_POLICYNAME']._serialized_start=111
+  _globals['_POLICYNAME']._serialized_end=137
+  _globals['_POLICY']._serialized_start=140
+  _globals['_POLICY']._serialized_end=326
+  _globals['_LISTPOLICIESRESPONSE']._serialized_start=328
+  _globals['_LISTPOLICIESRESPONSE']._serialized_end=398
+  _globals['_POLICYVERSION']._serialized_start=401
+  _globals['_POLICYVERSION']._serialized_end=557
+  _globals['_POLICYHISTORYRESPONSE']._serialized_start=559
+  _globals['_POLICYHISTORYRESPONSE']._serialized_end=637
+  _globals['_CREATEPOLICYREQUEST']._serialized_start=639
+  _globals['_CREATEPOLICYREQUEST']._serialized_end=703
+  _globals['_UPDATEPOLICYREQUEST']._serialized_start=706
+  _globals['_UPDATEPOLICYREQUEST']._serialized_end=836
+  _globals['_REVOKEPOLICYREQUEST']._serialized_start=838
+  _globals['_REVOKEPOLICYREQUEST']._serialized_end=889
+  _globals['_REVOKEPOLICYRESPONSE']._serialized_start=891
+  _globals['_REVOKEPOLICYRESPONSE']._serialized_end=971
+  _globals['_LISTTOKENSREQUEST']._serialized_start=973
+  _globals['_LISTTOKENSREQUEST']._serialized_end=1085
+  _globals['_TOKEN']._serialized_start=1088
+  _globals['_TOKEN']._serialized_end=1370
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=1372
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=1479
+  _globals['_GETTOKENREQUEST']._serialized_start=1481
+  _globals['_GETTOKENREQUEST']._serialized_end=1516
+  _globals['_DELEGATION']._serialized_start=1519
+  _globals['_DELEGATION']._serialized_end=1826
+  _globals['_GETTOKENRESPONSE']._serialized_start=1829
+  _globals['_GETTOKENRESPONSE']._serialized_end=2006
+  _globals['_CHANGEBUDGETREQUEST']._serialized_start=2008
+  _globals['_CHANGEBUDGETREQUEST']._serialized_end=2072
+  _globals['_BUDGETCHANGE']._serialized_start=2075
+  _globals['_BUDGETCHANGE']._serialized_end=2228
+  _globals['_REVOKEREQUEST']._serialized_start=2230
+  _globals['_REVOKEREQUEST']._serialized_end=2293
+  _globals['_REVOKERESPONSE']._serialized_start=2295
+  _globals['_REVOKERESPONSE']._serialized_end=2417
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=2419
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=2484
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=2486
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=2566
+  _globals['_QUERYUSAGEREQUEST']._serialized_start=2568
+  _globals['_QUERYUSAGEREQUEST']._serialized_end=2614
+  _globals['_USAGEROW']._serialized_start=2616
+  _globals['_USAGEROW']._serialized_end=2707
+  _globals['_QUERYUSAGERESPONSE']._serialized_start=2709
+  _globals['_QUERYUSAGERESPONSE']._serialized_end=2802
+  _globals['_EXPORTAUDITREQUEST']._serialized_start=2804
+  _globals['_EXPORTAUDITREQUEST']._serialized_end=2917
+  _globals['_EXPORTAUDITRESPONSE']._serialized_start=2919
+  _globals['_EXPORTAUDITRESPONSE']._serialized_end=2957
+  _globals['_ADMIN']._serialized_start=2960
+  _globals['_ADMIN']._serialized_end=4477
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,66 @@ class AdminStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListPolicies = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/ListPolicies',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesResponse.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/GetPolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.Policy.FromString,
+                _registered_method=True)
+        self.PolicyHistory = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/PolicyHistory',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyHistoryResponse.FromString,
+                _registered_method=True)
+        self.CreatePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/CreatePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.CreatePolicyRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.UpdatePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/UpdatePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.UpdatePolicyRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.EnablePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/EnablePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.DisablePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/DisablePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.DeletePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/DeletePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+                _registered_method=True)
+        self.RevokePolicy = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/RevokePolicy',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/ListTokens',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.GetToken = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/GetToken',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenResponse.FromString,
+                _registered_method=True)
+        self.ChangeBudget = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/ChangeBudget',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
+                _registered_method=True)
         self.Revoke = channel.unary_unary(
                 '/satgate_api.admin.v1.Admin/Revoke',
                 request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokeRequest.SerializeToString,
@@ -44,10 +104,10 @@ class AdminStub:
                 request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListDelegationsRequest.SerializeToString,
                 response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListDelegationsResponse.FromString,
                 _registered_method=True)
-        self.RevokePolicy = channel.unary_unary(
-                '/satgate_api.admin.v1.Admin/RevokePolicy',
-                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.SerializeToString,
-                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.FromString,
+        self.QueryUsage = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/QueryUsage',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageResponse.FromString,
                 _registered_method=True)
         self.ExportAudit = channel.unary_unary(
                 '/satgate_api.admin.v1.Admin/ExportAudit',
@@ -58,6 +118,82 @@ class AdminStub:
 
 class AdminServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def ListPolicies(self, request, context):
+        """---- trust policies (viewer reads, admin writes; a policy from a file is read-only here)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PolicyHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnablePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisablePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokePolicy(self, request, context):
+        """Stop a trust policy issuing for good, files' too; tokens it issued live to their TTL unless revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """---- tokens (viewer reads; member revokes; admin changes budgets)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeBudget(self, request, context):
+        """A positive (top-up) or negative (cut) change of a token's or delegation's budget, never below what is spent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Revoke(self, request, context):
         """Revoke a token id or a delegation id: everything carrying it is denied from its next request on.
@@ -72,8 +208,8 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RevokePolicy(self, request, context):
-        """Stop a trust policy issuing; tokens it issued live to their TTL unless revoked.
+    def QueryUsage(self, request, context):
+        """---- usage and audit (viewer)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,6 +224,66 @@ class AdminServicer:
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListPolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPolicies,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesResponse.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.Policy.SerializeToString,
+            ),
+            'PolicyHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.PolicyHistory,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyHistoryResponse.SerializeToString,
+            ),
+            'CreatePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.CreatePolicyRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'UpdatePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.UpdatePolicyRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'EnablePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnablePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'DisablePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisablePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'DeletePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'RevokePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokePolicy,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'GetToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetToken,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenResponse.SerializeToString,
+            ),
+            'ChangeBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeBudget,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.SerializeToString,
+            ),
             'Revoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Revoke,
                     request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokeRequest.FromString,
@@ -98,10 +294,10 @@ def add_AdminServicer_to_server(servicer, server):
                     request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListDelegationsRequest.FromString,
                     response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListDelegationsResponse.SerializeToString,
             ),
-            'RevokePolicy': grpc.unary_unary_rpc_method_handler(
-                    servicer.RevokePolicy,
-                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.FromString,
-                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.SerializeToString,
+            'QueryUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryUsage,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageResponse.SerializeToString,
             ),
             'ExportAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportAudit,
@@ -118,6 +314,330 @@ def add_AdminServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Admin:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/ListPolicies',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/GetPolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.Policy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PolicyHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/PolicyHistory',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/CreatePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.CreatePolicyRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/UpdatePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.UpdatePolicyRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnablePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/EnablePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisablePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/DisablePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/DeletePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyName.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/RevokePolicy',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/ListTokens',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/GetToken',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.GetTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/ChangeBudget',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Revoke(request,
@@ -174,7 +694,7 @@ class Admin:
             _registered_method=True)
 
     @staticmethod
-    def RevokePolicy(request,
+    def QueryUsage(request,
             target,
             options=(),
             channel_credentials=None,
@@ -187,9 +707,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/satgate_api.admin.v1.Admin/RevokePolicy',
-            satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyRequest.SerializeToString,
-            satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokePolicyResponse.FromString,
+            '/satgate_api.admin.v1.Admin/QueryUsage',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.QueryUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,140 @@
+"""The token registry, budget changes and usage through the admin API (SPEC: Control plane). Remaining credits
+come from the ledger, the same one the authz servers debit, so what an admin sees is what the next check sees;
+a budget change is applied by the ledger in the same atomic step as debits, then recorded and audited."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from mint_server.service import ExchangeDenied
+from satgate.audit import AuditEvent, AuditLog
+from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore, DelegationRecord, TokenRecord
+from satgate.ledger import Bucket, Ledger, LedgerUnavailable
+from satgate.timefmt import parse_duration
+from satgate.tokens.verify import VerifiedToken
+from satgate.usage import UsageSink, grouping
+
+
+class TokenAdmin:
+    def __init__(self, *, store: ControlPlaneStore, ledger: Ledger, audit: AuditLog, usage: UsageSink | None) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._audit = audit
+        self._usage = usage
+
+    async def _remaining(self, tenant: str, bucket_id: str | None, budget: int | None) -> int | None:
+        if bucket_id is None or budget is None:
+            return None
+        try:
+            return await self._ledger.remaining(tenant, (Bucket(bucket_id, budget),))
+        except LedgerUnavailable:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+
+    async def _revoked(self, tenant: str, revocation_id: str) -> bool:
+        try:
+            return await self._ledger.is_revoked(tenant, (revocation_id,))
+        except LedgerUnavailable:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+
+    async def _shown(self, record: TokenRecord) -> dict[str, Any]:
+        return {
+            **record.to_json(),
+            "remaining": await self._remaining(record.tenant, record.bucket_id, record.budget_credits),
+            "revoked": await self._revoked(record.tenant, record.token_id),
+        }
+
+    async def list_tokens(
+        self, admin: VerifiedToken, *, policy: str | None, label: str | None, before: float | None, limit: int
+    ) -> dict[str, Any]:
+        records = await self._store.tokens(admin.tenant, policy=policy, label=label, before=before, limit=limit)
+        shown = [await self._shown(r) for r in records]
+        return {"tokens": shown, "next_before": records[-1].issued_at if len(records) == limit else None}
+
+    async def get(self, admin: VerifiedToken, token_id: str) -> dict[str, Any]:
+        record = await self._store.token(admin.tenant, token_id)
+        if record is None:
+            raise ExchangeDenied(
+                404, "not_found", f"no token {token_id} issued by this Mint in tenant {admin.tenant!r}"
+            )
+        delegations = [
+            {
+                **d.to_json(),
+                "remaining": await self._remaining(d.tenant, d.bucket_id, d.budget_credits),
+                "revoked": await self._revoked(d.tenant, d.delegation_id),
+            }
+            for d in await self._store.delegations(admin.tenant, token_id)
+        ]
+        changes = await self._store.budget_changes(admin.tenant, token_id)
+        return {
+            "token": await self._shown(record),
+            "delegations": delegations,
+            "budget_changes": [c.to_json() for c in changes],
+        }
+
+    async def _budgeted(self, tenant: str, target_id: str) -> TokenRecord | DelegationRecord:
+        target: TokenRecord | DelegationRecord | None = await self._store.token(tenant, target_id)
+        if target is None:
+            target = await self._store.delegation(tenant, target_id)
+        if target is None:
+            raise ExchangeDenied(404, "not_found", f"no token or delegation {target_id} in tenant {tenant!r}")
+        if target.bucket_id is None or target.budget_credits is None:
+            raise ExchangeDenied(
+                400, "no_budget", f"{target_id} carries no budget of its own: change its parent's, or delegate anew"
+            )
+        return target
+
+    async def change_budget(self, admin: VerifiedToken, target_id: str, delta: int, reason: str) -> dict[str, Any]:
+        """A top-up (delta > 0) or a cut (delta < 0) of the budget that token or delegation carries."""
+        target = await self._budgeted(admin.tenant, target_id)
+        assert target.bucket_id is not None
+        assert target.budget_credits is not None
+        bucket = Bucket(target.bucket_id, target.budget_credits)
+        try:
+            change = await self._ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16))
+        except LedgerUnavailable:
+            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        if not change.applied:
+            raise ExchangeDenied(
+                409,
+                "below_spent",
+                f"a cut of {-delta} would take the budget below what is spent: {change.remaining} credits remain, "
+                f"so cut at most {change.remaining}",
+            )
+        record = BudgetChangeRecord(
+            tenant=admin.tenant,
+            target_id=target_id,
+            bucket_id=target.bucket_id,
+            delta=delta,
+            remaining=change.remaining,
+            actor=admin.token_id,
+            reason=reason[:200],
+            changed_at=time.time(),
+        )
+        await self._store.record_budget_change(record)
+        await self._audit.append(
+            AuditEvent(
+                type="budget_change",
+                tenant=admin.tenant,
+                actor=admin.token_id,
+                token_id=target_id,
+                details={"delta": delta, "remaining": change.remaining, "reason": reason[:200]},
+            )
+        )
+        return record.to_json()
+
+    async def usage(self, admin: VerifiedToken, *, by: str, since: str) -> dict[str, Any]:
+        if self._usage is None:
+            raise ExchangeDenied(404, "not_found", "usage records are off (authz.usage.enabled: false)")
+        try:
+            grouping(by)
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise ExchangeDenied(400, "bad_request", str(exc).replace("--by", "by")) from None
+        rows = await self._usage.report(by, time.time() - seconds, tenant=admin.tenant)
+        return {"by": by, "since": since, "rows": rows}
+
+    async def close(self) -> None:
+        if self._usage is not None:
+            await self._usage.close()

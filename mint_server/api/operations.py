@@ -1,0 +1,475 @@
+"""Every admin operation, declared once: its name (the gRPC method, the OpenAPI operationId, the role table's
+key), HTTP method and path, request and response models, and what it runs. The HTTP routes, the gRPC servicer,
+the OpenAPI document and the role test are all generated from this table, so the transports cannot drift."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+from mint_server.admin import AdminService
+from mint_server.managed_policies import Actor, PolicyRefused
+from mint_server.roles import OPERATION_ROLES
+from mint_server.service import ExchangeDenied
+from satgate.audit import CATEGORIES, category_of
+from satgate.timefmt import parse_duration
+from satgate.tokens.verify import VerifiedToken
+
+Id = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="a token_id or delegation_id (32 lowercase hex)")]
+PolicyNameField = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+Reason = Annotated[str, Field(max_length=200)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------ requests
+class Empty(Model):
+    pass
+
+
+class PolicyName(Model):
+    name: PolicyNameField
+
+
+class CreatePolicyRequest(Model):
+    document: dict[str, Any] = Field(description="a trust policy as a file holds it (SPEC: Mint / Trust policies)")
+
+
+class UpdatePolicyRequest(Model):
+    name: PolicyNameField
+    document: dict[str, Any]
+    expected_version: int | None = Field(None, description="refused (409) if the policy moved past this version")
+
+
+class RevokePolicyRequest(Model):
+    name: PolicyNameField
+    reason: Reason = ""
+
+
+class ListTokensRequest(Model):
+    policy: str | None = None
+    label: Annotated[str, Field(max_length=200)] | None = None
+    before: float | None = Field(None, description="the previous page's next_before")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class GetTokenRequest(Model):
+    token_id: Id
+
+
+class ChangeBudgetRequest(Model):
+    id: Id
+    delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
+    reason: Reason = ""
+
+    @model_validator(mode="after")
+    def _moves(self) -> ChangeBudgetRequest:
+        if self.delta == 0:
+            raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
+        return self
+
+
+class RevokeRequest(Model):
+    id: Id
+    reason: Reason = ""
+    pre_revoke: StrictBool = False
+
+
+class ListDelegationsRequest(Model):
+    token_id: Id | None = None
+    delegation_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ListDelegationsRequest:
+        if (self.token_id is None) == (self.delegation_id is None):
+            raise ValueError("give token_id or delegation_id (one of them)")
+        return self
+
+
+class QueryUsageRequest(Model):
+    by: Annotated[str, Field(pattern=r"^(token|tenant|attr:[A-Za-z0-9_.]+)$")] = "token"
+    since: str = "24h"
+
+
+class ExportAuditRequest(Model):
+    type: Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")] | None = None
+    category: Literal[CATEGORIES] | None = None  # type: ignore[valid-type]
+    since: str | None = Field(None, description="a duration back from now, e.g. 7d")
+    limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+# ------------------------------------------------------------------------------------------ responses
+class Policy(Model):
+    name: str
+    tenant: str
+    provider: str
+    disabled: bool
+    source: Literal["file", "api"]
+    read_only: bool
+    version: int | None
+    document: dict[str, Any]
+
+
+class ListPoliciesResponse(Model):
+    policies: list[Policy]
+
+
+class PolicyVersion(Model):
+    name: str
+    version: int
+    tenant: str
+    action: str
+    document: dict[str, Any] | None
+    created_at: float
+    actor: str
+
+
+class PolicyHistoryResponse(Model):
+    versions: list[PolicyVersion]
+
+
+class RevokePolicyResponse(Model):
+    policy: str
+    revoked: bool
+    already_revoked: bool
+
+
+class Token(Model):
+    tenant: str
+    token_id: str
+    issued_at: float
+    source: str
+    policy: str | None
+    subject: str | None
+    label: str | None
+    budget_credits: int | None
+    bucket_id: str | None
+    scopes: str | None
+    expires_at: str | None
+    remaining: int | None
+    revoked: bool
+
+
+class ListTokensResponse(Model):
+    tokens: list[Token]
+    next_before: float | None
+
+
+class Delegation(Model):
+    tenant: str
+    delegation_id: str
+    token_id: str
+    parent_delegation_id: str | None
+    created_at: float
+    actor: str
+    label: str | None
+    budget_credits: int | None
+    scopes: str | None
+    expires_at: str
+    bucket_id: str | None
+    remaining: int | None = None
+    revoked: bool = False
+
+
+class BudgetChange(Model):
+    tenant: str
+    target_id: str
+    bucket_id: str
+    delta: int
+    remaining: int
+    actor: str
+    reason: str
+    changed_at: float
+
+
+class GetTokenResponse(Model):
+    token: Token
+    delegations: list[Delegation]
+    budget_changes: list[BudgetChange]
+
+
+class RevokeResponse(Model):
+    revoked: str
+    tenant: str
+    recorded_as: str | None
+    already_revoked: bool
+    known_delegations: list[str]
+
+
+class ListDelegationsResponse(Model):
+    delegations: list[Delegation]
+
+
+class UsageRow(Model):
+    key: str | None
+    requests: int
+    allowed: int
+    denied: int
+    credits: int
+
+
+class QueryUsageResponse(Model):
+    by: str
+    since: str
+    rows: list[UsageRow]
+
+
+class ExportAuditResponse(Model):
+    records: list[dict[str, Any]] = Field(description="in chain order, each with seq, prev_hash and hash")
+
+
+# ------------------------------------------------------------------------------------------ the table
+Run = Callable[[AdminService, VerifiedToken, Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    path: str
+    request: type[Model]
+    response: type[Model]
+    run: Run
+    summary: str
+
+    @property
+    def role(self) -> str:
+        return OPERATION_ROLES[self.name]
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"\{(\w+)\}", self.path))
+
+
+def _policies(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """PolicyRefused as the API's own refusal."""
+
+    async def run(*args: Any) -> Any:
+        try:
+            return await call(*args)
+        except PolicyRefused as refused:
+            raise ExchangeDenied(refused.status, refused.error, refused.message) from None
+
+    return run
+
+
+def _actor(token: VerifiedToken) -> Actor:
+    return Actor(token.tenant, token.token_id)
+
+
+async def _list_policies(admin: AdminService, token: VerifiedToken, _r: Empty) -> dict[str, Any]:
+    return {"policies": await admin.managed.list_policies(token.tenant)}
+
+
+async def _get_policy(admin: AdminService, token: VerifiedToken, r: PolicyName) -> dict[str, Any]:
+    return await admin.managed.get(token.tenant, r.name)
+
+
+async def _policy_history(admin: AdminService, token: VerifiedToken, r: PolicyName) -> dict[str, Any]:
+    return {"versions": await admin.managed.history(token.tenant, r.name)}
+
+
+async def _create_policy(admin: AdminService, token: VerifiedToken, r: CreatePolicyRequest) -> dict[str, Any]:
+    return await admin.managed.create(_actor(token), r.document)
+
+
+async def _update_policy(admin: AdminService, token: VerifiedToken, r: UpdatePolicyRequest) -> dict[str, Any]:
+    return await admin.managed.update(_actor(token), r.name, r.document, r.expected_version)
+
+
+async def _enable_policy(admin: AdminService, token: VerifiedToken, r: PolicyName) -> dict[str, Any]:
+    return await admin.managed.set_enabled(_actor(token), r.name, True)
+
+
+async def _disable_policy(admin: AdminService, token: VerifiedToken, r: PolicyName) -> dict[str, Any]:
+    return await admin.managed.set_enabled(_actor(token), r.name, False)
+
+
+async def _delete_policy(admin: AdminService, token: VerifiedToken, r: PolicyName) -> dict[str, Any]:
+    return await admin.managed.delete(_actor(token), r.name)
+
+
+async def _revoke_policy(admin: AdminService, token: VerifiedToken, r: RevokePolicyRequest) -> dict[str, Any]:
+    return await admin.revoke_policy(token, r.name, r.reason)
+
+
+async def _list_tokens(admin: AdminService, token: VerifiedToken, r: ListTokensRequest) -> dict[str, Any]:
+    return await admin.tokens.list_tokens(token, policy=r.policy, label=r.label, before=r.before, limit=r.limit)
+
+
+async def _get_token(admin: AdminService, token: VerifiedToken, r: GetTokenRequest) -> dict[str, Any]:
+    return await admin.tokens.get(token, r.token_id)
+
+
+async def _change_budget(admin: AdminService, token: VerifiedToken, r: ChangeBudgetRequest) -> dict[str, Any]:
+    return await admin.tokens.change_budget(token, r.id, r.delta, r.reason)
+
+
+async def _revoke(admin: AdminService, token: VerifiedToken, r: RevokeRequest) -> dict[str, Any]:
+    return await admin.revoke(token, r.id, r.reason, pre_revoke=r.pre_revoke)
+
+
+async def _list_delegations(admin: AdminService, token: VerifiedToken, r: ListDelegationsRequest) -> dict[str, Any]:
+    records = await admin.delegations(token, token_id=r.token_id, delegation_id=r.delegation_id)
+    return {"delegations": records}
+
+
+async def _query_usage(admin: AdminService, token: VerifiedToken, r: QueryUsageRequest) -> dict[str, Any]:
+    return await admin.tokens.usage(token, by=r.by, since=r.since)
+
+
+async def _export_audit(admin: AdminService, token: VerifiedToken, r: ExportAuditRequest) -> dict[str, Any]:
+    try:
+        since = time.time() - parse_duration(r.since) if r.since else None
+    except ValueError as exc:
+        raise ExchangeDenied(400, "bad_request", f"since: {exc}") from None
+    records = [
+        record
+        for record in await admin.audit_records(token, since=since)
+        if (r.type is None or record["type"] == r.type)
+        and (r.category is None or category_of(record["type"]) == r.category)
+    ]
+    return {"records": records[-r.limit :] if r.limit else records}
+
+
+_P = "/api/admin/policies"
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "ListPolicies", "GET", _P, Empty, ListPoliciesResponse, _list_policies, "Trust policies, files' and API-managed"
+    ),
+    Operation("GetPolicy", "GET", _P + "/{name}", PolicyName, Policy, _policies(_get_policy), "One trust policy"),
+    Operation(
+        "PolicyHistory",
+        "GET",
+        _P + "/{name}/history",
+        PolicyName,
+        PolicyHistoryResponse,
+        _policies(_policy_history),
+        "Every version of an API-managed policy",
+    ),
+    Operation(
+        "CreatePolicy",
+        "POST",
+        _P,
+        CreatePolicyRequest,
+        PolicyVersion,
+        _policies(_create_policy),
+        "Add a trust policy (validated as a file's)",
+    ),
+    Operation(
+        "UpdatePolicy",
+        "PUT",
+        _P + "/{name}",
+        UpdatePolicyRequest,
+        PolicyVersion,
+        _policies(_update_policy),
+        "Replace a policy: a new version",
+    ),
+    Operation(
+        "EnablePolicy",
+        "POST",
+        _P + "/{name}/enable",
+        PolicyName,
+        PolicyVersion,
+        _policies(_enable_policy),
+        "Let a policy issue again",
+    ),
+    Operation(
+        "DisablePolicy",
+        "POST",
+        _P + "/{name}/disable",
+        PolicyName,
+        PolicyVersion,
+        _policies(_disable_policy),
+        "Stop a policy issuing, at once",
+    ),
+    Operation(
+        "DeletePolicy",
+        "DELETE",
+        _P + "/{name}",
+        PolicyName,
+        PolicyVersion,
+        _policies(_delete_policy),
+        "Remove an API-managed policy",
+    ),
+    Operation(
+        "RevokePolicy",
+        "POST",
+        _P + "/{name}/revoke",
+        RevokePolicyRequest,
+        RevokePolicyResponse,
+        _revoke_policy,
+        "Stop any policy issuing, for good",
+    ),
+    Operation(
+        "ListTokens",
+        "GET",
+        "/api/admin/tokens",
+        ListTokensRequest,
+        ListTokensResponse,
+        _list_tokens,
+        "Issued tokens, newest first, with remaining credits",
+    ),
+    Operation(
+        "GetToken",
+        "GET",
+        "/api/admin/tokens/{token_id}",
+        GetTokenRequest,
+        GetTokenResponse,
+        _get_token,
+        "A token, its delegations and budget changes",
+    ),
+    Operation(
+        "ChangeBudget",
+        "POST",
+        "/api/admin/budgets",
+        ChangeBudgetRequest,
+        BudgetChange,
+        _change_budget,
+        "Top up or cut a budget",
+    ),
+    Operation(
+        "Revoke",
+        "POST",
+        "/api/admin/revoke",
+        RevokeRequest,
+        RevokeResponse,
+        _revoke,
+        "Revoke a token or delegation and all below it",
+    ),
+    Operation(
+        "ListDelegations",
+        "GET",
+        "/api/admin/delegations",
+        ListDelegationsRequest,
+        ListDelegationsResponse,
+        _list_delegations,
+        "A delegation tree",
+    ),
+    Operation(
+        "QueryUsage",
+        "GET",
+        "/api/admin/usage",
+        QueryUsageRequest,
+        QueryUsageResponse,
+        _query_usage,
+        "Requests and credits by token, tenant or attribute",
+    ),
+    Operation(
+        "ExportAudit",
+        "GET",
+        "/api/admin/audit",
+        ExportAuditRequest,
+        ExportAuditResponse,
+        _export_audit,
+        "The tenant's audit records (JSON or CSV)",
+    ),
+)
