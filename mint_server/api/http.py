@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from mint_server.admin import AdminService, Caller, DelegateRequest
+from mint_server.api.openapi import openapi_document
 from mint_server.api.operations import OPERATIONS, Operation
 from mint_server.providers.identity import BadRequest
 from mint_server.service import ExchangeDenied, MintService
@@ -161,7 +162,12 @@ def admin_handler(operation: Operation) -> Handler:
     return handle
 
 
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
 PUBLIC_ROUTES = (
+    ("GET", "/api/openapi.json", openapi),
     ("GET", "/healthz", healthz),
     ("GET", "/metrics", metrics),
     ("POST", "/api/mint/exchange", exchange),
