@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from satgate_cli import audit, db, dev, keys, ledger, servers, tokens, usage
+from satgate_cli import admin, audit, db, dev, keys, ledger, servers, tokens, usage
 
 
 @click.group()
@@ -23,6 +23,7 @@ for command in (
     tokens.token,
     usage.usage,
     audit.audit,
+    admin.admin,
     dev.up,
     dev.demo_jwt,
     dev.demo_upstream,
