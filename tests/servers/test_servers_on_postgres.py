@@ -12,12 +12,13 @@ import yaml
 from satgate.keyring import load_keyring
 from tests.mint.conftest import oidc_policy, policies, serve_idp
 from tests.mint.test_admin import admin_token, bearer
+from tests.mint.test_admin_api import managed_policy
 from tests.servers.conftest import free_address, mint_config, refused_line, satgate_ok, start_mint, wait_for_event
 
 
-def with_control_plane(config, url: str):
+def with_control_plane(config, url: str, *, ledger: str | None = None):
     doc = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**doc, "control_plane": url}))
+    config.write_text(yaml.safe_dump({**doc, "control_plane": url, "ledger": ledger or doc["ledger"]}))
     return config
 
 
@@ -30,7 +31,9 @@ def test_a_mint_refuses_a_database_behind_its_schema_in_one_line(tmp_path, keyri
     assert "this SatGate's" in satgate_ok("db", "status", "--config", str(config))
 
 
-async def test_two_mint_processes_share_delegations_and_policy_revocations(tmp_path, keyring_file, postgres_url):
+async def test_two_mint_processes_share_delegations_and_policy_revocations(
+    tmp_path, keyring_file, postgres_server, postgres_url
+):
     idp, idp_runner = await serve_idp()
     policy_file = tmp_path / "policies.yaml"
     policy_file.write_text(policies(oidc_policy(idp.issuer)))
@@ -40,7 +43,8 @@ async def test_two_mint_processes_share_delegations_and_policy_revocations(tmp_p
         config = mint_config(
             tmp_path / name, keyring_file, listen=listen, grpc_listen=free_address(), policies=str(policy_file)
         )
-        configs.append(with_control_plane(config, postgres_url))
+        shared_ledger = f"sqlite:///{tmp_path}/a/ledger.db"  # replicas share the ledger too (Redis across hosts)
+        configs.append(with_control_plane(config, postgres_url, ledger=shared_ledger))
         urls.append(f"http://{listen}")
     satgate_ok("db", "upgrade", "--config", str(configs[0]))
     admin = bearer(admin_token(load_keyring(keyring_file)))
@@ -77,6 +81,36 @@ async def test_two_mint_processes_share_delegations_and_policy_revocations(tmp_p
             status, refused = await exchange(one)  # the other replica, the very next exchange
             assert (status, refused["error"]) == (403, "policy_disabled")
             assert time.monotonic() - revoked_at < 1.0
+
+            # A trust policy created through one replica issues on the other from its next exchange on; the
+            # registry and budget changes are shared too.
+            async with http.post(
+                f"{two}/api/admin/policies", headers=admin, json={"document": managed_policy(idp.issuer)}
+            ) as response:
+                assert response.status == 200, await response.text()
+            body = {"credentials": idp.token("bot-1", "satgate")}
+            async with http.post(f"{one}/api/mint/exchange", json=body) as response:
+                bot = await response.json()
+                assert (response.status, bot["policy"]) == (200, "managed")
+            async with http.post(
+                f"{one}/api/admin/budgets", headers=admin, json={"id": bot["token_id"], "delta": 3}
+            ) as response:
+                assert (await response.json())["remaining"] == 10
+            async with http.get(f"{two}/api/admin/tokens/{bot['token_id']}", headers=admin) as response:
+                detail = await response.json()
+            assert (detail["token"]["remaining"], [c["delta"] for c in detail["budget_changes"]]) == (10, [3])
+
+            # The database goes away: every call that needs it answers 503 and changes nothing (never 500).
+            database = postgres_url.rsplit("/", 1)[1]
+            postgres_server.psql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            postgres_server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+            try:
+                async with http.post(f"{one}/api/mint/exchange", json=body) as response:
+                    assert response.status == 503, await response.text()
+                async with http.get(f"{two}/api/admin/tokens", headers=admin) as response:
+                    assert response.status == 503, await response.text()
+            finally:
+                postgres_server.psql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
     finally:
         for proc in procs:
             proc.terminate()
