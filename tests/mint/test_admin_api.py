@@ -3,14 +3,17 @@ refused exactly as the table says (and refusals audited), trust policies managed
 remaining credits, budget changes the next debit honours, and the OpenAPI document."""
 
 import json
+import re
 
 import grpc
 import pytest
+import yaml
 from google.protobuf.json_format import MessageToDict
 from openapi_spec_validator import validate
 
 from mint_server.api.openapi import openapi_document
 from mint_server.api.operations import OPERATIONS
+from mint_server.policy_files import validate_policy
 from mint_server.roles import ADMIN, MEMBER, ROLES, VIEWER
 from satgate.ledger import DebitRequest, Outcome
 from satgate.ledger.url import open_ledger
@@ -343,3 +346,27 @@ async def test_audit_query_filters(idp, mint_server, keyring):
     assert len(recent) == 1
     bad = await records(category="everything")
     assert bad.status == 400 and "category" in (await bad.json())["message"]
+
+
+def test_the_docs_table_lists_every_operation_with_its_role():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "admin-api.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+) (\S+)` \| `([\w:]+)` \|", text, re.MULTILINE)
+    assert rows == [(op.name, op.method, op.path, op.role) for op in OPERATIONS]
+
+
+def test_the_documented_policy_is_valid():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "admin-api.md").read_text()
+    document = yaml.safe_load(re.search(r"<<'YAML'\n(.*?)\nYAML", text, re.DOTALL).group(1))
+    policy = validate_policy(document, frozenset(), tenant="acme")
+    assert (policy.name, policy.tenant, policy.trust_rules[0].issue.budget_credits) == ("ci-bots", "acme", 500)
+
+
+def test_every_event_type_has_a_category():
+    from satgate.audit.chain import CATEGORIES, EVENT_CATEGORIES, EVENT_TYPES
+
+    assert set(EVENT_CATEGORIES) == set(EVENT_TYPES)
+    assert set(EVENT_CATEGORIES.values()) <= set(CATEGORIES)
