@@ -74,5 +74,6 @@ def test_state_dir_means_the_same_for_every_command(tmp_path):
         env={**os.environ, "SATGATE_STATE_DIR": str(state)},
     )
     assert json.loads(env_run.stdout)["valid"] is True
-    assert sorted(p.name for p in state.iterdir()) == ["audit.db", "keyring.json", "ledger.db"]
+    # mint.db: the control plane, whose token registry records what `token mint` issued
+    assert sorted(p.name for p in state.iterdir()) == ["audit.db", "keyring.json", "ledger.db", "mint.db"]
     assert not (tmp_path / ".satgate").exists()

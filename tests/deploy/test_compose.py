@@ -76,7 +76,34 @@ def test_a_broken_compose_file_is_refused(tmp_path):
 
 
 def test_the_stack_has_every_part(project):
-    assert set(project["services"]) == {"envoy", "authz", "mint", "redis", "upstream", "keys", "ledger-init"}
+    assert set(project["services"]) == {
+        "envoy",
+        "authz",
+        "mint",
+        "redis",
+        "postgres",
+        "db-upgrade",
+        "upstream",
+        "keys",
+        "ledger-init",
+    }
+
+
+def test_the_servers_share_the_postgresql_control_plane_at_its_schema(project):
+    services = project["services"]
+    assert services["db-upgrade"]["command"] == ["db", "upgrade"]
+    assert services["db-upgrade"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = services["mint"]["environment"]["SATGATE_CONTROL_PLANE"]
+    postgres = services["postgres"]["environment"]
+    assert (
+        url
+        == f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
+    for server in ("authz", "mint"):
+        assert services[server]["environment"]["SATGATE_CONTROL_PLANE"] == url
+        assert services[server]["depends_on"]["db-upgrade"]["condition"] == "service_completed_successfully"
+    assert services["db-upgrade"]["environment"]["SATGATE_CONTROL_PLANE"] == url
+    assert load_config(ROOT / "deploy/compose/satgate.yaml").control_plane.startswith("postgresql://satgate@postgres:")
 
 
 def test_the_servers_start_only_on_an_initialised_ledger(project):
@@ -127,7 +154,6 @@ def test_servers_share_the_keyring_volume_and_keep_state_on_volumes(project):
         assert mounts(name).get(str(config.keyring.parent)) == "keys", name
     assert "keys" not in mounts("upstream").values()  # the demo upstream never sees the root keys
     assert str(config.authz.usage.path.parent) in mounts("authz")
-    assert str(Path(config.control_plane.removeprefix("sqlite:///")).parent) in mounts("mint")
     assert str(config.mint.audit_log.parent) in mounts("mint")
     assert services["keys"]["command"] == ["keys", "init"]
     for name in ("authz", "mint"):

@@ -135,10 +135,28 @@ def test_servers_mount_what_the_config_names(config):
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert "/tmp" in mounts and "/var/lib/satgate" in mounts
     assert str(settings.mint.policies) == "/etc/satgate/config/trust-policies.yaml"
-    mint_spec = find("Deployment", "satgate-mint")["spec"]
-    assert mint_spec["replicas"] == 1 and mint_spec["strategy"]["type"] == "Recreate"  # SQLite state: one writer
+    assert not [o for o in all_objects() if o["kind"] == "PersistentVolumeClaim"]  # no pod keeps state of its own
     # the in-cluster issuer is read with the Mint's own token: it must be mounted
     assert find("ServiceAccount", "satgate-mint")["automountServiceAccountToken"] is True
+
+
+def test_mint_replicas_share_the_postgresql_control_plane_the_db_upgrade_job_migrates(config):
+    settings, _ = config
+    assert settings.control_plane.startswith("postgresql://") and "sslmode=require" in settings.control_plane
+    mint_spec = find("Deployment", "satgate-mint")["spec"]
+    assert mint_spec["replicas"] >= 2 and mint_spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert find("PodDisruptionBudget", "satgate-mint")["spec"]["minAvailable"] == 1
+    job = find("Job", "satgate-db-upgrade")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"] == ["db", "upgrade"]
+    pods = [job] + [
+        find("Deployment", d)["spec"]["template"]["spec"]["containers"][0] for d in ("satgate-authz", "satgate-mint")
+    ]
+    for container in pods:
+        env = {e["name"]: e for e in container["env"]}
+        assert env["SATGATE_CONTROL_PLANE"]["valueFrom"]["secretKeyRef"] == {
+            "name": "satgate-control-plane",
+            "key": "url",
+        }
 
 
 def test_only_the_servers_and_the_ledger_init_job_may_reach_redis():
@@ -174,7 +192,8 @@ def test_the_ledger_init_job_reaches_the_ledger_the_servers_use():
     job = find("Job", "satgate-ledger-init")["spec"]["template"]["spec"]["containers"][0]
     authz = find("Deployment", "satgate-authz")["spec"]["template"]["spec"]["containers"][0]
     assert job["args"] == ["ledger", "init"]
-    assert job["env"] == authz["env"]  # the same SATGATE_CONFIG and SATGATE_LEDGER
+    ledger_env = [e for e in authz["env"] if e["name"] in ("SATGATE_CONFIG", "SATGATE_LEDGER")]
+    assert job["env"] == ledger_env  # the same SATGATE_CONFIG and SATGATE_LEDGER
     config_mount = next(m for m in job["volumeMounts"] if m["name"] == "config")
     assert config_mount["mountPath"] == "/etc/satgate/config"
 

@@ -1,7 +1,8 @@
 """The servers started from the ConfigMap's own satgate.yaml and trust policies, as the pods start them: only the
 in-cluster addresses are mapped to this machine (files to a temp dir, listeners to free loopback ports). The
 keyring is a 0440 file like a Secret volume with fsGroup, and the Redis URL, password included, arrives through
-SATGATE_LEDGER like the optional satgate-redis Secret."""
+SATGATE_LEDGER like the optional satgate-redis Secret; the control plane is a real PostgreSQL whose DSN arrives as
+SATGATE_CONTROL_PLANE like the satgate-control-plane Secret, migrated by the db-upgrade Job's command."""
 
 import json
 import os
@@ -55,7 +56,6 @@ def pod_config(tmp_path: Path) -> tuple[Path, dict[str, str], Keyring]:
     config["keyring"] = str(keyring_path)
     config["authz"]["usage"]["path"] = str(tmp_path / "usage.db")
     config["mint"]["policies"] = str(tmp_path / "trust-policies.yaml")
-    config["control_plane"] = f"sqlite:///{tmp_path / 'mint.db'}"
     config["mint"]["audit_log"] = str(tmp_path / "audit.db")
     mapped = {}
     for dotted, listen in listens.items():
@@ -67,12 +67,15 @@ def pod_config(tmp_path: Path) -> tuple[Path, dict[str, str], Keyring]:
     return path, mapped, keyring
 
 
-def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protected_ledger(tmp_path, redis_with_password):
+def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protected_ledger(
+    tmp_path, redis_with_password, postgres_url
+):
     config, listen, keyring = pod_config(tmp_path)
     env = {
         **os.environ,
         "SATGATE_CONFIG": str(config),
         "SATGATE_LEDGER": f"redis://:{PASSWORD}@127.0.0.1:{redis_with_password.port}/0?timeout_ms=250",
+        "SATGATE_CONTROL_PLANE": postgres_url,  # as the satgate-control-plane Secret gives it
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     job = the(kubernetes_objects("ledger-init.yaml"), "Job")["spec"]["template"]["spec"]["containers"][0]
@@ -80,6 +83,11 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
         [sys.executable, "-m", "satgate_cli", *job["args"]], env=env, capture_output=True, text=True
     )
     assert init.returncode == 0 and PASSWORD not in init.stdout + init.stderr, init.stderr
+    upgrade = the(kubernetes_objects("db-upgrade.yaml"), "Job")["spec"]["template"]["spec"]["containers"][0]
+    migrated = subprocess.run(
+        [sys.executable, "-m", "satgate_cli", *upgrade["args"]], env=env, capture_output=True, text=True
+    )
+    assert migrated.returncode == 0, migrated.stderr
     servers = {
         name: subprocess.Popen(
             [sys.executable, "-m", "satgate_cli", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
