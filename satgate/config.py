@@ -233,6 +233,8 @@ class MintConfig(_Strict):
     jwks_refetch_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
     # Exchange refusals before an identity verified are audited once per this interval, per source and reason.
     refusal_audit_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Audit records older than this are removed hourly, after a signed checkpoint (satgate audit prune).
+    audit_retention_days: Annotated[float, Field(ge=1, le=36500)] = 90
     aws: AwsConfig = AwsConfig()
     webhooks: list[WebhookConfig] = []
 

@@ -63,6 +63,11 @@ class Keyring:
         """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="seal:"+tenant): the issuer seal's key (SPEC v2.1)."""
         return derive_seal_key(self.keys[kid], tenant)
 
+    def audit_checkpoint_key(self, kid: str) -> bytes:
+        """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="audit:checkpoint"): signs what audit pruning removed
+        (no tenant's key: the info prefix differs from "tenant:" and "seal:")."""
+        return _hkdf(self.keys[kid], b"audit:checkpoint")
+
     def to_json(self) -> str:
         return json.dumps(
             {"active_kid": self.active_kid, "keys": {k: _b64url_encode(v) for k, v in self.keys.items()}},

@@ -10,6 +10,7 @@ import click
 
 from satgate_cli.common import (
     _config,
+    _keyring,
     config_option,
 )
 
@@ -73,10 +74,17 @@ def audit_verify(config_path, export_file, partial, expect_head) -> None:
     config = _config(config_path)
 
     async def check() -> tuple[object, list]:
+        from satgate.audit import GENESIS  # noqa: PLC0415
+        from satgate.audit.retention import verify_retained  # noqa: PLC0415
+
         log = config.open_audit_log()
         try:
-            broken = await log.verify()
-            return broken, (await log.records() if broken is None else [])
+            records = await log.records()
+            if not records or records[0][2] == GENESIS:  # nothing pruned: no key needed to check the chain
+                broken = await log.verify()
+                return broken, records if broken is None else []
+            broken, records = await verify_retained(log, _keyring(config))  # a signed checkpoint must vouch
+            return broken, records if broken is None else []
         finally:
             await log.close()
 
@@ -141,3 +149,35 @@ def _check_head(head: str | None, expect_head: str | None, records: int) -> None
 def _fail(result: dict) -> None:
     click.echo(json.dumps(result))
     sys.exit(1)
+
+
+@audit.command("prune")
+@config_option
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=1),
+    help="the retention  [default: mint.audit_retention_days, 90]",
+)
+def audit_prune(config_path, older_than_days) -> None:
+    """Remove records older than the retention, after appending a checkpoint of the last one removed, signed with
+    a key derived from the keyring: `satgate audit verify` still proves every retained record. The Mint does this
+    hourly by itself."""
+    from satgate.audit.retention import prune  # noqa: PLC0415
+
+    config = _config(config_path)
+    days = older_than_days or config.mint.audit_retention_days
+
+    async def run():
+        log = config.open_audit_log()
+        try:
+            return await prune(log, _keyring(config), retention_days=days)
+        finally:
+            await log.close()
+
+    pruned = asyncio.run(run())
+    removed = pruned.removed if pruned else 0
+    click.echo(
+        json.dumps(
+            {"removed": removed, "retention_days": days, "through_seq": str(pruned.through_seq) if pruned else None}
+        )
+    )

@@ -26,6 +26,7 @@ from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.providers import aws
 from mint_server.rate_limit import RateLimiter
+from mint_server.retention import prune_audit_forever
 from mint_server.service import MintService, MintSettings
 from mint_server.webhooks import WebhookDispatcher, WebhookTarget
 from satgate.config import Config, ConfigError
@@ -144,6 +145,9 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             keyring_watch = asyncio.create_task(service.keyring.watch())
             refusals_audit = asyncio.create_task(service.refusals.run())
+            audit_retention = asyncio.create_task(
+                prune_audit_forever(service.audit, service.keyring, retention_days=config.mint.audit_retention_days)
+            )
             servers = _grpc_servers(config, service, app[ADMIN]) if serve_grpc else []
             for server, _health in servers:
                 await server.start()
@@ -156,6 +160,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 watcher.cancel()
                 keyring_watch.cancel()
                 refusals_audit.cancel()
+                audit_retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 for server, _health in servers:

@@ -31,6 +31,7 @@ EVENT_TYPES = {
     "budget_exhausted": "a budget could not pay (raised by authz; once per bucket per 10 minutes): bucket, delegation",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
     "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
+    "audit_pruned": "records past the retention removed: the pruned head's seq and hash, count, kid and signature",
 }
 
 # SPEC: Control plane — audit event types grouped in categories (filters in the admin API, console and CLI).
@@ -49,6 +50,7 @@ EVENT_CATEGORIES = {
     "budget_exhausted": "budget",
     "key_rotation": "key",
     "keyring_loaded": "key",
+    "audit_pruned": "config",
 }
 
 
@@ -75,9 +77,10 @@ def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
 
 
-def first_break(records: Iterable[tuple[Any, dict[str, Any], str, str]]) -> Any | None:
-    """The seq of the first record that breaks the chain (edited, removed or reordered), or None."""
-    expected_prev = GENESIS
+def first_break(records: Iterable[tuple[Any, dict[str, Any], str, str]], start: str = GENESIS) -> Any | None:
+    """The seq of the first record that breaks the chain (edited, removed or reordered), or None. `start`: the hash
+    the first record must follow (GENESIS, or the pruned head a signed checkpoint vouches for)."""
+    expected_prev = start
     for seq, record, prev, digest in records:
         if prev != expected_prev or chain_hash(prev, record) != digest:
             return seq
@@ -113,6 +116,11 @@ class AuditLog(Protocol):
 
     async def records_after(self, seq: Any | None, limit: int = 500) -> list[dict[str, Any]]:
         """Records appended after `seq` (from the start when None), whoever appended them, with seq and hash."""
+        ...
+
+    async def delete_before(self, seq: Any) -> int:
+        """Retention: remove every record before `seq` (which stays); the number removed. Callers append the
+        signed checkpoint first (satgate/audit/retention.py)."""
         ...
 
     async def close(self) -> None: ...

@@ -102,6 +102,10 @@ class RedisStreamAuditLog:
     async def verify(self) -> str | None:
         return first_break(self._records())
 
+    async def delete_before(self, seq: str) -> int:
+        """XTRIM MINID: entries with smaller ids go; `seq` (an entry id) stays."""
+        return int(await self._client.xtrim(STREAM, minid=seq, approximate=False))
+
     async def close(self) -> None:
         await self._client.aclose()
         self._reader.close()

@@ -88,5 +88,9 @@ class SqlAuditLog:
             )
             return [{"seq": s, **json.loads(record), "hash": digest} for s, record, digest in rows]
 
+    async def delete_before(self, seq: int) -> int:
+        async with self._engine.begin() as db:
+            return (await db.execute(delete(audit).where(audit.c.seq < seq))).rowcount
+
     async def close(self) -> None:
         await self._engine.dispose()

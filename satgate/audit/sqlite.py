@@ -71,5 +71,15 @@ class SqliteAuditLog:
     async def verify(self) -> int | None:
         return first_break(await self.records())
 
+    async def delete_before(self, seq: int) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            removed = self._db.execute("DELETE FROM audit WHERE seq < ?", (seq,)).rowcount
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return removed
+
     async def close(self) -> None:
         self._db.close()

@@ -83,3 +83,48 @@ def test_a_file_that_is_not_an_export_is_one_clear_line(chain, tmp_path):
     (tmp_path / "old.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     done = satgate("audit", "verify", "--file", str(tmp_path / "old.jsonl"), config=config)
     assert done.returncode != 0 and "has no prev_hash" in done.stderr
+
+
+def test_prune_then_verify_proves_the_retained_part(chain, tmp_path):
+    """`satgate audit prune` removes what is past the retention after a signed checkpoint; `audit verify` still
+    proves every retained record (with the keyring) and catches an edit of one."""
+    import asyncio
+    import sqlite3
+    import time
+
+    from satgate.audit import AuditEvent
+    from satgate.config import load_config
+    from satgate.timefmt import format_utc
+
+    config, _ = chain
+    settings = load_config(config)
+
+    async def backdate() -> None:  # records from 100 days ago ahead of the fixture's
+        log = settings.open_audit_log()
+        try:
+            for i in range(3):
+                await log.append(
+                    AuditEvent(type="mint", tenant="acme", actor=f"old{i}", time=format_utc(time.time() - 100 * 86400))
+                )
+            await log.append(AuditEvent(type="mint", tenant="acme", actor="recent"))
+        finally:
+            await log.close()
+
+    path = Path(settings.mint.audit_log)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM audit")  # start the chain with the old records
+    db.commit()
+    asyncio.run(backdate())
+    pruned = satgate("audit", "prune", config=config)
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout)["removed"] == 3
+    verified = satgate("audit", "verify", config=config)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["records"] == 2  # "recent" and the checkpoint
+
+    seq, record = db.execute("SELECT seq, record FROM audit ORDER BY seq LIMIT 1").fetchone()
+    db.execute("UPDATE audit SET record = ? WHERE seq = ?", (record.replace("recent", "edited"), seq))
+    db.commit()
+    db.close()
+    tampered = satgate("audit", "verify", config=config)
+    assert tampered.returncode == 1 and json.loads(tampered.stdout)["broken_at_seq"] == seq

@@ -1,6 +1,7 @@
 import pytest
 
 from satgate_dev.redis_server import RedisServer, start_redis_cluster
+from tests.ledger.audit_stores import KINDS, opened
 from tests.ledgers import fresh_ledger
 
 
@@ -35,3 +36,11 @@ async def ledger(request, tmp_path):
         store = fresh_ledger(f"redis+cluster://127.0.0.1:{nodes[0].port}")
     yield store
     await store.close()
+
+
+@pytest.fixture(params=KINDS)
+async def audit_log(request, tmp_path):
+    new_writer, url = await opened(request.param, request, tmp_path)
+    log = new_writer()
+    yield request.param, log, url
+    await log.close()

@@ -13,39 +13,7 @@ from sqlalchemy import text
 from satgate.audit import GENESIS, AuditEvent, Once, chain_hash, open_audit_log
 from satgate.audit.redis import HEAD, STREAM
 from satgate.audit.sql import SqlAuditLog
-from satgate.control_plane.store import ControlPlaneStore
-from tests.control_plane.conftest import upgraded
-
-
-async def control_plane(kind: str, request, tmp_path) -> str:
-    if kind == "sql-sqlite":
-        url = f"sqlite:///{tmp_path}/control-plane.db"
-        await (await ControlPlaneStore.open(url)).close()  # created and migrated, as the Mint does
-        return url
-    return await upgraded(request.getfixturevalue("postgres_url"))
-
-
-async def opened(kind: str, request, tmp_path):
-    """(open another writer, the URL the SQL ones use)"""
-    if kind == "sqlite":
-        return lambda: open_audit_log(f"sqlite:///{tmp_path}/ledger.db", tmp_path / "audit.db"), None
-    if kind == "redis":
-        server = request.getfixturevalue("redis_server")
-        server.cli("flushall")
-        return lambda: open_audit_log(server.url, tmp_path / "unused.db"), None
-    url = await control_plane(kind, request, tmp_path)
-    return lambda: SqlAuditLog.from_url(url), url  # what open_audit_log picks for a PostgreSQL control plane
-
-
-KINDS = ["sqlite", "redis", "sql-sqlite", "sql-postgresql"]
-
-
-@pytest.fixture(params=KINDS)
-async def audit_log(request, tmp_path):
-    new_writer, url = await opened(request.param, request, tmp_path)
-    log = new_writer()
-    yield request.param, log, url
-    await log.close()
+from tests.ledger.audit_stores import KINDS, control_plane, opened
 
 
 async def test_appends_form_a_verifiable_chain(audit_log):
