@@ -38,8 +38,10 @@ from satgate.listeners import claim, release
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
 from satgate.sqlite_db import use_group_readable_state
+from satgate.tls import TlsError
 from satgate.tokens.verify import TokenVerifier
 from satgate.usage import UsageRecorder, UsageSink, UsageStore
+from satgate_api.grpc_tls import server_credentials
 
 log = structlog.get_logger("satgate.authz")
 AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
@@ -79,7 +81,8 @@ def _listening_fields(config: Config) -> dict[str, Any]:
         "listen": config.authz.listen if transport != "http" else None,
         "http_listen": config.authz.http_listen if transport != "grpc" else None,
         "transport": transport,
-        "tls": False,
+        "tls": config.authz.tls is not None,
+        "mtls": bool(config.authz.tls and config.authz.tls.client_ca_file),
         "workers": config.authz.workers,
         "metrics_listen": config.authz.metrics_listen,
         "pid": os.getpid(),
@@ -190,13 +193,20 @@ async def _start_transports(
         )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        port = server.add_insecure_port(config.authz.listen)
+        tls = config.authz.tls
+        if tls is not None and not config.authz.listen.startswith("unix:"):
+            port = server.add_secure_port(config.authz.listen, server_credentials(tls.files("authz.tls")))
+        else:
+            port = server.add_insecure_port(config.authz.listen)
         if port == 0:
             raise OSError(f"authz.listen: cannot listen on {config.authz.listen}; set authz.listen to a free address")
         await server.start()
     if transport in ("http", "both"):
         app = HttpAuthorization(pipeline, ready=lambda: state.serving)
-        http_listener = HttpListener(app, config.authz.http_listen, shared_port=shared_port)
+        tls_files = config.authz.tls.files("authz.tls") if config.authz.tls else None
+        if config.authz.http_listen.startswith("unix:"):
+            tls_files = None
+        http_listener = HttpListener(app, config.authz.http_listen, shared_port=shared_port, tls=tls_files)
         await http_listener.start()
     return server, port, http_listener
 
@@ -267,6 +277,11 @@ def check_startup(config: Config) -> None:
     exposed = config.exposed_state_files()
     if exposed:
         raise OSError(exposed[0])
+    if config.authz.tls is not None:
+        try:
+            config.authz.tls.files("authz.tls").check()
+        except TlsError as exc:
+            raise OSError(str(exc)) from None
     if sqlite_file(config.control_plane) is None:
         try:  # the audit chain (and usage) go to the shared control plane: it must be at this SatGate's schema
             asyncio.run(_check_schema(config.control_plane))

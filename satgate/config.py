@@ -16,6 +16,7 @@ from satgate.ledger.url import sqlite_path, validate_ledger_url
 from satgate.routes import RouteConfigError, RouteRule, RouteSettings, RouteTable
 from satgate.sqlite_db import others_may_write
 from satgate.timefmt import parse_duration
+from satgate.tls import TlsFiles
 from satgate.tokens.identifier import TENANT_RE
 from satgate.urls import https_unless_loopback
 
@@ -106,11 +107,24 @@ class PricingTableConfig(_Strict):
     default: Price = 1
 
 
+class TlsConfig(_Strict):
+    """TLS 1.2+ from a certificate (chain) and key; with client_ca_file, clients must present a certificate that
+    CA issued (mTLS). The files are reloaded when they change."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    def files(self, setting: str) -> TlsFiles:
+        return TlsFiles(self.cert_file, self.key_file, self.client_ca_file, setting=setting)
+
+
 class AuthzConfig(_Strict):
     # grpc: Envoy's grpc_service on `listen`; http: its http_service on `http_listen`; both: each on its own.
     transport: Literal["grpc", "http", "both"] = "grpc"
     listen: AuthzListenAddress = "127.0.0.1:9191"  # or unix:/path (Envoy's `pipe` address)
     http_listen: AuthzListenAddress = "127.0.0.1:9192"
+    tls: TlsConfig | None = None  # both transports (unix sockets stay plain: the file's permissions guard them)
     metrics_listen: ListenAddress | None = None  # Prometheus /metrics over HTTP; off unless set
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
@@ -219,6 +233,7 @@ class WebhookConfig(_Strict):
 
 class MintConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:8081"
+    tls: TlsConfig | None = None  # HTTP and gRPC, the admin listeners too
     grpc_listen: ListenAddress = "127.0.0.1:8082"
     # The admin API on its own listeners (HTTP, gRPC), for a NetworkPolicy to fence; unset: beside the exchange.
     admin_listen: ListenAddress | None = None

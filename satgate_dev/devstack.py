@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -82,6 +83,9 @@ class Stack:
     # their attribute caveats are declared to authz, and policies without a tenant get the demo's.
     policies_path: Path | None = None
     upstream_argv: list[str] | None = None  # another upstream than the echo server; "{port}" is replaced
+    # Envoy → authz over mTLS (envoy/variants/authz-over-mtls.yaml): Envoy's client certificate and key and the CA
+    # of the authz server's certificate, {"ca": path, "cert": path, "key": path}; authz.tls is the test's to set.
+    authz_tls: dict[str, Path] | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @functools.cached_property
@@ -224,6 +228,8 @@ class Stack:
                 "upstream": (LOOPBACK, self.ports.upstream),
             },
         )
+        if self.authz_tls is not None:
+            envoy_config.use_authz_mtls(rendered, self.authz_tls, http1=self.transport == "http")
         path = envoy_config.write_rendered(self.state_dir / "envoy.yaml", rendered)
         self._spawn(
             "envoy",
@@ -266,6 +272,8 @@ class Stack:
 
     def _authz_ready(self, name: str, port: int) -> bool:
         address = self.authz_address(name, port)
+        if self.authz_tls is not None:
+            return _tls_authz_ready(address, self.authz_tls, http=self.transport == "http")
         if self.transport == "http":
             if self.authz_socket:
                 return unix_http_status(address.removeprefix("unix:"), "/readyz") == 204
@@ -335,6 +343,29 @@ def grpc_serving(target: str, service: str = "") -> bool:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=0.5
             )
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def _tls_authz_ready(address: str, tls: dict[str, Path], *, http: bool) -> bool:
+    """Readiness over mTLS with Envoy's own client certificate (the server's name: satgate-authz)."""
+    if http:
+        context = ssl.create_default_context(cafile=str(tls["ca"]))
+        context.load_cert_chain(tls["cert"], tls["key"])
+        context.check_hostname = False  # the certificate names satgate-authz; the CA is what is checked here
+        try:
+            with urllib.request.urlopen(f"https://{address}/readyz", timeout=0.5, context=context) as response:
+                return response.status == 204
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+    credentials = grpc.ssl_channel_credentials(
+        tls["ca"].read_bytes(), private_key=tls["key"].read_bytes(), certificate_chain=tls["cert"].read_bytes()
+    )
+    options = [("grpc.ssl_target_name_override", "satgate-authz")]
+    try:
+        with grpc.secure_channel(address, credentials, options=options) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
             return reply.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:
         return False

@@ -64,6 +64,23 @@ def render(
     return doc
 
 
+MTLS_VARIANT = SHIPPED_CONFIG.parent / "variants" / "authz-over-mtls.yaml"
+
+
+def use_authz_mtls(doc: dict[str, Any], files: dict[str, Path], *, http1: bool = False) -> dict[str, Any]:
+    """The shipped mTLS variant on the satgate_authz cluster, its file paths replaced by `files` (ca, cert, key)."""
+    text = MTLS_VARIANT.read_text()
+    for name, key in (("client.crt", "cert"), ("client.key", "key"), ("ca.crt", "ca")):
+        text = text.replace(f"/etc/envoy/tls/{name}", str(files[key]))
+    text = text.replace("/etc/envoy/tls", str(files["ca"].parent))
+    socket = yaml.safe_load(text)["transport_socket"]
+    if http1:
+        socket["typed_config"]["common_tls_context"]["alpn_protocols"] = ["http/1.1"]
+    (cluster,) = [c for c in doc["static_resources"]["clusters"] if c["name"] == "satgate_authz"]
+    cluster["transport_socket"] = socket
+    return doc
+
+
 def write_rendered(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

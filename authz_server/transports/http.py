@@ -21,6 +21,7 @@ from typing import Any
 from authz_server.check import CheckPipeline
 from authz_server.check_input import CheckInput
 from authz_server.responses import Answer
+from satgate.tls import ReloadingContext, TlsFiles
 
 CHECK_PREFIX = "/satgate/check"
 SOURCE_HEADER = "x-satgate-source-ip"
@@ -213,7 +214,7 @@ class HttpListener:
     """uvicorn (httptools) on its own socket, started and stopped inside the server's event loop. The socket is
     bound here so that workers share it with SO_REUSEPORT exactly as the gRPC listener does."""
 
-    def __init__(self, app: HttpAuthorization, listen: str, *, shared_port: bool) -> None:
+    def __init__(self, app: HttpAuthorization, listen: str, *, shared_port: bool, tls: TlsFiles | None = None) -> None:
         import uvicorn  # noqa: PLC0415 - only when the HTTP transport is on
 
         self._unix_path = listen.removeprefix("unix:") if listen.startswith("unix:") else None
@@ -247,6 +248,10 @@ class HttpListener:
             proxy_headers=False,  # the client address arrives in SOURCE_HEADER, set by Envoy
         )
         config.load()
+        # TLS: our context, so that new files are taken in place (uvicorn reads config.ssl at startup only)
+        self._tls = ReloadingContext(tls) if tls is not None else None
+        config.ssl = self._tls.context if self._tls is not None else None
+        self._tls_watch: asyncio.Task[None] | None = None
         self._server = uvicorn.Server(config)
         self._server.lifespan = config.lifespan_class(config)
         self._main: asyncio.Task[None] | None = None
@@ -254,8 +259,12 @@ class HttpListener:
     async def start(self) -> None:
         await self._server.startup(sockets=[self._socket])
         self._main = asyncio.create_task(self._server.main_loop())
+        if self._tls is not None:
+            self._tls_watch = asyncio.create_task(self._tls.watch())
 
     async def stop(self) -> None:
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
         self._server.should_exit = True
         if self._main is not None:
             await self._main

@@ -36,8 +36,10 @@ from satgate.keyring import KeyringFile
 from satgate.ledger.url import open_ledger
 from satgate.listeners import claim
 from satgate.timefmt import parse_duration
+from satgate.tls import ReloadingContext, TlsError, TlsFiles
 from satgate.tokens.verify import TokenVerifier
 from satgate_api.admin.v1 import admin_pb2_grpc
+from satgate_api.grpc_tls import server_credentials
 from satgate_api.mint.v1 import mint_pb2_grpc
 
 log = structlog.get_logger("satgate.mint")
@@ -108,11 +110,12 @@ def _admin_only_on_its_listener(admin_port: int):
     return split
 
 
-def _grpc_server(port_setting: str, address: str, servicers) -> grpc.aio.Server:
+def _grpc_server(port_setting: str, address: str, servicers, tls: TlsFiles | None) -> grpc.aio.Server:
     server = grpc.aio.server()
     for add, servicer in servicers:
         add(servicer, server)
-    if server.add_insecure_port(address) == 0:
+    port = server.add_secure_port(address, server_credentials(tls)) if tls else server.add_insecure_port(address)
+    if port == 0:
         raise OSError(f"{port_setting}: cannot listen on {address}; set {port_setting} to a free address")
     return server
 
@@ -179,6 +182,7 @@ def _grpc_servers(
     config: Config, service: MintService, admin: AdminService
 ) -> list[tuple[grpc.aio.Server, HealthServicer]]:
     mint = config.mint
+    tls = mint.tls.files("mint.tls") if mint.tls else None
     public_health, admin_health = HealthServicer(), HealthServicer()
     public = [
         (mint_pb2_grpc.add_MintServicer_to_server, MintGrpc(service, admin)),
@@ -186,13 +190,15 @@ def _grpc_servers(
     ]
     admin_servicer = (admin_pb2_grpc.add_AdminServicer_to_server, AdminGrpc(admin))
     if not mint.admin_grpc_listen:
-        return [(_grpc_server("mint.grpc_listen", mint.grpc_listen, [*public, admin_servicer]), public_health)]
+        return [(_grpc_server("mint.grpc_listen", mint.grpc_listen, [*public, admin_servicer], tls), public_health)]
     admin_server = _grpc_server(
         "mint.admin_grpc_listen",
         mint.admin_grpc_listen,
         [admin_servicer, (health_pb2_grpc.add_HealthServicer_to_server, admin_health)],
+        tls,
     )
-    return [(_grpc_server("mint.grpc_listen", mint.grpc_listen, public), public_health), (admin_server, admin_health)]
+    public_server = _grpc_server("mint.grpc_listen", mint.grpc_listen, public, tls)
+    return [(public_server, public_health), (admin_server, admin_health)]
 
 
 def listeners(config: Config) -> dict[str, str]:
@@ -212,6 +218,11 @@ def check_startup(config: Config) -> None:
     problems = config.exposed_state_files() + config.missing_webhook_secrets()
     if problems:
         raise ConfigError(problems[0])
+    if config.mint.tls is not None:
+        try:
+            config.mint.tls.files("mint.tls").check()
+        except TlsError as exc:
+            raise ConfigError(str(exc)) from None
     PolicyStore(
         config.mint.policies,
         frozenset(config.authz.attributes),
@@ -225,11 +236,19 @@ def check_startup(config: Config) -> None:
 async def serve(config: Config) -> None:
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
     await runner.setup()  # the lifecycle: services, gRPC servers
+    tls = ReloadingContext(config.mint.tls.files("mint.tls")) if config.mint.tls else None
+    tls_watch = asyncio.create_task(tls.watch()) if tls else None
     try:
         for address in filter(None, (config.mint.listen, config.mint.admin_listen)):
             host, _, port = address.rpartition(":")
-            await web.TCPSite(runner, host, int(port)).start()
-        log.info("mint_listening", **listeners(config), tls=False, pid=os.getpid())
+            await web.TCPSite(runner, host, int(port), ssl_context=tls.context if tls else None).start()
+        log.info(
+            "mint_listening",
+            **listeners(config),
+            tls=tls is not None,
+            mtls=bool(config.mint.tls and config.mint.tls.client_ca_file),
+            pid=os.getpid(),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -237,6 +256,8 @@ async def serve(config: Config) -> None:
         await stop.wait()
         log.info("mint_stopping", pid=os.getpid())
     finally:
+        if tls_watch is not None:
+            tls_watch.cancel()
         await runner.cleanup()
 
 

@@ -79,3 +79,19 @@ def test_the_unix_socket_variant_validates_in_both_shipped_configs(tmp_path, tra
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_the_mtls_variant_validates_in_both_shipped_configs(tmp_path, transport):
+    """Its transport_socket on the satgate_authz cluster, with real files at its paths, gives a valid config."""
+    import yaml
+
+    from tests.tls_certs import write_pki
+
+    pki = write_pki(tmp_path / "tls")
+    doc = yaml.safe_load(envoy_config.SHIPPED_CONFIGS[transport].read_text())
+    envoy_config.use_authz_mtls(
+        doc, {"ca": pki["ca"], "cert": pki["client_cert"], "key": pki["client_key"]}, http1=transport == "http"
+    )
+    result = validate(envoy_config.write_rendered(tmp_path / "envoy.yaml", doc))
+    assert result.returncode == 0, result.stdout + result.stderr
