@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
@@ -15,6 +16,16 @@ from satgate.ledger import Bucket, Ledger, LedgerUnavailable
 from satgate.timefmt import parse_duration
 from satgate.tokens.verify import VerifiedToken
 from satgate.usage import UsageSink, grouping
+
+T = TypeVar("T")
+
+
+async def _answered(call: Awaitable[T]) -> T:
+    """A ledger read or change, or 503: the ledger cannot answer, nothing is assumed."""
+    try:
+        return await call
+    except LedgerUnavailable:
+        raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
 
 
 class TokenAdmin:
@@ -27,16 +38,10 @@ class TokenAdmin:
     async def _remaining(self, tenant: str, bucket_id: str | None, budget: int | None) -> int | None:
         if bucket_id is None or budget is None:
             return None
-        try:
-            return await self._ledger.remaining(tenant, (Bucket(bucket_id, budget),))
-        except LedgerUnavailable:
-            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        return await _answered(self._ledger.remaining(tenant, (Bucket(bucket_id, budget),)))
 
     async def _revoked(self, tenant: str, revocation_id: str) -> bool:
-        try:
-            return await self._ledger.is_revoked(tenant, (revocation_id,))
-        except LedgerUnavailable:
-            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        return await _answered(self._ledger.is_revoked(tenant, (revocation_id,)))
 
     async def _shown(self, record: TokenRecord) -> dict[str, Any]:
         return {
@@ -91,10 +96,7 @@ class TokenAdmin:
         assert target.bucket_id is not None
         assert target.budget_credits is not None
         bucket = Bucket(target.bucket_id, target.budget_credits)
-        try:
-            change = await self._ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16))
-        except LedgerUnavailable:
-            raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
+        change = await _answered(self._ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16)))
         if not change.applied:
             raise ExchangeDenied(
                 409,

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from mint_server.api.operations import OPERATIONS, Model, Operation
+from mint_server.api.operations import OPERATIONS, Operation
+from mint_server.api.schemas import Model
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {

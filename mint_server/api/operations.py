@@ -8,223 +8,42 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from typing import Any
 
 from mint_server.admin import AdminService
+from mint_server.api.schemas import (
+    BudgetChange,
+    ChangeBudgetRequest,
+    CreatePolicyRequest,
+    Empty,
+    ExportAuditRequest,
+    ExportAuditResponse,
+    GetTokenRequest,
+    GetTokenResponse,
+    ListDelegationsRequest,
+    ListDelegationsResponse,
+    ListPoliciesResponse,
+    ListTokensRequest,
+    ListTokensResponse,
+    Model,
+    Policy,
+    PolicyHistoryResponse,
+    PolicyName,
+    PolicyVersion,
+    QueryUsageRequest,
+    QueryUsageResponse,
+    RevokePolicyRequest,
+    RevokePolicyResponse,
+    RevokeRequest,
+    RevokeResponse,
+    UpdatePolicyRequest,
+)
 from mint_server.managed_policies import Actor, PolicyRefused
 from mint_server.roles import OPERATION_ROLES
 from mint_server.service import ExchangeDenied
-from satgate.audit import CATEGORIES, category_of
+from satgate.audit import category_of
 from satgate.timefmt import parse_duration
 from satgate.tokens.verify import VerifiedToken
-
-Id = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="a token_id or delegation_id (32 lowercase hex)")]
-PolicyNameField = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-Reason = Annotated[str, Field(max_length=200)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# ------------------------------------------------------------------------------------------ requests
-class Empty(Model):
-    pass
-
-
-class PolicyName(Model):
-    name: PolicyNameField
-
-
-class CreatePolicyRequest(Model):
-    document: dict[str, Any] = Field(description="a trust policy as a file holds it (SPEC: Mint / Trust policies)")
-
-
-class UpdatePolicyRequest(Model):
-    name: PolicyNameField
-    document: dict[str, Any]
-    expected_version: int | None = Field(None, description="refused (409) if the policy moved past this version")
-
-
-class RevokePolicyRequest(Model):
-    name: PolicyNameField
-    reason: Reason = ""
-
-
-class ListTokensRequest(Model):
-    policy: str | None = None
-    label: Annotated[str, Field(max_length=200)] | None = None
-    before: float | None = Field(None, description="the previous page's next_before")
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-class GetTokenRequest(Model):
-    token_id: Id
-
-
-class ChangeBudgetRequest(Model):
-    id: Id
-    delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
-    reason: Reason = ""
-
-    @model_validator(mode="after")
-    def _moves(self) -> ChangeBudgetRequest:
-        if self.delta == 0:
-            raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
-        return self
-
-
-class RevokeRequest(Model):
-    id: Id
-    reason: Reason = ""
-    pre_revoke: StrictBool = False
-
-
-class ListDelegationsRequest(Model):
-    token_id: Id | None = None
-    delegation_id: Id | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ListDelegationsRequest:
-        if (self.token_id is None) == (self.delegation_id is None):
-            raise ValueError("give token_id or delegation_id (one of them)")
-        return self
-
-
-class QueryUsageRequest(Model):
-    by: Annotated[str, Field(pattern=r"^(token|tenant|attr:[A-Za-z0-9_.]+)$")] = "token"
-    since: str = "24h"
-
-
-class ExportAuditRequest(Model):
-    type: Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")] | None = None
-    category: Literal[CATEGORIES] | None = None  # type: ignore[valid-type]
-    since: str | None = Field(None, description="a duration back from now, e.g. 7d")
-    limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    format: Literal["json", "csv"] = "json"
-
-
-# ------------------------------------------------------------------------------------------ responses
-class Policy(Model):
-    name: str
-    tenant: str
-    provider: str
-    disabled: bool
-    source: Literal["file", "api"]
-    read_only: bool
-    version: int | None
-    document: dict[str, Any]
-
-
-class ListPoliciesResponse(Model):
-    policies: list[Policy]
-
-
-class PolicyVersion(Model):
-    name: str
-    version: int
-    tenant: str
-    action: str
-    document: dict[str, Any] | None
-    created_at: float
-    actor: str
-
-
-class PolicyHistoryResponse(Model):
-    versions: list[PolicyVersion]
-
-
-class RevokePolicyResponse(Model):
-    policy: str
-    revoked: bool
-    already_revoked: bool
-
-
-class Token(Model):
-    tenant: str
-    token_id: str
-    issued_at: float
-    source: str
-    policy: str | None
-    subject: str | None
-    label: str | None
-    budget_credits: int | None
-    bucket_id: str | None
-    scopes: str | None
-    expires_at: str | None
-    remaining: int | None
-    revoked: bool
-
-
-class ListTokensResponse(Model):
-    tokens: list[Token]
-    next_before: float | None
-
-
-class Delegation(Model):
-    tenant: str
-    delegation_id: str
-    token_id: str
-    parent_delegation_id: str | None
-    created_at: float
-    actor: str
-    label: str | None
-    budget_credits: int | None
-    scopes: str | None
-    expires_at: str
-    bucket_id: str | None
-    remaining: int | None = None
-    revoked: bool = False
-
-
-class BudgetChange(Model):
-    tenant: str
-    target_id: str
-    bucket_id: str
-    delta: int
-    remaining: int
-    actor: str
-    reason: str
-    changed_at: float
-
-
-class GetTokenResponse(Model):
-    token: Token
-    delegations: list[Delegation]
-    budget_changes: list[BudgetChange]
-
-
-class RevokeResponse(Model):
-    revoked: str
-    tenant: str
-    recorded_as: str | None
-    already_revoked: bool
-    known_delegations: list[str]
-
-
-class ListDelegationsResponse(Model):
-    delegations: list[Delegation]
-
-
-class UsageRow(Model):
-    key: str | None
-    requests: int
-    allowed: int
-    denied: int
-    credits: int
-
-
-class QueryUsageResponse(Model):
-    by: str
-    since: str
-    rows: list[UsageRow]
-
-
-class ExportAuditResponse(Model):
-    records: list[dict[str, Any]] = Field(description="in chain order, each with seq, prev_hash and hash")
-
 
 # ------------------------------------------------------------------------------------------ the table
 Run = Callable[[AdminService, VerifiedToken, Any], Awaitable[dict[str, Any]]]
