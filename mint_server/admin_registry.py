@@ -130,12 +130,28 @@ class TokenAdmin:
         if self._usage is None:
             raise ExchangeDenied(404, "not_found", "usage records are off (authz.usage.enabled: false)")
         try:
-            grouping(by)
+            if by != "label":
+                grouping(by)
             seconds = parse_duration(since)
         except ValueError as exc:
             raise ExchangeDenied(400, "bad_request", str(exc).replace("--by", "by")) from None
-        rows = await self._usage.report(by, time.time() - seconds, tenant=admin.tenant)
-        return {"by": by, "since": since, "rows": rows}
+        if by != "label":
+            rows = await self._usage.report(by, time.time() - seconds, tenant=admin.tenant)
+            return {"by": by, "since": since, "rows": rows}
+        return {"by": by, "since": since, "rows": await self._by_label(admin.tenant, time.time() - seconds)}
+
+    async def _by_label(self, tenant: str, since: float) -> list[dict[str, Any]]:
+        """Usage is recorded by token; a token's label is in the registry (a delegated child's requests count under
+        its root token's label)."""
+        assert self._usage is not None
+        totals: dict[str | None, dict[str, Any]] = {}
+        for row in await self._usage.report("token", since, tenant=tenant):
+            record = await self._store.token(tenant, row["key"]) if row["key"] else None
+            label = record.label if record else None
+            total = totals.setdefault(label, {"key": label, "requests": 0, "allowed": 0, "denied": 0, "credits": 0})
+            for field in ("requests", "allowed", "denied", "credits"):
+                total[field] += row[field]
+        return sorted(totals.values(), key=lambda r: (-r["credits"], r["key"] or ""))
 
     async def close(self) -> None:
         if self._usage is not None:

@@ -83,7 +83,10 @@ class ListDelegationsRequest(Model):
 
 
 class QueryUsageRequest(Model):
-    by: Annotated[str, Field(pattern=r"^(token|tenant|attr:[A-Za-z0-9_.]+)$")] = "token"
+    by: Annotated[
+        str,
+        Field(pattern=r"^(token|tenant|label|attr:[A-Za-z0-9_.]+)$", description="token, tenant, label or attr:<key>"),
+    ] = "token"
     since: str = "24h"
 
 
