@@ -26,7 +26,11 @@ def idempotency_key(
         return None
     # Each part NUL-terminated (no part can hold a NUL: HTTP forbids it in headers, paths and methods).
     text = f"{request_id}\0{method}\0{path}\0{host}\0{cost}\0"
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16)
+    try:  # surrogateescape: the bytes a header arrived as, the encoding keys were always recorded with
+        encoded = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no decoding produced (U+D800…): still a key, never an error
+        encoded = text.encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(encoded, digest_size=16)
     if body is not None:
         digest.update(hashlib.sha256(body).digest())
     return f"{fingerprint}:{digest.hexdigest()}"
