@@ -21,6 +21,7 @@ from mint_server.admin import AdminService
 from mint_server.admin_registry import TokenAdmin
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
+from mint_server.config_audit import config_loaded
 from mint_server.keyring_audit import KeyringAudit
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
@@ -129,6 +130,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
         async with aiohttp.ClientSession() as session:
             service, app[ADMIN] = await build_services(config, session)
             app[SERVICE] = service
+            await service.audit.append(config_loaded(config))  # in the chain; webhooks start after it
             webhooks = WebhookDispatcher(
                 session,
                 [

@@ -31,6 +31,7 @@ EVENT_TYPES = {
     "budget_exhausted": "a budget could not pay (raised by authz; once per bucket per 10 minutes): bucket, delegation",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
     "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
+    "config_loaded": "a Mint started: a digest of its settings (secrets left out), ledger and control plane redacted",
     "audit_pruned": "records past the retention removed: the pruned head's seq and hash, count, kid and signature",
 }
 
@@ -50,6 +51,7 @@ EVENT_CATEGORIES = {
     "budget_exhausted": "budget",
     "key_rotation": "key",
     "keyring_loaded": "key",
+    "config_loaded": "config",
     "audit_pruned": "config",
 }
 

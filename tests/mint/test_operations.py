@@ -1,6 +1,7 @@
 """Which rule issues, disabling and hot reload, rate limits, audit, metrics, verify, and gRPC."""
 
 import asyncio
+import json
 
 import grpc
 import pytest
@@ -133,8 +134,11 @@ async def test_every_exchange_and_denial_is_audited_in_a_verifiable_chain(idp, o
     assert records[0]["token_id"] == issued["token_id"] and records[0]["policy"] == "agents"
     assert all(issued["token"] not in str(r) for r in records)
     assert await mint.service._audit.verify() is None
-    mint.service._audit._db.execute("UPDATE audit SET record = replace(record, 'intruder', 'someone') WHERE seq = 2")
-    assert await mint.service._audit.verify() == 2
+    (seq,) = [s for s, r, _p, _h in await mint.service._audit.records() if r["actor"] == "intruder"]
+    mint.service._audit._db.execute(
+        "UPDATE audit SET record = replace(record, 'intruder', 'someone') WHERE seq = ?", (seq,)
+    )
+    assert await mint.service._audit.verify() == seq
 
 
 async def test_metrics(idp, start_mint):
@@ -233,3 +237,17 @@ async def test_kubernetes_service_account_tokens(idp, start_mint):
     assert "label = system:serviceaccount:agents:research-bot" in body["caveats"]
     assert (await mint.exchange(sa_token("default", "research-bot")))[0] == 403
     assert (await mint.exchange(sa_token("agents", "other-bot")))[0] == 403
+
+
+async def test_each_start_records_its_settings_as_a_digest_without_secrets(idp, start_mint, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", "s3cret-webhook-key")
+    mint = await start_mint(
+        policies(oidc_policy(idp.issuer)),
+        webhooks=[{"url": "http://127.0.0.1:9/hook", "secret_env": "HOOK_SECRET"}],
+    )
+    (record,) = await mint.start_records()
+    details = record["details"]
+    assert len(details["config_sha256"]) == 64 and details["tls"] is False
+    assert "s3cret-webhook-key" not in json.dumps(record)
+    again = await start_mint(policies(oidc_policy(idp.issuer)), rate_limit_per_minute=5)  # another setting
+    assert (await again.start_records())[-1]["details"]["config_sha256"] != details["config_sha256"]
