@@ -35,26 +35,25 @@ class TokenAdmin:
         self._audit = audit
         self._usage = usage
 
-    async def _remaining(self, tenant: str, bucket_id: str | None, budget: int | None) -> int | None:
-        if bucket_id is None or budget is None:
-            return None
-        return await _answered(self._ledger.remaining(tenant, (Bucket(bucket_id, budget),)))
-
-    async def _revoked(self, tenant: str, revocation_id: str) -> bool:
-        return await _answered(self._ledger.is_revoked(tenant, (revocation_id,)))
-
-    async def _shown(self, record: TokenRecord) -> dict[str, Any]:
-        return {
-            **record.to_json(),
-            "remaining": await self._remaining(record.tenant, record.bucket_id, record.budget_credits),
-            "revoked": await self._revoked(record.tenant, record.token_id),
-        }
+    async def _listed(self, tenant: str, records: list[Any], id_field: str) -> list[dict[str, Any]]:
+        """Records with their remaining credits and revocation: two ledger round trips for the whole page."""
+        budgeted = [i for i, r in enumerate(records) if r.bucket_id is not None and r.budget_credits is not None]
+        buckets = tuple(Bucket(records[i].bucket_id, records[i].budget_credits) for i in budgeted)
+        remaining: list[int | None] = [None] * len(records)
+        for i, left in zip(budgeted, await _answered(self._ledger.remaining_each(tenant, buckets)), strict=True):
+            remaining[i] = left
+        ids = tuple(getattr(r, id_field) for r in records)
+        revoked = await _answered(self._ledger.revoked_each(tenant, ids))
+        return [
+            {**r.to_json(), "remaining": left, "revoked": gone}
+            for r, left, gone in zip(records, remaining, revoked, strict=True)
+        ]
 
     async def list_tokens(
         self, admin: VerifiedToken, *, policy: str | None, label: str | None, before: float | None, limit: int
     ) -> dict[str, Any]:
         records = await self._store.tokens(admin.tenant, policy=policy, label=label, before=before, limit=limit)
-        shown = [await self._shown(r) for r in records]
+        shown = await self._listed(admin.tenant, records, "token_id")
         return {"tokens": shown, "next_before": records[-1].issued_at if len(records) == limit else None}
 
     async def get(self, admin: VerifiedToken, token_id: str) -> dict[str, Any]:
@@ -63,18 +62,11 @@ class TokenAdmin:
             raise ExchangeDenied(
                 404, "not_found", f"no token {token_id} issued by this Mint in tenant {admin.tenant!r}"
             )
-        delegations = [
-            {
-                **d.to_json(),
-                "remaining": await self._remaining(d.tenant, d.bucket_id, d.budget_credits),
-                "revoked": await self._revoked(d.tenant, d.delegation_id),
-            }
-            for d in await self._store.delegations(admin.tenant, token_id)
-        ]
+        delegations = await self._store.delegations(admin.tenant, token_id)
         changes = await self._store.budget_changes(admin.tenant, token_id)
         return {
-            "token": await self._shown(record),
-            "delegations": delegations,
+            "token": (await self._listed(admin.tenant, [record], "token_id"))[0],
+            "delegations": await self._listed(admin.tenant, delegations, "delegation_id"),
             "budget_changes": [c.to_json() for c in changes],
         }
 

@@ -85,6 +85,14 @@ class Ledger(Protocol):
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None: ...
 
+    async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
+        """Whether each id itself is revoked, in one round trip (listings)."""
+        ...
+
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+        """Each bucket's own remaining credits, in one round trip (listings: a page of tokens)."""
+        ...
+
     async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
         """Move a budget bucket's limit by `delta` credits (a top-up or a cut), in one atomic step with every
         debit: the next check sees it. A cut never takes the limit below what the bucket has spent. A resend of

@@ -349,6 +349,19 @@ class RedisLedger:
             spent.append(int(await self._call(_command(self._client.get, key)) or 0))
         return max(min(b.limit - s for b, s in zip(buckets, spent, strict=True)), 0)
 
+    async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
+        if not revocation_ids:
+            return []
+        found = await self._call(lambda _g: self._client.smismember(revoked_key(tenant), list(revocation_ids)))
+        return [bool(f) for f in found]
+
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+        if not buckets:
+            return []
+        keys = [bucket_key(tenant, b.bucket_id) for b in buckets]  # one tenant: one slot, so one MGET
+        spent = await self._call(_command(self._client.mget, keys))
+        return [max(b.limit - int(s or 0), 0) for b, s in zip(buckets, spent, strict=True)]
+
     async def close(self) -> None:
         if self._sending:  # pipelines in flight settle (and owe their refunds) first
             await asyncio.wait(list(self._sending), timeout=self._timeout * (_QUEUE_TIMEOUTS + 2))

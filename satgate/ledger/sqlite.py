@@ -40,6 +40,7 @@ from satgate.ledger.sqlite_schema import (
     marker_and_revoked_sql,
     read_sql,
     refund_sql,
+    revoked_each_sql,
     revoked_sql,
     spent_sql,
 )
@@ -437,6 +438,21 @@ class SqliteLedger:
             return BudgetAdjustment(applied=True, remaining=left + delta)
 
         return await self._run(adjust, write=True)
+
+    async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
+        if not revocation_ids:
+            return []
+        sql = revoked_each_sql(len(revocation_ids))
+        found = await self._run(lambda db: {r[0] for r in db.execute(sql, (tenant, *revocation_ids))}, write=False)
+        return [i in found for i in revocation_ids]
+
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+        if not buckets:
+            return []
+        ids = tuple(b.bucket_id for b in buckets)
+        rows = await self._run(lambda db: db.execute(spent_sql(len(ids)), (tenant, *ids)).fetchall(), write=False)
+        spent = dict(rows)
+        return [max(b.limit - spent.get(b.bucket_id, 0), 0) for b in buckets]
 
     async def probe(self) -> None:
         await self._reader.run(lambda db: None)  # the reader checks the file and marker before every job

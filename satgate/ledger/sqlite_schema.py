@@ -62,6 +62,13 @@ def revoked_sql(revocation_ids: int) -> str:
 
 
 @functools.cache
+def revoked_each_sql(revocation_ids: int) -> str:
+    return (
+        f"SELECT revocation_id FROM revocations WHERE tenant = ? AND revocation_id IN ({placeholders(revocation_ids)})"  # noqa: S608
+    )
+
+
+@functools.cache
 def marker_and_revoked_sql(revocation_ids: int) -> str:
     """The ledger marker (NULL on an unmarked file) and whether any of the ids is revoked, in one statement."""
     return f"SELECT ({MARKER_SQL}), EXISTS ({revoked_sql(revocation_ids)})"

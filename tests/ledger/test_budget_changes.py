@@ -55,3 +55,18 @@ async def test_cut_racing_debits_never_overspends(ledger):
     remaining = await ledger.remaining("acme", (b,))
     assert debited + remaining == (30 if change.applied else 50)
     assert debited <= 50
+
+
+async def test_remaining_each_reads_every_bucket_apart(ledger):
+    buckets = [bucket(5), bucket(3), bucket(10)]
+    await ledger.debit(debit([buckets[0], buckets[1]], cost=2))
+    await ledger.adjust("acme", buckets[2], -4, secrets.token_hex(8))
+    assert await ledger.remaining_each("acme", tuple(buckets)) == [3, 1, 6]
+    assert await ledger.remaining_each("globex", tuple(buckets)) == [5, 3, 10]
+    assert await ledger.remaining_each("acme", ()) == []
+
+
+async def test_revoked_each_answers_for_every_id(ledger):
+    await ledger.revoke("acme", "b" * 32)
+    assert await ledger.revoked_each("acme", ("a" * 32, "b" * 32)) == [False, True]
+    assert await ledger.revoked_each("globex", ("b" * 32,)) == [False]

@@ -255,6 +255,9 @@ async def test_registry_lists_tokens_with_remaining_credits(idp, mint_server, ke
     ]
     detail = await (await mint_server.client.get(f"/api/admin/tokens/{issued['token_id']}", headers=admin)).json()
     assert [(d["delegation_id"], d["remaining"]) for d in detail["delegations"]] == [(child["delegation_id"], 2)]
+    await mint_server.client.post("/api/admin/revoke", headers=admin, json={"id": child["delegation_id"]})
+    detail = await (await mint_server.client.get(f"/api/admin/tokens/{issued['token_id']}", headers=admin)).json()
+    assert [d["revoked"] for d in detail["delegations"]] == [True] and detail["token"]["revoked"] is False
     other = bearer(admin_token(keyring, "globex"))
     assert (await (await mint_server.client.get("/api/admin/tokens", headers=other)).json())["tokens"] == []
     assert (await mint_server.client.get(f"/api/admin/tokens/{issued['token_id']}", headers=other)).status == 404
