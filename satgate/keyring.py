@@ -68,6 +68,11 @@ class Keyring:
         (no tenant's key: the info prefix differs from "tenant:" and "seal:")."""
         return _hkdf(self.keys[kid], b"audit:checkpoint")
 
+    def console_csrf_key(self, kid: str) -> bytes:
+        """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="console:csrf"): binds the console's form tokens to
+        the signed-in credential (no tenant's key: another info prefix)."""
+        return _hkdf(self.keys[kid], b"console:csrf")
+
     def to_json(self) -> str:
         return json.dumps(
             {"active_kid": self.active_kid, "keys": {k: _b64url_encode(v) for k, v in self.keys.items()}},

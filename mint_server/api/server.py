@@ -22,6 +22,9 @@ from mint_server.admin_registry import TokenAdmin
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
 from mint_server.config_audit import config_loaded
+from mint_server.console.pages import ADMIN_KEY as CONSOLE_ADMIN
+from mint_server.console.pages import ROUTES as CONSOLE_ROUTES
+from mint_server.console.pages import SERVICE_KEY as CONSOLE_SERVICE
 from mint_server.keyring_audit import KeyringAudit
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
@@ -130,6 +133,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
         async with aiohttp.ClientSession() as session:
             service, app[ADMIN] = await build_services(config, session)
             app[SERVICE] = service
+            app[CONSOLE_ADMIN], app[CONSOLE_SERVICE] = app[ADMIN], service
             await service.audit.append(config_loaded(config))  # in the chain; webhooks start after it
             webhooks = WebhookDispatcher(
                 session,
@@ -175,7 +179,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 await app[ADMIN].tokens.close()
 
     app.cleanup_ctx.append(lifecycle)
-    for method, path, handler in PUBLIC_ROUTES + ADMIN_ROUTES:
+    for method, path, handler in PUBLIC_ROUTES + ADMIN_ROUTES + CONSOLE_ROUTES:
         app.router.add_route(method, path, handler)
     return app
 

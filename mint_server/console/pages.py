@@ -1,0 +1,218 @@
+"""Console pages (aiohttp + Jinja2, no JavaScript build): each page or action authenticates the session's
+credential for the admin operation it performs — the same role table as the API — and runs that operation."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from mint_server.admin import AdminService, Caller
+from mint_server.console.session import COOKIE, CSRF_FIELD, csrf_token, csrf_valid, set_session_cookie
+from mint_server.roles import OPERATION_ROLES, allows, role_of
+from mint_server.service import ExchangeDenied, MintService
+from satgate.timefmt import format_utc
+from satgate.tokens.verify import VerifiedToken
+from satgate.urls import strip_port
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("mint_server.console"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+TEMPLATES.filters["utc"] = lambda seconds: format_utc(seconds) if seconds is not None else ""
+SESSION_SECONDS = 8 * 3600  # the cookie's life; the credential's own expiry ends the session sooner
+ADMIN_KEY = web.AppKey("admin", AdminService)
+SERVICE_KEY = web.AppKey("service", MintService)
+
+
+def _caller(request: web.Request) -> Caller:
+    host = strip_port((request.host or "").lower())
+    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
+
+
+def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    html = TEMPLATES.get_template(template).render(path=request.path, **context)
+    response = web.Response(text=html, content_type="text/html", status=status)
+    response.headers.update(
+        {
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        }
+    )
+    return response
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+class Refused(Exception):
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+
+
+async def _session(request: web.Request, operation: str) -> VerifiedToken:
+    """The signed-in credential, allowed `operation`; else Refused with the sign-in page or a 403 page."""
+    credential = request.cookies.get(COOKIE)
+    if not credential:
+        raise Refused(_see_other("/console/sign-in"))
+    try:
+        return await request.app[ADMIN_KEY].authenticate(credential, _caller(request), operation=operation)
+    except ExchangeDenied as denied:
+        if denied.status == 403:
+            raise Refused(_page(request, "refused.html", 403, message=denied.message, signed_in=False)) from None
+        if denied.status == 401:
+            gone = _see_other("/console/sign-in")
+            gone.del_cookie(COOKIE, path="/console")
+            raise Refused(gone) from None
+        raise Refused(_page(request, "refused.html", denied.status, message=denied.message, signed_in=False)) from None
+
+
+def _chrome(request: web.Request, token: VerifiedToken) -> dict[str, Any]:
+    """What every signed-in page shows: who, which role, the CSRF token its forms carry."""
+    role = role_of(token)
+    keyring = request.app[SERVICE_KEY].keyring.current
+    return {
+        "signed_in": True,
+        "tenant": token.tenant,
+        "role": role,
+        "can": {name: allows(role, name) for name in OPERATION_ROLES},
+        "csrf": csrf_token(keyring, token),
+    }
+
+
+def _handler(view):
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await view(request)
+        except Refused as refused:
+            return refused.response
+        except ExchangeDenied as denied:  # the ledger or control plane cannot answer (503), …
+            return _page(request, "refused.html", denied.status, message=denied.message, signed_in=False)
+
+    return handle
+
+
+@_handler
+async def home(_request: web.Request) -> web.StreamResponse:
+    return _see_other("/console/tokens")
+
+
+@_handler
+async def sign_in_form(request: web.Request) -> web.StreamResponse:
+    return _page(request, "sign_in.html", signed_in=False, error=None)
+
+
+@_handler
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    credential = str(form.get("token", "")).strip()
+    admin = request.app[ADMIN_KEY]
+    try:
+        token = await admin.authenticate(credential, _caller(request), operation="ListTokens")
+    except ExchangeDenied as denied:
+        return _page(request, "sign_in.html", denied.status, signed_in=False, error=denied.message)
+    response = _see_other("/console/tokens")
+    max_age = SESSION_SECONDS
+    if token.expires_at is not None:
+        max_age = max(1, min(max_age, int(token.expires_at - time.time())))
+    set_session_cookie(response, credential, secure=request.secure, max_age=max_age)
+    return response
+
+
+async def _checked_form(request: web.Request, operation: str) -> tuple[VerifiedToken, Any]:
+    """A form post: the session allowed `operation` and the form's CSRF token bound to that session."""
+    token = await _session(request, operation)
+    form = await request.post()
+    if not csrf_valid(request.app[SERVICE_KEY].keyring.current, token, str(form.get(CSRF_FIELD, ""))):
+        raise Refused(
+            _page(request, "refused.html", 403, message="the form's CSRF token is missing or wrong", signed_in=False)
+        )
+    return token, form
+
+
+@_handler
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    """A valid session signs out only with its form's CSRF token; an ended one just loses its cookie."""
+    if request.cookies.get(COOKIE):
+        try:
+            await _checked_form(request, "ListTokens")
+        except Refused as refused:
+            if refused.response.status == 403:
+                return refused.response
+    response = _see_other("/console/sign-in")
+    response.del_cookie(COOKIE, path="/console")
+    return response
+
+
+@_handler
+async def tokens(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "ListTokens")
+    label, policy = request.query.get("label") or None, request.query.get("policy") or None
+    query = {"label": label or "", "policy": policy or ""}
+    listed = await request.app[ADMIN_KEY].tokens.list_tokens(token, policy=policy, label=label, before=None, limit=100)
+    return _page(request, "tokens.html", tokens=listed["tokens"], query=query, **_chrome(request, token))
+
+
+def _tree(delegations: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Delegations in tree order with their depth (1: a child of the root token)."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for d in delegations:
+        children.setdefault(d["parent_delegation_id"], []).append(d)
+    ordered: list[tuple[int, dict[str, Any]]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for child in children.get(parent, []):
+            ordered.append((depth, child))
+            walk(child["delegation_id"], depth + 1)
+
+    walk(None, 1)
+    return ordered
+
+
+@_handler
+async def token_page(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "GetToken")
+    token_id = request.match_info["token_id"]
+    if not re.fullmatch(r"[0-9a-f]{32}", token_id):
+        return _page(request, "refused.html", 400, message="not a token id", **_chrome(request, token))
+    try:
+        detail = await request.app[ADMIN_KEY].tokens.get(token, token_id)
+    except ExchangeDenied as denied:
+        return _page(request, "refused.html", denied.status, message=denied.message, **_chrome(request, token))
+    return _page(
+        request,
+        "token.html",
+        detail=detail,
+        tree=_tree(detail["delegations"]),
+        **_chrome(request, token),
+    )
+
+
+@_handler
+async def revoke(request: web.Request) -> web.StreamResponse:
+    token, form = await _checked_form(request, "Revoke")
+    target = request.match_info["token_id"]
+    revocation_id = str(form.get("id", target))
+    try:
+        await request.app[ADMIN_KEY].revoke(token, revocation_id, str(form.get("reason", ""))[:200])
+    except ExchangeDenied as denied:
+        return _page(request, "refused.html", denied.status, message=denied.message, **_chrome(request, token))
+    return _see_other(f"/console/tokens/{target}")
+
+
+ROUTES = (
+    ("GET", "/console", home),
+    ("GET", "/console/sign-in", sign_in_form),
+    ("POST", "/console/sign-in", sign_in),
+    ("POST", "/console/sign-out", sign_out),
+    ("GET", "/console/tokens", tokens),
+    ("GET", "/console/tokens/{token_id}", token_page),
+    ("POST", "/console/tokens/{token_id}/revoke", revoke),
+)

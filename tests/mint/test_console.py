@@ -1,0 +1,85 @@
+"""The console's foundation over HTTP (the browser walk comes with the rest of the console): sign-in sets an
+HttpOnly SameSite=Strict cookie holding the credential; each page checks the role as the API does; forms need the
+session's CSRF token; a revoked credential's session ends at its next request."""
+
+import re
+
+import pytest
+
+from .conftest import oidc_policy, policies
+from .test_admin import admin_token, bearer
+
+
+@pytest.fixture
+async def mint_server(idp, start_mint):
+    return await start_mint(policies(oidc_policy(idp.issuer, issue="budget_credits: 5, scopes: [api:read]")))
+
+
+async def sign_in(m, token):
+    return await m.client.post("/console/sign-in", data={"token": token}, allow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html).group(1)
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_and_lists_tokens(idp, mint_server, keyring):
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    assert (await mint_server.client.get("/console/tokens", allow_redirects=False)).headers[
+        "Location"
+    ] == "/console/sign-in"
+    signed = await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
+    assert signed.status == 303
+    cookie = signed.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    page = await mint_server.client.get("/console/tokens")
+    html = await page.text()
+    assert page.status == 200 and issued["token_id"] in html and "satgate:viewer" in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    detail = await (await mint_server.client.get(f"/console/tokens/{issued['token_id']}")).text()
+    assert "(5 remaining)" in detail
+    assert 'action="/console/tokens/' not in detail  # a viewer sees no revoke form
+
+
+async def test_a_bad_credential_cannot_sign_in(mint_server, keyring):
+    refused = await sign_in(mint_server, "junk")
+    assert refused.status == 401 and "Set-Cookie" not in refused.headers
+    other = await sign_in(mint_server, admin_token(keyring, "acme", "api:read"))  # a token without a role
+    assert other.status == 403
+
+
+async def test_a_member_revokes_with_the_form_and_a_viewer_forging_it_gets_403(idp, mint_server, keyring):
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    target = f"/console/tokens/{issued['token_id']}"
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
+    viewer_page = await (await mint_server.client.get(target)).text()
+    forged = await mint_server.client.post(
+        f"{target}/revoke", data={"csrf_token": csrf_of(viewer_page), "id": issued["token_id"]}, allow_redirects=False
+    )
+    assert forged.status == 403
+    assert any(r["type"] == "admin_denied" and r["details"]["operation"] == "Revoke" for r in await mint_server.audit())
+
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:member"))
+    member_page = await (await mint_server.client.get(target)).text()
+    assert f'action="{target}/revoke"' in member_page
+    no_csrf = await mint_server.client.post(f"{target}/revoke", data={"id": issued["token_id"]}, allow_redirects=False)
+    assert no_csrf.status == 403
+    done = await mint_server.client.post(
+        f"{target}/revoke", data={"csrf_token": csrf_of(member_page), "id": issued["token_id"]}, allow_redirects=False
+    )
+    assert done.status == 303
+    verified = await (await mint_server.client.post("/api/mint/verify", headers=bearer(issued["token"]))).json()
+    assert verified == {"valid": False, "error": "revoked"}
+
+
+async def test_a_revoked_credential_ends_its_session(mint_server, keyring):
+    from satgate.tokens.verify import TokenVerifier
+
+    credential = admin_token(keyring, "acme", "satgate:admin")
+    await sign_in(mint_server, credential)
+    assert (await mint_server.client.get("/console/tokens")).status == 200
+    token_id = TokenVerifier(keyring).verify(credential).token_id
+    other_admin = bearer(admin_token(keyring))
+    await mint_server.client.post("/api/admin/revoke", headers=other_admin, json={"id": token_id, "pre_revoke": True})
+    gone = await mint_server.client.get("/console/tokens", allow_redirects=False)
+    assert gone.status == 303 and gone.headers["Location"] == "/console/sign-in"
