@@ -3,9 +3,11 @@ credential for the admin operation it performs — the same role table as the AP
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -14,7 +16,9 @@ from mint_server.admin import AdminService, Caller
 from mint_server.console.session import COOKIE, CSRF_FIELD, csrf_token, csrf_valid, set_session_cookie
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied, MintService
-from satgate.timefmt import format_utc
+from satgate.audit import CATEGORIES, audit_csv, category_of
+from satgate.audit.retention import verify_retained
+from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.verify import VerifiedToken
 from satgate.urls import strip_port
 
@@ -207,6 +211,69 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     return _see_other(f"/console/tokens/{target}")
 
 
+async def _audit_records(request: web.Request, token: VerifiedToken) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The tenant's records, filtered by type, category and age as the API's ExportAudit filters them."""
+    filters = {k: request.query.get(k, "") for k in ("type", "category", "since")}
+    since = None
+    if filters["since"]:
+        try:
+            since = time.time() - parse_duration(filters["since"])
+        except ValueError as exc:
+            raise ExchangeDenied(400, "bad_request", f"since: {exc}") from None
+    if filters["category"] and filters["category"] not in CATEGORIES:
+        raise ExchangeDenied(400, "bad_request", f"category must be one of {', '.join(CATEGORIES)}")
+    records = [
+        r
+        for r in await request.app[ADMIN_KEY].audit_records(token, since=since)
+        if (not filters["type"] or r["type"] == filters["type"])
+        and (not filters["category"] or category_of(r["type"]) == filters["category"])
+    ]
+    return records, filters
+
+
+@_handler
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "ExportAudit")
+    records, filters = await _audit_records(request, token)
+    service = request.app[SERVICE_KEY]
+    broken, chain = await verify_retained(service.audit, service.keyring.current)
+    return _page(
+        request,
+        "audit.html",
+        records=list(reversed(records))[:500],
+        total=len(records),
+        filters=filters,
+        categories=CATEGORIES,
+        category_of=category_of,
+        chain={"broken_at": broken, "records": len(chain)},
+        export_query=urlencode({k: v for k, v in filters.items() if v}),
+        **_chrome(request, token),
+    )
+
+
+@_handler
+async def audit_export(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "ExportAudit")
+    records, _filters = await _audit_records(request, token)
+    if request.query.get("format") == "csv":
+        body, content_type, suffix = audit_csv(records), "text/csv", "csv"
+    else:
+        body, content_type, suffix = (
+            "".join(json.dumps(r, sort_keys=True) + "\n" for r in records),
+            "application/x-ndjson",
+            "jsonl",
+        )
+    disposition = f'attachment; filename="satgate-audit-{token.tenant}.{suffix}"'
+    return web.Response(text=body, content_type=content_type, headers={"Content-Disposition": disposition})
+
+
+@_handler
+async def policies_page(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "ListPolicies")
+    listed = await request.app[ADMIN_KEY].managed.list_policies(token.tenant)
+    return _page(request, "policies.html", policies=listed, **_chrome(request, token))
+
+
 ROUTES = (
     ("GET", "/console", home),
     ("GET", "/console/sign-in", sign_in_form),
@@ -215,4 +282,7 @@ ROUTES = (
     ("GET", "/console/tokens", tokens),
     ("GET", "/console/tokens/{token_id}", token_page),
     ("POST", "/console/tokens/{token_id}/revoke", revoke),
+    ("GET", "/console/audit", audit_page),
+    ("GET", "/console/audit/export", audit_export),
+    ("GET", "/console/policies", policies_page),
 )

@@ -2,6 +2,7 @@
 HttpOnly SameSite=Strict cookie holding the credential; each page checks the role as the API does; forms need the
 session's CSRF token; a revoked credential's session ends at its next request."""
 
+import json
 import re
 
 import pytest
@@ -83,3 +84,28 @@ async def test_a_revoked_credential_ends_its_session(mint_server, keyring):
     await mint_server.client.post("/api/admin/revoke", headers=other_admin, json={"id": token_id, "pre_revoke": True})
     gone = await mint_server.client.get("/console/tokens", allow_redirects=False)
     assert gone.status == 303 and gone.headers["Location"] == "/console/sign-in"
+
+
+async def test_audit_page_filters_verifies_the_chain_and_exports(idp, mint_server, keyring):
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
+    page = await mint_server.client.get("/console/audit", params={"category": "identity"})
+    html = await page.text()
+    assert page.status == 200 and "Chain verified" in html and issued["token_id"] in html
+    assert "admin_access" not in html.split("<tbody>")[1]  # filtered to the identity category
+    exported = await mint_server.client.get("/console/audit/export", params={"type": "exchange", "format": "csv"})
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="satgate-audit-acme.csv"'
+    rows = (await exported.text()).splitlines()
+    assert rows[0].startswith("seq,") and len(rows) == 2 and issued["token_id"] in rows[1]
+    lines = (
+        await (await mint_server.client.get("/console/audit/export", params={"format": "json"})).text()
+    ).splitlines()
+    assert all(json.loads(line)["tenant"] == "acme" for line in lines) and len(lines) >= 2
+    bad = await mint_server.client.get("/console/audit", params={"category": "everything"})
+    assert bad.status == 400
+
+
+async def test_policies_page_lists_file_policies_read_only(mint_server, keyring):
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
+    html = await (await mint_server.client.get("/console/policies")).text()
+    assert "<td>agents</td>" in html and "file (read-only)" in html
