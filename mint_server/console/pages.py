@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mint_server.admin import AdminService, Caller
 from mint_server.console.session import COOKIE, CSRF_FIELD, csrf_token, csrf_valid, set_session_cookie
+from mint_server.managed_policies import Actor, PolicyRefused
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied, MintService
 from satgate.audit import CATEGORIES, audit_csv, category_of
@@ -274,6 +275,45 @@ async def policies_page(request: web.Request) -> web.StreamResponse:
     return _page(request, "policies.html", policies=listed, **_chrome(request, token))
 
 
+@_handler
+async def change_budget(request: web.Request) -> web.StreamResponse:
+    token, form = await _checked_form(request, "ChangeBudget")
+    target = request.match_info["token_id"]
+    try:
+        delta = int(str(form.get("delta", "")).strip())
+    except ValueError:
+        delta = 0
+    if delta == 0:
+        message = "delta: give a whole number of credits, positive to top up, negative to cut"
+        return _page(request, "refused.html", 400, message=message, **_chrome(request, token))
+    budget_id = str(form.get("id", target))
+    try:
+        await request.app[ADMIN_KEY].tokens.change_budget(token, budget_id, delta, str(form.get("reason", ""))[:200])
+    except ExchangeDenied as denied:
+        return _page(request, "refused.html", denied.status, message=denied.message, **_chrome(request, token))
+    return _see_other(f"/console/tokens/{target}")
+
+
+async def _policy_switch(request: web.Request, enabled: bool) -> web.StreamResponse:
+    token, _form = await _checked_form(request, "EnablePolicy" if enabled else "DisablePolicy")
+    actor = Actor(token.tenant, token.token_id)
+    try:
+        await request.app[ADMIN_KEY].managed.set_enabled(actor, request.match_info["name"], enabled)
+    except PolicyRefused as refused:
+        return _page(request, "refused.html", refused.status, message=refused.message, **_chrome(request, token))
+    return _see_other("/console/policies")
+
+
+@_handler
+async def enable_policy(request: web.Request) -> web.StreamResponse:
+    return await _policy_switch(request, True)
+
+
+@_handler
+async def disable_policy(request: web.Request) -> web.StreamResponse:
+    return await _policy_switch(request, False)
+
+
 ROUTES = (
     ("GET", "/console", home),
     ("GET", "/console/sign-in", sign_in_form),
@@ -285,4 +325,7 @@ ROUTES = (
     ("GET", "/console/audit", audit_page),
     ("GET", "/console/audit/export", audit_export),
     ("GET", "/console/policies", policies_page),
+    ("POST", "/console/tokens/{token_id}/budget", change_budget),
+    ("POST", "/console/policies/{name}/enable", enable_policy),
+    ("POST", "/console/policies/{name}/disable", disable_policy),
 )

@@ -109,3 +109,44 @@ async def test_policies_page_lists_file_policies_read_only(mint_server, keyring)
     await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
     html = await (await mint_server.client.get("/console/policies")).text()
     assert "<td>agents</td>" in html and "file (read-only)" in html
+
+
+async def test_an_admin_changes_a_budget_and_a_member_cannot(idp, mint_server, keyring):
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))  # budget 5
+    target = f"/console/tokens/{issued['token_id']}"
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:member"))
+    member_page = await (await mint_server.client.get(target)).text()
+    assert f'action="{target}/budget"' not in member_page
+    refused = await mint_server.client.post(
+        f"{target}/budget", data={"csrf_token": csrf_of(member_page), "delta": "5"}, allow_redirects=False
+    )
+    assert refused.status == 403
+
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:admin"))
+    page = await (await mint_server.client.get(target)).text()
+    csrf = csrf_of(page)
+    below = await mint_server.client.post(f"{target}/budget", data={"csrf_token": csrf, "delta": "-6"})
+    assert below.status == 409 and "cut at most 5" in await below.text()
+    done = await mint_server.client.post(
+        f"{target}/budget", data={"csrf_token": csrf, "delta": "10", "reason": "q4"}, allow_redirects=False
+    )
+    assert done.status == 303
+    after = await (await mint_server.client.get(target)).text()
+    assert "(15 remaining)" in after and "<td>+10</td>" in after and "q4" in after
+
+
+async def test_an_admin_disables_an_api_policy_from_the_console(idp, mint_server, keyring):
+    from .test_admin_api import managed_policy
+
+    admin = bearer(admin_token(keyring))
+    await mint_server.client.post("/api/admin/policies", headers=admin, json={"document": managed_policy(idp.issuer)})
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:admin"))
+    page = await (await mint_server.client.get("/console/policies")).text()
+    assert 'action="/console/policies/managed/disable"' in page
+    assert 'action="/console/policies/agents/' not in page  # a file's policy has no switch
+    done = await mint_server.client.post(
+        "/console/policies/managed/disable", data={"csrf_token": csrf_of(page)}, allow_redirects=False
+    )
+    assert done.status == 303
+    status, refused = await mint_server.exchange(idp.token("bot-1", "satgate"))
+    assert (status, refused["error"]) == (403, "policy_disabled")
