@@ -145,6 +145,26 @@ class TokenAdmin:
                 total[field] += row[field]
         return sorted(totals.values(), key=lambda r: (-r["credits"], r["key"] or ""))
 
+    async def overview(self, tenant: str, since: float, step_seconds: int) -> dict[str, Any]:
+        """Per slot: requests allowed and denied, credits spent (usage) and tokens issued (the registry)."""
+        used = await self._usage.timeline(since, step_seconds, tenant=tenant) if self._usage is not None else []
+        issued = await self._store.issued_timeline(tenant, since, step_seconds)
+        by_start = {row["start"]: row for row in used}
+        first = int(since) // step_seconds * step_seconds
+        slots = []
+        for start in range(first, int(time.time()) + 1, step_seconds):
+            row = by_start.get(start, {})
+            slots.append(
+                {
+                    "start": start,
+                    "allowed": row.get("allowed", 0),
+                    "denied": row.get("denied", 0),
+                    "credits": row.get("credits", 0),
+                    "issued": issued.get(start, 0),
+                }
+            )
+        return {"slots": slots, "usage_recorded": self._usage is not None}
+
     async def close(self) -> None:
         if self._usage is not None:
             await self._usage.close()

@@ -54,7 +54,24 @@ class UsageSink(Protocol):
         """Totals grouped by `token`, `tenant` or `attr:<key>`; `tenant`: that tenant's records only."""
         ...
 
+    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Totals per time slot of `step_seconds` (slot start as unix seconds), oldest first."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def timeline_rows(rows: Iterable[Sequence[Any]], step_seconds: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": int(slot) * step_seconds,
+            "requests": int(n),
+            "allowed": int(ok),
+            "denied": int(no),
+            "credits": int(c),
+        }
+        for slot, n, ok, no, c in rows
+    ]
 
 
 class UsageStore:
@@ -85,6 +102,15 @@ class UsageStore:
         ).fetchall()
         return report_rows(rows)
 
+    def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+        scoped = "" if tenant is None else " AND tenant = ?"
+        rows = self._db.execute(
+            "SELECT CAST(time / ? AS INTEGER) AS slot, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
+            f" FROM usage WHERE time >= ?{scoped} GROUP BY slot ORDER BY slot",
+            (step_seconds, since) if tenant is None else (step_seconds, since, tenant),
+        ).fetchall()
+        return timeline_rows(rows, step_seconds)
+
     def close_now(self) -> None:
         self._db.close()
 
@@ -100,6 +126,9 @@ class SqliteUsageSink:
 
     async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._store.report, by, since, tenant)
+
+    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._store.timeline, since, step_seconds, tenant)
 
     async def close(self) -> None:
         self._store.close_now()

@@ -13,6 +13,7 @@ import jinja2
 from aiohttp import web
 
 from mint_server.admin import AdminService, Caller
+from mint_server.console.charts import Series, stacked_bars
 from mint_server.console.session import COOKIE, CSRF_FIELD, csrf_token, csrf_valid, set_session_cookie
 from mint_server.managed_policies import Actor, PolicyRefused
 from mint_server.roles import OPERATION_ROLES, allows, role_of
@@ -106,7 +107,60 @@ def _handler(view):
 
 @_handler
 async def home(_request: web.Request) -> web.StreamResponse:
-    return _see_other("/console/tokens")
+    return _see_other("/console/overview")
+
+
+PERIODS = {"24h": (86400, 3600), "7d": (7 * 86400, 86400), "30d": (30 * 86400, 86400)}  # span, slot
+
+
+@_handler
+async def overview(request: web.Request) -> web.StreamResponse:
+    token = await _session(request, "QueryUsage")
+    period = request.query.get("period", "7d")
+    if period not in PERIODS:
+        period = "7d"
+    span, step = PERIODS[period]
+    data = await request.app[ADMIN_KEY].tokens.overview(token.tenant, time.time() - span, step)
+    slots = data["slots"]
+    fmt = "%H:%M" if step < 86400 else "%m-%d"
+    labels = [time.strftime(fmt, time.gmtime(s["start"])) for s in slots]
+    charts = [
+        stacked_bars(
+            f"Requests per {'hour' if step < 86400 else 'day'} (UTC)",
+            "requests",
+            labels,
+            [{"allowed": s["allowed"], "denied": s["denied"]} for s in slots],
+            series=[Series("allowed", "#1a7f37"), Series("denied", "#cf222e")],
+            chart_id="requests",
+        ),
+        stacked_bars(
+            "Credits spent (UTC)",
+            "credits",
+            labels,
+            [{"credits": s["credits"]} for s in slots],
+            series=[Series("credits", "#0969da")],
+            chart_id="credits",
+        ),
+        stacked_bars(
+            "Tokens issued (UTC)",
+            "tokens",
+            labels,
+            [{"tokens issued": s["issued"]} for s in slots],
+            series=[Series("tokens issued", "#8250df")],
+            chart_id="issued",
+        ),
+    ]
+    totals = {k: sum(s[k] for s in slots) for k in ("allowed", "denied", "credits", "issued")}
+    return _page(
+        request,
+        "overview.html",
+        charts=charts,
+        totals=totals,
+        period=period,
+        periods=list(PERIODS),
+        usage_recorded=data["usage_recorded"],
+        **_chrome(request, token),
+    )
 
 
 @_handler
@@ -123,7 +177,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         token = await admin.authenticate(credential, _caller(request), operation="ListTokens")
     except ExchangeDenied as denied:
         return _page(request, "sign_in.html", denied.status, signed_in=False, error=denied.message)
-    response = _see_other("/console/tokens")
+    response = _see_other("/console/overview")
     max_age = SESSION_SECONDS
     if token.expires_at is not None:
         max_age = max(1, min(max_age, int(token.expires_at - time.time())))
@@ -316,6 +370,7 @@ async def disable_policy(request: web.Request) -> web.StreamResponse:
 
 ROUTES = (
     ("GET", "/console", home),
+    ("GET", "/console/overview", overview),
     ("GET", "/console/sign-in", sign_in_form),
     ("POST", "/console/sign-in", sign_in),
     ("POST", "/console/sign-out", sign_out),

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import BigInteger, cast, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -190,6 +190,14 @@ class ControlPlaneStore:
         query = query.order_by(tokens.c.issued_at.desc()).limit(limit)
         async with self._engine.connect() as db:
             return [TokenRecord(**row._mapping) for row in await db.execute(query)]
+
+    async def issued_timeline(self, tenant: str, since: float, step_seconds: int) -> dict[int, int]:
+        """Tokens issued per slot of `step_seconds` (slot start → count)."""
+        seconds = func.floor(tokens.c.issued_at) if self._engine.dialect.name == "postgresql" else tokens.c.issued_at
+        slot = (cast(seconds, BigInteger) // step_seconds).label("slot")
+        query = select(slot, func.count()).where(tokens.c.tenant == tenant, tokens.c.issued_at >= since).group_by(slot)
+        async with self._engine.connect() as db:
+            return {int(s) * step_seconds: int(n) for s, n in await db.execute(query)}
 
     # ------------------------------------------------------------------ budget changes
     async def record_budget_change(self, record: BudgetChangeRecord) -> None:

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import BigInteger, case, cast, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satgate.control_plane.schema import usage
 from satgate.control_plane.store import open_engine
 from satgate.control_plane.url import sqlite_file
-from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_rows
+from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_rows, timeline_rows
 
 _FIELDS = ("time", "tenant", "token_id", "route", "method", "status", "credits", "attributes")
 
@@ -53,6 +53,25 @@ class SqlUsageSink:
         )
         async with self._engine.connect() as db:
             return report_rows(await db.execute(query))
+
+    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+        # floor, then integer division: PostgreSQL's cast to an integer rounds, SQLite's truncates
+        seconds = func.floor(usage.c.time) if self._engine.dialect.name == "postgresql" else usage.c.time
+        slot = (cast(seconds, BigInteger) // step_seconds).label("slot")
+        query = (
+            select(
+                slot,
+                func.count(),
+                func.sum(case((usage.c.status == 200, 1), else_=0)),
+                func.sum(case((usage.c.status != 200, 1), else_=0)),
+                func.sum(usage.c.credits),
+            )
+            .where(usage.c.time >= since, *(() if tenant is None else (usage.c.tenant == tenant,)))
+            .group_by(slot)
+            .order_by(slot)
+        )
+        async with self._engine.connect() as db:
+            return timeline_rows(await db.execute(query), step_seconds)
 
     async def close(self) -> None:
         await self._engine.dispose()

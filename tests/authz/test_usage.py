@@ -116,3 +116,20 @@ async def test_a_broken_usage_store_never_breaks_decisions(recorded, keyring):
     assert (await pipeline.check(check_request(mint(keyring, "acme").token))).HasField("ok_response")
     await recorder.flush()
     assert recorder.dropped == 1
+
+
+async def test_timeline_totals_each_slot_on_every_sink(recorded):
+    _pipeline, _recorder, store, _ = recorded
+    base = (int(time.time()) // 3600 - 2) * 3600  # two whole hours ago, a slot boundary
+    records = [
+        (base + 10.7, "acme", "t" * 32, "/a", "GET", 200, 2, "{}"),
+        (base + 3599.9, "acme", "t" * 32, "/a", "GET", 402, 0, "{}"),
+        (base + 3600.2, "acme", "t" * 32, "/a", "GET", 200, 5, "{}"),
+        (base + 3600.4, "globex", "g" * 32, "/a", "GET", 200, 7, "{}"),
+    ]
+    await store.write(records, retain_after=0)
+    assert await store.timeline(base, 3600, tenant="acme") == [
+        {"start": base, "requests": 2, "allowed": 1, "denied": 1, "credits": 2},
+        {"start": base + 3600, "requests": 1, "allowed": 1, "denied": 0, "credits": 5},
+    ]
+    assert [row["credits"] for row in await store.timeline(base, 3600)] == [2, 12]

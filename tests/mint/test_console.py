@@ -150,3 +150,31 @@ async def test_an_admin_disables_an_api_policy_from_the_console(idp, mint_server
     assert done.status == 303
     status, refused = await mint_server.exchange(idp.token("bot-1", "satgate"))
     assert (status, refused["error"]) == (403, "policy_disabled")
+
+
+async def test_overview_charts_requests_credits_and_tokens_with_axes_and_legends(idp, mint_server, keyring):
+    import time
+
+    from mint_server.api.http import ADMIN
+
+    await mint_server.exchange(idp.token("agent-1", "satgate"))
+    sink = mint_server.client.app[ADMIN].tokens._usage
+    now = time.time()
+    records = [(now - 5, "acme", "t" * 32, "/v1", "GET", 200, 2, "{}")] * 3 + [
+        (now - 5, "acme", "t" * 32, "/v1", "GET", 402, 0, "{}")
+    ]
+    await sink.write([*records, (now - 5, "globex", "g" * 32, "/v1", "GET", 200, 9, "{}")], retain_after=0)
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
+    page = await mint_server.client.get("/console/overview")
+    html = await page.text()
+    assert page.status == 200 and html.count("<svg") == 3
+    assert "requests from" in html and "3 allowed, 1 denied." in html  # the chart's description, for screen readers
+    assert "6 credits." in html and "1 tokens issued." in html  # globex's 9 credits are not acme's
+    assert ">requests</text>" in html and ">allowed</text>" in html  # the axis' unit and the legend
+    assert (await mint_server.client.get("/console/overview", params={"period": "24h"})).status == 200
+
+
+def test_axis_tops_are_round_numbers():
+    from mint_server.console.charts import nice_ceiling
+
+    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 12, 100, 101, 999)] == [1, 1, 5, 10, 20, 100, 200, 1000]
