@@ -341,13 +341,8 @@ class RedisLedger:
         return any(found)
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None:
-        if not buckets:
-            return None
-        spent = []
-        for bucket in buckets:  # tenant keys share a slot, but MGET on a cluster client splits by node anyway
-            key = bucket_key(tenant, bucket.bucket_id)
-            spent.append(int(await self._call(_command(self._client.get, key)) or 0))
-        return max(min(b.limit - s for b, s in zip(buckets, spent, strict=True)), 0)
+        each = await self.remaining_each(tenant, buckets)
+        return min(each) if each else None
 
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
         if not revocation_ids:

@@ -415,12 +415,8 @@ class SqliteLedger:
         return await self._run(lambda db: self._any_revoked(db, tenant, revocation_ids), write=False)
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None:
-        if not buckets:
-            return None
-        ids = tuple(b.bucket_id for b in buckets)
-        rows = await self._run(lambda db: db.execute(spent_sql(len(ids)), (tenant, *ids)).fetchall(), write=False)
-        spent = dict(rows)
-        return max(min(b.limit - spent.get(b.bucket_id, 0) for b in buckets), 0)
+        each = await self.remaining_each(tenant, buckets)
+        return min(each) if each else None
 
     async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
         """In the writer's IMMEDIATE transaction, as debits are; it runs once, so `change_id` needs no record."""
