@@ -15,9 +15,20 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    cast,
+    func,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
+
+
+def time_slot(column: ColumnElement[float], step_seconds: int, dialect: str) -> ColumnElement[int]:
+    """The slot of `step_seconds` a unix time falls in: floor, then integer division (PostgreSQL's cast to an
+    integer rounds, SQLite's truncates, which is the floor for times after 1970)."""
+    seconds = func.floor(column) if dialect == "postgresql" else column
+    return cast(seconds, BigInteger) // step_seconds
+
 
 delegations = Table(
     "delegations",

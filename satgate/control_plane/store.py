@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from satgate.control_plane.engine import create_engine, failure_reason
 from satgate.control_plane.migrate import check_schema, current_revision, upgrade
 from satgate.control_plane.policy_versions import PolicyVersions
-from satgate.control_plane.schema import budget_changes, delegations, revoked_policies, tokens, used_signatures
+from satgate.control_plane.schema import (
+    budget_changes,
+    delegations,
+    revoked_policies,
+    time_slot,
+    tokens,
+    used_signatures,
+)
 from satgate.control_plane.url import ControlPlaneError, redacted, sqlite_file
 
 
@@ -193,8 +200,7 @@ class ControlPlaneStore:
 
     async def issued_timeline(self, tenant: str, since: float, step_seconds: int) -> dict[int, int]:
         """Tokens issued per slot of `step_seconds` (slot start → count)."""
-        seconds = func.floor(tokens.c.issued_at) if self._engine.dialect.name == "postgresql" else tokens.c.issued_at
-        slot = (cast(seconds, BigInteger) // step_seconds).label("slot")
+        slot = time_slot(tokens.c.issued_at, step_seconds, self._engine.dialect.name).label("slot")
         query = select(slot, func.count()).where(tokens.c.tenant == tenant, tokens.c.issued_at >= since).group_by(slot)
         async with self._engine.connect() as db:
             return {int(s) * step_seconds: int(n) for s, n in await db.execute(query)}

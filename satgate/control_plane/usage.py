@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from satgate.control_plane.schema import usage
+from satgate.control_plane.schema import time_slot, usage
 from satgate.control_plane.store import open_engine
 from satgate.control_plane.url import sqlite_file
 from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_rows, timeline_rows
@@ -55,9 +55,7 @@ class SqlUsageSink:
             return report_rows(await db.execute(query))
 
     async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
-        # floor, then integer division: PostgreSQL's cast to an integer rounds, SQLite's truncates
-        seconds = func.floor(usage.c.time) if self._engine.dialect.name == "postgresql" else usage.c.time
-        slot = (cast(seconds, BigInteger) // step_seconds).label("slot")
+        slot = time_slot(usage.c.time, step_seconds, self._engine.dialect.name).label("slot")
         query = (
             select(
                 slot,
