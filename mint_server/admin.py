@@ -25,6 +25,7 @@ from satgate.routes import RouteSettings
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.delegate import delegate
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
+from satgate.urls import strip_port
 
 _REVOCATION_ID_RE = re.compile(r"[0-9a-f]{32}")
 DEFAULT_CHILD_TTL = "1h"
@@ -38,6 +39,11 @@ class Caller:
     path: str
     host: str
     source_ip: str
+
+    @classmethod
+    def http(cls, method: str, path: str, host: str | None, remote: str | None) -> Caller:
+        """An HTTP request (the API's or the console's): the host as caveats compare it, lower case, no port."""
+        return cls(method=method, path=path, host=strip_port((host or "").lower()), source_ip=remote or "")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from satgate.caveats import Denial
 from satgate.control_plane.store import STORE_ERRORS
 from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import VerifiedToken
-from satgate.urls import strip_port
 
 SERVICE = web.AppKey("service", MintService)
 ADMIN = web.AppKey("admin", AdminService)
@@ -106,8 +105,7 @@ async def verify(request: web.Request) -> web.Response:
 
 
 def _caller(request: web.Request) -> Caller:
-    host = strip_port((request.host or "").lower())
-    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
+    return Caller.http(request.method, request.path, request.host, request.remote)
 
 
 async def _admin(request: web.Request, operation: str) -> VerifiedToken:

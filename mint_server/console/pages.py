@@ -22,7 +22,6 @@ from satgate.audit import CATEGORIES, audit_csv, category_of
 from satgate.audit.retention import verify_retained
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.verify import VerifiedToken
-from satgate.urls import strip_port
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("mint_server.console"),
@@ -36,8 +35,7 @@ SERVICE_KEY = web.AppKey("service", MintService)
 
 
 def _caller(request: web.Request) -> Caller:
-    host = strip_port((request.host or "").lower())
-    return Caller(method=request.method, path=request.path, host=host, source_ip=request.remote or "")
+    return Caller.http(request.method, request.path, request.host, request.remote)
 
 
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
