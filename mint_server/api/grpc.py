@@ -159,11 +159,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
                 token = await self._admin.authenticate(_credential(context), caller, operation=operation.name)
                 try:
                     arguments = operation.request.model_validate(
-                        {
-                            k: v
-                            for k, v in MessageToDict(request, preserving_proto_field_name=True).items()
-                            if k != "format"
-                        }
+                        MessageToDict(request, preserving_proto_field_name=True)
                     )
                 except ValidationError as exc:
                     raise refusal_of(exc) from None
