@@ -14,7 +14,7 @@ from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied
-from satgate.audit import AuditEvent, AuditLog
+from satgate.audit import AuditEvent, AuditLog, category_of
 from satgate.audit.export import exported
 from satgate.caveats import Denial, RequestFacts
 from satgate.control_plane.store import ControlPlaneStore, DelegationRecord
@@ -271,14 +271,30 @@ class AdminService:
             raise ExchangeDenied(400, "bad_request", "give token_id or delegation_id")
         return [r.to_json() for r in records]
 
-    async def audit_records(self, admin: VerifiedToken, *, since: float | None = None) -> list[dict[str, Any]]:
+    async def audit_records(
+        self,
+        admin: VerifiedToken,
+        *,
+        since: str | None = None,
+        event_type: str | None = None,
+        category: str | None = None,
+        chain: list[tuple[Any, dict[str, Any], str, str]] | None = None,
+    ) -> list[dict[str, Any]]:
         """The tenant's records, in chain order, each with its prev_hash and hash: every record verifies on its own
-        (`satgate audit verify --file F --partial`); that none is missing shows only on the whole chain."""
-        after = format_utc(since) if since is not None else ""
+        (`satgate audit verify --file F --partial`); that none is missing shows only on the whole chain. Filters:
+        `since` a duration back from now (e.g. 7d), one event type, one category. `chain`: the records already
+        read (by a caller that verified them), so the store is not read twice."""
+        try:
+            after = format_utc(time.time() - parse_duration(since)) if since else ""
+        except ValueError as exc:
+            raise ExchangeDenied(400, "bad_request", f"since: {exc}") from None
         return [
             exported(seq, record, prev, digest)
-            for seq, record, prev, digest in await self._audit.records()
-            if record.get("tenant") == admin.tenant and str(record.get("time", "")) >= after
+            for seq, record, prev, digest in (chain if chain is not None else await self._audit.records())
+            if record.get("tenant") == admin.tenant
+            and str(record.get("time", "")) >= after
+            and (event_type is None or record.get("type") == event_type)
+            and (category is None or category_of(str(record.get("type"))) == category)
         ]
 
     async def revoke_policy(self, admin: VerifiedToken, name: str, reason: str) -> dict[str, Any]:
