@@ -118,32 +118,49 @@ class TokenAdmin:
         )
         return record.to_json()
 
-    async def usage(self, admin: VerifiedToken, *, by: str, since: str) -> dict[str, Any]:
+    def _parsed(self, by: str, since: str) -> float:
+        """`since` in seconds, after checking both (400 otherwise) and that usage is recorded (404)."""
         if self._usage is None:
             raise ExchangeDenied(404, "not_found", "usage records are off (authz.usage.enabled: false)")
         try:
             if by != "label":
                 grouping(by)
-            seconds = parse_duration(since)
+            return parse_duration(since)
         except ValueError as exc:
             raise ExchangeDenied(400, "bad_request", str(exc).replace("--by", "by")) from None
-        if by != "label":
-            rows = await self._usage.report(by, time.time() - seconds, tenant=admin.tenant)
-            return {"by": by, "since": since, "rows": rows}
-        return {"by": by, "since": since, "rows": await self._by_label(admin.tenant, time.time() - seconds)}
 
-    async def _by_label(self, tenant: str, since: float) -> list[dict[str, Any]]:
-        """Usage is recorded by token; a token's label is in the registry (a delegated child's requests count under
-        its root token's label)."""
+    async def usage(self, admin: VerifiedToken, *, by: str, since: str) -> dict[str, Any]:
+        start = time.time() - self._parsed(by, since)
         assert self._usage is not None
-        totals: dict[str | None, dict[str, Any]] = {}
-        for row in await self._usage.report("token", since, tenant=tenant):
-            record = await self._store.token(tenant, row["key"]) if row["key"] else None
-            label = record.label if record else None
-            total = totals.setdefault(label, {"key": label, "requests": 0, "allowed": 0, "denied": 0, "credits": 0})
+        if by != "label":
+            return {"by": by, "since": since, "rows": await self._usage.report(by, start, tenant=admin.tenant)}
+        rows = await self._usage.report("token", start, tenant=admin.tenant)
+        return {"by": by, "since": since, "rows": await self._labelled(admin.tenant, rows)}
+
+    async def usage_timeline(self, admin: VerifiedToken, *, by: str, since: str, step_seconds: int) -> dict[str, Any]:
+        """Per time slot and key (token, label, route, tenant or attr:<key>): requests and credits."""
+        start = time.time() - self._parsed(by, since)
+        assert self._usage is not None
+        if by != "label":
+            rows = await self._usage.timeline(start, step_seconds, tenant=admin.tenant, by=by)
+        else:
+            rows = await self._usage.timeline(start, step_seconds, tenant=admin.tenant, by="token")
+            rows = await self._labelled(admin.tenant, rows)
+        return {"by": by, "since": since, "step_seconds": step_seconds, "start": start, "rows": rows}
+
+    async def _labelled(self, tenant: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows by token summed by the token's label (from the registry): a delegated child's requests count under
+        its root token's label, as usage is recorded by the token id of the chain."""
+        labels = await self._store.labels(tenant, sorted({r["key"] for r in rows if r["key"]}))
+        totals: dict[tuple[Any, str | None], dict[str, Any]] = {}
+        for row in rows:
+            label = labels.get(row["key"]) if row["key"] else None
+            slot = row.get("start")
+            empty = {"key": label, "requests": 0, "allowed": 0, "denied": 0, "credits": 0}
+            total = totals.setdefault((slot, label), empty if slot is None else {"start": slot, **empty})
             for field in ("requests", "allowed", "denied", "credits"):
                 total[field] += row[field]
-        return sorted(totals.values(), key=lambda r: (-r["credits"], r["key"] or ""))
+        return sorted(totals.values(), key=lambda r: (r.get("start", 0), -r["credits"], r["key"] or ""))
 
     async def overview(self, tenant: str, since: float, step_seconds: int) -> dict[str, Any]:
         """Per slot: requests allowed and denied, credits spent (usage) and tokens issued (the registry)."""

@@ -62,6 +62,11 @@ class ManagedPolicies:
         self._generation = -1
         self._latest: dict[str, PolicyVersion] = {}
 
+    @property
+    def attribute_keys(self) -> frozenset[str]:
+        """The declared attribute caveat keys (attributes.keys) that policies may issue."""
+        return self._attribute_keys
+
     async def refresh(self) -> None:
         """Follow changes any replica made: one small query, and a reload only when the generation moved."""
         generation = await self._versions.generation()

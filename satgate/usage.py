@@ -29,13 +29,21 @@ Record = tuple[float, str | None, str | None, str, str, int, int, str]  # attrib
 MAX_BUFFER = 100_000  # beyond this, records are dropped (and counted) rather than growing without bound
 
 
+GROUP_COLUMNS = {"token": "token_id", "tenant": "tenant", "route": "route"}
+
+
 def grouping(by: str) -> tuple[str, str | None]:
-    """(column, attribute key) for `--by`: token, tenant or attr:<key>; refuses anything else."""
-    if by in {"token", "tenant"}:
-        return ("token_id" if by == "token" else "tenant"), None
+    """(column, attribute key) for `--by`: token, tenant, route or attr:<key>; refuses anything else."""
+    if by in GROUP_COLUMNS:
+        return GROUP_COLUMNS[by], None
     if by.startswith("attr:") and by[5:].replace("_", "").replace(".", "").isalnum():
         return "attributes", by[5:]
-    raise ValueError(f"--by must be token, tenant or attr:<key>, not {by!r}")
+    raise ValueError(f"--by must be token, tenant, route or attr:<key>, not {by!r}")
+
+
+def _sqlite_group(by: str) -> str:
+    column, key = grouping(by)
+    return column if key is None else f"json_extract(attributes, '$.\"{key}\"')"
 
 
 def report_rows(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -51,27 +59,32 @@ class UsageSink(Protocol):
     async def write(self, records: list[Record], retain_after: float) -> None: ...
 
     async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Totals grouped by `token`, `tenant` or `attr:<key>`; `tenant`: that tenant's records only."""
+        """Totals grouped by `token`, `tenant`, `route` or `attr:<key>`; `tenant`: that tenant's records only."""
         ...
 
-    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Totals per time slot of `step_seconds` (slot start as unix seconds), oldest first."""
+    async def timeline(
+        self, since: float, step_seconds: int, tenant: str | None = None, by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Totals per time slot of `step_seconds` (slot start as unix seconds), oldest first; with `by`, per slot
+        and key (each row's "key"), as `report` groups."""
         ...
 
     async def close(self) -> None: ...
 
 
-def timeline_rows(rows: Iterable[Sequence[Any]], step_seconds: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "start": int(slot) * step_seconds,
-            "requests": int(n),
-            "allowed": int(ok),
-            "denied": int(no),
-            "credits": int(c),
-        }
-        for slot, n, ok, no, c in rows
-    ]
+def timeline_rows(rows: Iterable[Sequence[Any]], step_seconds: int, grouped: bool = False) -> list[dict[str, Any]]:
+    """Rows of (slot, [key,] requests, allowed, denied, credits) as dicts."""
+    shown = []
+    for row in rows:
+        slot, *rest = row
+        key = rest.pop(0) if grouped else None
+        n, ok, no, c = rest
+        entry: dict[str, Any] = {"start": int(slot) * step_seconds, "requests": int(n), "allowed": int(ok)}
+        entry.update(denied=int(no), credits=int(c))
+        if grouped:
+            entry["key"] = key
+        shown.append(entry)
+    return shown
 
 
 class UsageStore:
@@ -91,9 +104,8 @@ class UsageStore:
         self._db.execute("COMMIT")
 
     def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Totals grouped by `token`, `tenant` or `attr:<key>` (e.g. attr:department)."""
-        column, key = grouping(by)
-        group = column if key is None else f"json_extract(attributes, '$.\"{key}\"')"
+        """Totals grouped by `token`, `tenant`, `route` or `attr:<key>` (e.g. attr:department)."""
+        group = _sqlite_group(by)
         scoped = "" if tenant is None else " AND tenant = ?"
         rows = self._db.execute(
             f"SELECT {group} AS k, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
@@ -102,14 +114,17 @@ class UsageStore:
         ).fetchall()
         return report_rows(rows)
 
-    def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+    def timeline(
+        self, since: float, step_seconds: int, tenant: str | None = None, by: str | None = None
+    ) -> list[dict[str, Any]]:
         scoped = "" if tenant is None else " AND tenant = ?"
+        key = "" if by is None else f", {_sqlite_group(by)} AS k"
         rows = self._db.execute(
-            "SELECT CAST(time / ? AS INTEGER) AS slot, count(*), sum(status = 200), sum(status != 200), sum(credits)"  # noqa: S608
-            f" FROM usage WHERE time >= ?{scoped} GROUP BY slot ORDER BY slot",
+            f"SELECT CAST(time / ? AS INTEGER) AS slot{key}, count(*), sum(status = 200), sum(status != 200),"  # noqa: S608
+            f" sum(credits) FROM usage WHERE time >= ?{scoped} GROUP BY slot{', k' if by else ''} ORDER BY slot",
             (step_seconds, since) if tenant is None else (step_seconds, since, tenant),
         ).fetchall()
-        return timeline_rows(rows, step_seconds)
+        return timeline_rows(rows, step_seconds, grouped=by is not None)
 
     def close_now(self) -> None:
         self._db.close()
@@ -127,8 +142,10 @@ class SqliteUsageSink:
     async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._store.report, by, since, tenant)
 
-    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._store.timeline, since, step_seconds, tenant)
+    async def timeline(
+        self, since: float, step_seconds: int, tenant: str | None = None, by: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._store.timeline, since, step_seconds, tenant, by)
 
     async def close(self) -> None:
         self._store.close_now()

@@ -17,7 +17,9 @@ from satgate_cli.common import (
 
 @click.command()
 @config_option
-@click.option("--by", default="token", show_default=True, help="token, tenant or attr:<key> (e.g. attr:department)")
+@click.option(
+    "--by", default="token", show_default=True, help="token, tenant, route or attr:<key> (e.g. attr:department)"
+)
 @click.option("--since", default="24h", show_default=True, help="how far back, e.g. 90m, 7d")
 @click.option("--json", "as_json", is_flag=True)
 def usage(config_path, by, since, as_json) -> None:

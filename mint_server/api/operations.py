@@ -268,7 +268,7 @@ OPERATIONS: tuple[Operation, ...] = (
         QueryUsageRequest,
         QueryUsageResponse,
         _query_usage,
-        "Requests and credits by token, tenant or attribute",
+        "Requests and credits by token, tenant, label, route or attribute",
     ),
     Operation(
         "ExportAudit",

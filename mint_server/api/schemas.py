@@ -85,7 +85,10 @@ class ListDelegationsRequest(Model):
 class QueryUsageRequest(Model):
     by: Annotated[
         str,
-        Field(pattern=r"^(token|tenant|label|attr:[A-Za-z0-9_.]+)$", description="token, tenant, label or attr:<key>"),
+        Field(
+            pattern=r"^(token|tenant|label|route|attr:[A-Za-z0-9_.]+)$",
+            description="token, tenant, label, route or attr:<key>",
+        ),
     ] = "token"
     since: str = "24h"
 

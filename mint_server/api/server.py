@@ -22,9 +22,9 @@ from mint_server.admin_registry import TokenAdmin
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
 from mint_server.config_audit import config_loaded
-from mint_server.console.pages import ADMIN_KEY as CONSOLE_ADMIN
-from mint_server.console.pages import ROUTES as CONSOLE_ROUTES
-from mint_server.console.pages import SERVICE_KEY as CONSOLE_SERVICE
+from mint_server.console.routes import ADMIN_KEY as CONSOLE_ADMIN
+from mint_server.console.routes import ROUTES as CONSOLE_ROUTES
+from mint_server.console.routes import SERVICE_KEY as CONSOLE_SERVICE
 from mint_server.keyring_audit import KeyringAudit
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore

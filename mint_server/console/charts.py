@@ -10,6 +10,9 @@ from html import escape
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 48
+LEGEND_COLUMNS, LEGEND_ROW, LEGEND_NAME = 4, 18, 22  # legend entries per row, row height, characters shown
+# Okabe-Ito: told apart with the common colour-vision deficiencies
+PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#666666")
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,12 @@ def stacked_bars(
     totals = [sum(v.get(s.name, 0) for s in series) for v in values]
     top = nice_ceiling(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    legend_rows = max(1, math.ceil(len(series) / LEGEND_COLUMNS))
+    svg_height = HEIGHT + LEGEND_ROW * (legend_rows - 1)
     slot_w = plot_w / max(len(labels), 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {svg_height}" '
+        f'width="{WIDTH}" height="{svg_height}" '
         f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(_description(unit, labels, values, series))}</desc>',
@@ -66,10 +72,15 @@ def stacked_bars(
                 f'<text x="{x + slot_w / 2:.1f}" y="{TOP + plot_h + 16}" font-size="11" text-anchor="middle">'
                 f"{escape(label)}</text>"
             )
-    for index, s in enumerate(series):  # the legend, under the x labels
-        x = LEFT + index * 140
-        parts.append(f'<rect x="{x}" y="{HEIGHT - 18}" width="12" height="12" fill="{s.color}"/>')
-        parts.append(f'<text x="{x + 18}" y="{HEIGHT - 8}" font-size="12">{escape(s.name)}</text>')
+    column_w = (WIDTH - LEFT - RIGHT) / LEGEND_COLUMNS
+    for index, s in enumerate(series):  # the legend, under the x labels, in rows of LEGEND_COLUMNS
+        row, column = divmod(index, LEGEND_COLUMNS)
+        x, y = LEFT + column * column_w, HEIGHT - 18 + row * LEGEND_ROW
+        shown = escape(s.name)
+        if len(s.name) > LEGEND_NAME:  # cut, the whole name as the tooltip
+            shown = f"{escape(s.name[: LEGEND_NAME - 1])}…<title>{escape(s.name)}</title>"
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{s.color}"/>')
+        parts.append(f'<text x="{x + 18:.1f}" y="{y + 10}" font-size="12">{shown}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -177,6 +177,18 @@ class ControlPlaneStore:
             ).first()
         return TokenRecord(**row._mapping) if row else None
 
+    async def labels(self, tenant: str, token_ids: list[str]) -> dict[str, str | None]:
+        """The label of each registered token among `token_ids` (one query per 500 ids)."""
+        found: dict[str, str | None] = {}
+        async with self._engine.connect() as db:
+            for start in range(0, len(token_ids), 500):
+                chunk = token_ids[start : start + 500]
+                query = select(tokens.c.token_id, tokens.c.label).where(
+                    tokens.c.tenant == tenant, tokens.c.token_id.in_(chunk)
+                )
+                found.update({row.token_id: row.label for row in await db.execute(query)})
+        return found
+
     async def tokens(
         self,
         tenant: str,

@@ -18,6 +18,11 @@ from satgate.usage import Record, SqliteUsageSink, UsageSink, grouping, report_r
 _FIELDS = ("time", "tenant", "token_id", "route", "method", "status", "credits", "attributes")
 
 
+def _group(by: str) -> Any:
+    column, key = grouping(by)
+    return usage.c[column] if key is None else usage.c.attributes[key].as_string()
+
+
 class SqlUsageSink:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -36,8 +41,7 @@ class SqlUsageSink:
             await db.execute(delete(usage).where(usage.c.time < retain_after))
 
     async def report(self, by: str, since: float, tenant: str | None = None) -> list[dict[str, Any]]:
-        column, key = grouping(by)
-        group = usage.c[column] if key is None else usage.c.attributes[key].as_string()
+        group = _group(by)
         credits = func.sum(usage.c.credits)
         query = (
             select(
@@ -54,22 +58,26 @@ class SqlUsageSink:
         async with self._engine.connect() as db:
             return report_rows(await db.execute(query))
 
-    async def timeline(self, since: float, step_seconds: int, tenant: str | None = None) -> list[dict[str, Any]]:
+    async def timeline(
+        self, since: float, step_seconds: int, tenant: str | None = None, by: str | None = None
+    ) -> list[dict[str, Any]]:
         slot = time_slot(usage.c.time, step_seconds, self._engine.dialect.name).label("slot")
+        keys = () if by is None else (_group(by).label("k"),)
         query = (
             select(
                 slot,
+                *keys,
                 func.count(),
                 func.sum(case((usage.c.status == 200, 1), else_=0)),
                 func.sum(case((usage.c.status != 200, 1), else_=0)),
                 func.sum(usage.c.credits),
             )
             .where(usage.c.time >= since, *(() if tenant is None else (usage.c.tenant == tenant,)))
-            .group_by(slot)
+            .group_by(slot, *keys)
             .order_by(slot)
         )
         async with self._engine.connect() as db:
-            return timeline_rows(await db.execute(query), step_seconds)
+            return timeline_rows(await db.execute(query), step_seconds, grouped=by is not None)
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -1,6 +1,7 @@
 """Usage records from real decisions: counted per token, tenant and attribute; no tokens or queries kept — on
 the host's own file, and in the control plane (SQLite, and a real PostgreSQL every authz host writes to)."""
 
+import json
 import time
 
 import pytest
@@ -105,7 +106,8 @@ async def test_retention_and_bad_groupings(recorded):
         [(time.time(), "acme", "u" * 32, "/new", "GET", 200, 1, "{}")], retain_after=time.time() - 30 * 86400
     )
     assert [row["key"] for row in await store.report("token", 0)] == ["u" * 32]
-    for by in ("route", "attr:x'); DROP TABLE usage; --", "attr:"):
+    assert [row["key"] for row in await store.report("route", 0)] == ["/new"]
+    for by in ("routes", "label", "attr:x'); DROP TABLE usage; --", "attr:"):
         with pytest.raises(ValueError, match="--by"):
             await store.report(by, 0)
 
@@ -133,3 +135,37 @@ async def test_timeline_totals_each_slot_on_every_sink(recorded):
         {"start": base + 3600, "requests": 1, "allowed": 1, "denied": 0, "credits": 5},
     ]
     assert [row["credits"] for row in await store.timeline(base, 3600)] == [2, 12]
+
+
+async def test_timeline_by_key_totals_each_slot_and_key_on_every_sink(recorded):
+    _pipeline, _recorder, store, _ = recorded
+    base = (int(time.time()) // 3600 - 2) * 3600
+    ops, ml = json.dumps({"department": "ops"}), json.dumps({"department": "ml"})
+    records = [
+        (base + 1, "acme", "t" * 32, "/a", "GET", 200, 2, ops),
+        (base + 2, "acme", "u" * 32, "/b", "GET", 200, 3, ml),
+        (base + 3, "acme", "u" * 32, "/b", "GET", 402, 0, ml),
+        (base + 3601, "acme", "t" * 32, "/b", "GET", 200, 5, ops),
+        (base + 3602, "acme", "t" * 32, "/a", "GET", 200, 1, "{}"),
+        (base + 3603, "globex", "g" * 32, "/a", "GET", 200, 7, ops),
+    ]
+    await store.write(records, retain_after=0)
+
+    def shaped(rows):
+        return sorted((r["start"] - base, r["key"] or "", r["requests"], r["denied"], r["credits"]) for r in rows)
+
+    assert shaped(await store.timeline(base, 3600, tenant="acme", by="route")) == [
+        (0, "/a", 1, 0, 2),
+        (0, "/b", 2, 1, 3),
+        (3600, "/a", 1, 0, 1),
+        (3600, "/b", 1, 0, 5),
+    ]
+    by_department = shaped(await store.timeline(base, 3600, tenant="acme", by="attr:department"))
+    assert by_department == [(0, "ml", 2, 1, 3), (0, "ops", 1, 0, 2), (3600, "", 1, 0, 1), (3600, "ops", 1, 0, 5)]
+    assert shaped(await store.timeline(base, 3600, tenant="acme", by="token")) == [
+        (0, "t" * 32, 1, 0, 2),
+        (0, "u" * 32, 2, 1, 3),
+        (3600, "t" * 32, 2, 0, 6),
+    ]
+    with pytest.raises(ValueError, match="--by"):
+        await store.timeline(base, 3600, by="attr:x'); --")

@@ -65,9 +65,10 @@ async def test_a_member_revokes_with_the_form_and_a_viewer_forging_it_gets_403(i
     assert f'action="{target}/revoke"' in member_page
     no_csrf = await mint_server.client.post(f"{target}/revoke", data={"id": issued["token_id"]}, allow_redirects=False)
     assert no_csrf.status == 403
-    done = await mint_server.client.post(
-        f"{target}/revoke", data={"csrf_token": csrf_of(member_page), "id": issued["token_id"]}, allow_redirects=False
-    )
+    form = {"csrf_token": csrf_of(member_page), "id": issued["token_id"]}
+    unconfirmed = await mint_server.client.post(f"{target}/revoke", data=form, allow_redirects=False)
+    assert unconfirmed.status == 400 and "confirm" in await unconfirmed.text()
+    done = await mint_server.client.post(f"{target}/revoke", data={**form, "confirm": "on"}, allow_redirects=False)
     assert done.status == 303
     verified = await (await mint_server.client.post("/api/mint/verify", headers=bearer(issued["token"]))).json()
     assert verified == {"valid": False, "error": "revoked"}
@@ -108,7 +109,7 @@ async def test_audit_page_filters_verifies_the_chain_and_exports(idp, mint_serve
 async def test_policies_page_lists_file_policies_read_only(mint_server, keyring):
     await sign_in(mint_server, admin_token(keyring, "acme", "satgate:viewer"))
     html = await (await mint_server.client.get("/console/policies")).text()
-    assert "<td>agents</td>" in html and "file (read-only)" in html
+    assert '<a href="/console/policies/agents">agents</a>' in html and "file (read-only)" in html
 
 
 async def test_an_admin_changes_a_budget_and_a_member_cannot(idp, mint_server, keyring):
@@ -132,7 +133,7 @@ async def test_an_admin_changes_a_budget_and_a_member_cannot(idp, mint_server, k
     )
     assert done.status == 303
     after = await (await mint_server.client.get(target)).text()
-    assert "(15 remaining)" in after and "<td>+10</td>" in after and "q4" in after
+    assert "(15 remaining)" in after and '<td class="number">+10</td>' in after and "q4" in after
 
 
 async def test_an_admin_disables_an_api_policy_from_the_console(idp, mint_server, keyring):
