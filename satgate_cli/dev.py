@@ -175,6 +175,11 @@ def up(
     click.echo("an agent exchanges its workload identity (here a JWT from the demo issuer) for a token:\n")
     click.echo(f"  JWT=$(satgate demo-jwt{state_flag} --sub agent-1)")
     click.echo(f'  curl -s -X POST http://127.0.0.1:{mint_port}/api/mint/exchange -H "Authorization: Bearer $JWT"\n')
+    console_admin = mint_token(
+        _keyring(config), "demo", [("expires", format_utc(time.time() + 8 * 3600)), ("scope", "satgate:admin")]
+    )
+    click.echo(f"console: http://127.0.0.1:{mint_port}/console  (sign in with this admin token: tenant demo, 8h)\n")
+    click.echo(f"  {console_admin.token}\n")
     click.echo(f"metrics: http://{metrics_listen}/metrics (authz)   http://127.0.0.1:{mint_port}/metrics (mint)")
     click.echo(f"logs: {stack.state_dir}/*.log   stop: Ctrl-C", nl=True)
     sys.stdout.flush()

@@ -4,8 +4,14 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import settings
 
 from satgate.keyring import Keyring, write_keyring
+
+# No per-example deadline: how long an example takes on a loaded 2-core runner is not what a property test checks
+# (hypothesis' default of 200 ms failed a JWT-header property once in a full run); speed lives in bench/.
+settings.register_profile("satgate", deadline=None)
+settings.load_profile("satgate")
 
 
 @pytest.fixture

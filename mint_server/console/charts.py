@@ -46,7 +46,7 @@ def stacked_bars(
         f'<desc id="{chart_id}-desc">{escape(_description(unit, labels, values, series))}</desc>',
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
     ]
-    for fraction in (0, 0.5, 1):  # y axis: 0, half, top, in the unit
+    for fraction in (0, 0.5, 1) if top % 2 == 0 else (0, 1):  # y axis: 0, (half,) top: whole numbers
         y = TOP + plot_h * (1 - fraction)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dee4"/>')
         tick = f"{top * fraction:g}"

@@ -25,7 +25,10 @@ from mint_server.service import ExchangeDenied
 SESSION_SECONDS = 8 * 3600  # the cookie's life; the credential's own expiry ends the session sooner
 # span, slot: the periods every chart page offers
 PERIODS = {"24h": (86400, 3600), "7d": (7 * 86400, 86400), "30d": (30 * 86400, 86400)}
-STYLESHEET = files("mint_server.console").joinpath("static/console.css").read_text()
+STATIC = {  # the console's own files, read once: name -> (body, content type)
+    name: (files("mint_server.console").joinpath(f"static/{name}").read_text(), content_type)
+    for name, content_type in (("console.css", "text/css"), ("favicon.svg", "image/svg+xml"))
+}
 
 
 def period_of(request: web.Request) -> tuple[str, int, int]:
@@ -49,8 +52,12 @@ async def home(_request: web.Request) -> web.StreamResponse:
     return see_other("/console/overview")
 
 
-async def stylesheet(_request: web.Request) -> web.StreamResponse:
-    return web.Response(text=STYLESHEET, content_type="text/css", headers={"Cache-Control": "max-age=3600"})
+async def static(request: web.Request) -> web.StreamResponse:
+    found = STATIC.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    body, content_type = found
+    return web.Response(text=body, content_type=content_type, headers={"Cache-Control": "max-age=3600"})
 
 
 @handler

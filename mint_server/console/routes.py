@@ -9,7 +9,7 @@ __all__ = ["ADMIN_KEY", "ROUTES", "SERVICE_KEY"]
 
 ROUTES = (
     ("GET", "/console", pages.home),
-    ("GET", "/console/static/console.css", pages.stylesheet),
+    ("GET", "/console/static/{name}", pages.static),
     ("GET", "/console/sign-in", pages.sign_in_form),
     ("POST", "/console/sign-in", pages.sign_in),
     ("POST", "/console/sign-out", pages.sign_out),

@@ -75,8 +75,6 @@ def test_up_prints_a_curl_that_works(tmp_path, transport):
             assert result.stdout.startswith("HTTP/1.1 200"), result.stdout
             assert "x-satgate-credits-remaining: 99" in result.stdout
         else:  # same request without curl
-            import httpx
-
             headers = dict([argv[argv.index("-H") + 1].split(": ", 1)])
             assert httpx.get(argv[-1], headers=headers, trust_env=False).status_code == 200
         assert (tmp_path / "state" / "keyring.json").stat().st_mode & 0o077 == 0
@@ -95,6 +93,11 @@ def test_up_prints_a_curl_that_works(tmp_path, transport):
         inspect = [sys.executable, "-m", "satgate_cli", "token", "inspect", token, "--state-dir", str(state)]
         inspected = json.loads(subprocess.run(inspect, capture_output=True, text=True, timeout=30, cwd=tmp_path).stdout)
         assert (inspected["valid"], inspected["remaining"]) == (True, 99)
+        console_at = next(i for i, line in enumerate(printed) if line.startswith("console: "))  # and its sign-in
+        console_url, admin = printed[console_at].split()[1], printed[console_at + 2].strip()
+        with httpx.Client(trust_env=False, timeout=10) as browser:
+            signed = browser.post(f"{console_url}/sign-in", data={"token": admin}, follow_redirects=True)
+        assert signed.status_code == 200 and "Overview of demo" in signed.text and "satgate:admin" in signed.text
         jwt = [sys.executable, "-m", "satgate_cli", "demo-jwt", "--sub", "agent-1", "--state-dir", str(state)]
         assert subprocess.run(jwt, capture_output=True, text=True, timeout=30, cwd=tmp_path).stdout.count(".") == 2
     finally:
