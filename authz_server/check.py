@@ -13,6 +13,7 @@ import structlog
 
 from authz_server.check_input import CheckInput
 from authz_server.metrics import CheckMetrics
+from authz_server.observe import observed_allow
 from authz_server.request_facts import request_facts
 from authz_server.responses import Allow, Answer, Reply, TokenHeaders, allow_answer, deny_answer
 from satgate import mcp
@@ -50,6 +51,8 @@ class CheckSettings:
     pricing: Mapping[str, mcp.PricingTable] = field(default_factory=lambda: {"default": mcp.PricingTable()})
     attribute_headers: tuple[str, ...] = ()
     decision_log: str = "deny"  # all | deny | none
+    mode: str = "enforce"  # enforce | observe: a route's `mode` setting wins
+    observe_debit: bool = True  # observed requests are debited; false: revocation and budget read, never spent
 
 
 @dataclass(slots=True)
@@ -58,14 +61,19 @@ class _Decision:
     token: VerifiedToken | None = None
     charged: int = 0
     remaining: int | None = None
+    decided: Answer | None = None  # observe mode: the decision made, while `answer` (an allow) is what Envoy does
 
     @property
     def status(self) -> int:
-        return self.answer.status
+        return (self.decided or self.answer).status
 
     @property
     def error(self) -> str | None:
-        return self.answer.error
+        return (self.decided or self.answer).error
+
+    @property
+    def enforced(self) -> bool:
+        return self.decided is None
 
 
 class CheckPipeline:
@@ -131,18 +139,37 @@ class CheckPipeline:
                 time.perf_counter() - started,
                 token.tenant if token else None,
                 decision.charged,
+                enforced=decision.enforced,
             )
         return decision.answer
 
     async def _decide(self, request: CheckInput, request_id: str, deadline: float | None) -> _Decision:
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
-        # 1. route settings (context_extensions over the server-side route table)
+        # 1. route settings (context_extensions over the server-side route table); a bad one is never observed
         try:
             route = self._routes.settings_for(facts.host, facts.path, facts.method, request.context_extensions)
         except RouteConfigError as exc:
             self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
+        observe = (route.mode or self._settings.mode) == "observe"
+        decision = await self._decide_route(request, request_id, deadline, facts, route, observe=observe)
+        if not observe:
+            return decision
+        token = self._token_headers(decision.token) if decision.token is not None else None
+        allow = observed_allow(decision.answer, token, decision.charged, decision.remaining, request.headers)
+        return _Decision(allow, decision.token, decision.charged, decision.remaining, decided=decision.answer)
+
+    async def _decide_route(
+        self,
+        request: CheckInput,
+        request_id: str,
+        deadline: float | None,
+        facts: RequestFacts,
+        route: RouteSettings,
+        *,
+        observe: bool,
+    ) -> _Decision:
         # Refusals before the token verified are JSON-RPC on MCP routes, but the body stays unread (id null):
         # strangers get no work done for them, and learn nothing from parse errors.
         reply = Reply(mcp=route.mcp)
@@ -170,6 +197,8 @@ class CheckPipeline:
             return self._deny(denial, request_id, token, reply=reply)
 
         # 6. ledger: revocation, the debit's record and every budget bucket in one atomic step, by the deadline
+        if observe and not self._settings.observe_debit:
+            return await self._judge_read_only(token, cost, request, request_id, reply)
         key = idempotency_key(
             token.fingerprint,
             request_id,
@@ -213,6 +242,24 @@ class CheckPipeline:
         # 7. response
         allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
         return _Decision(allow_answer(allow, request.headers), token, result.charged, result.remaining)
+
+    async def _judge_read_only(
+        self, token: VerifiedToken, cost: int, request: CheckInput, request_id: str, reply: Reply
+    ) -> _Decision:
+        """Observe mode without debits: what the ledger would say, read (revocation, then the budget), never spent."""
+        try:
+            revoked = await self._ledger.is_revoked(token.tenant, token.revocation_ids)
+            remaining = None if revoked else await self._ledger.remaining(token.tenant, token.buckets)
+        except LedgerUnavailable as exc:
+            self._logger.error("ledger_unavailable", detail=str(exc), token_id=token.token_id)
+            return self._deny(UNAVAILABLE, request_id, token, reply=reply)
+        if revoked:
+            return self._deny(REVOKED, request_id, token, reply=reply)
+        if remaining is not None and remaining < cost:
+            exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
+            return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=remaining)
+        allow = Allow(self._token_headers(token), charged=0, remaining=remaining)
+        return _Decision(allow_answer(allow, request.headers), token, 0, remaining)
 
     def _mcp_body(
         self, route: RouteSettings, request: CheckInput, facts: RequestFacts, request_id: str, token: VerifiedToken
@@ -292,5 +339,6 @@ class CheckPipeline:
             tenant=token.tenant if token else None,
             credits=decision.charged,
             remaining=decision.remaining,
+            **({} if decision.enforced else {"enforced": False}),
             latency_us=round((time.perf_counter() - started) * 1e6),
         )

@@ -24,8 +24,9 @@ class CheckMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.decisions = Counter(
             "satgate_authz_decisions",
-            "Check decisions by the HTTP status Envoy was told to answer and the reason (allow, or the error code)",
-            ["code", "reason"],
+            "Check decisions by the status decided and the reason (allow, or the error code); enforced=false: a route"
+            " in observe mode, where Envoy was told to allow whatever was decided",
+            ["code", "reason", "enforced"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -46,14 +47,24 @@ class CheckMetrics:
             registry=self.registry,
         )
         # labels() takes a lock and builds a tuple per call; the label sets are few, so keep the children.
-        self._decision_children: dict[tuple[int, str], Any] = {}
+        self._decision_children: dict[tuple[int, str, bool], Any] = {}
         self._credit_children: dict[str, Any] = {}
 
-    def decided(self, status: int, reason: str | None, seconds: float, tenant: str | None, charged: int) -> None:
-        key = (status, reason or "allow")
+    def decided(
+        self,
+        status: int,
+        reason: str | None,
+        seconds: float,
+        tenant: str | None,
+        charged: int,
+        *,
+        enforced: bool = True,
+    ) -> None:
+        key = (status, reason or "allow", enforced)
         child = self._decision_children.get(key)
         if child is None:
-            child = self._decision_children[key] = self.decisions.labels(str(status), key[1])
+            labels = (str(status), key[1], "true" if enforced else "false")
+            child = self._decision_children[key] = self.decisions.labels(*labels)
         child.inc()
         self.latency.observe(seconds)
         if charged and tenant is not None:

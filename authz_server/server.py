@@ -120,6 +120,8 @@ def build_pipeline(
             default_cost=authz.default_cost,
             attribute_headers=tuple(authz.attributes),
             decision_log=authz.decision_log,
+            mode=authz.mode,
+            observe_debit=authz.observe_debit,
             pricing={
                 name: PricingTable(tools=t.tools, methods=t.methods, default=t.default)
                 for name, t in authz.pricing.items()

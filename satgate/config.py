@@ -139,6 +139,9 @@ class AuthzConfig(_Strict):
         "default": PricingTableConfig(methods={"initialize": 0, "notifications/*": 0, "tools/list": 0, "ping": 0})
     }
     decision_log: Literal["all", "deny", "none"] = "deny"  # allows are in Envoy's access log already
+    # observe: every route decides and records but always allows (a route's own `mode` setting wins)
+    mode: Literal["enforce", "observe"] = "enforce"
+    observe_debit: bool = True  # observed requests are debited as they would be; false: judged read-only
 
     def served_listeners(self) -> dict[str, str]:
         """The listen settings this transport serves, by their full name (what is claimed, bound and released)."""

@@ -13,7 +13,8 @@ from satgate.tokens.identifier import TENANT_RE
 
 _COST_RE = re.compile(r"0|[1-9][0-9]{0,14}")
 _ATTR_KEY_RE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
-KNOWN_KEYS = frozenset({"scope", "cost", "mcp", "pricing", "tenant"})
+KNOWN_KEYS = frozenset({"scope", "cost", "mcp", "pricing", "tenant", "mode"})
+MODES = ("enforce", "observe")
 
 
 class RouteConfigError(ValueError):
@@ -28,6 +29,7 @@ class RouteSettings:
     pricing: str | None = None
     tenant: str | None = None
     require: tuple[tuple[str, str], ...] = ()
+    mode: str | None = None  # enforce | observe; None: the server's authz.mode
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> RouteSettings:
@@ -45,6 +47,9 @@ class RouteSettings:
         mcp_text = values.get("mcp", "false").lower()
         if mcp_text not in {"true", "false"}:
             raise RouteConfigError(f"route setting 'mcp': {values['mcp']!r} is not true or false")
+        mode = values.get("mode")
+        if mode is not None and mode not in MODES:
+            raise RouteConfigError(f"route setting 'mode': {mode!r} is not enforce or observe")
         tenant = values.get("tenant")
         if tenant is not None and not TENANT_RE.fullmatch(tenant):
             raise RouteConfigError(f"route setting 'tenant': {tenant!r} is not a tenant name")
@@ -62,6 +67,7 @@ class RouteSettings:
             pricing=values.get("pricing"),
             tenant=tenant,
             require=tuple(sorted(require)),
+            mode=mode,
         )
 
 

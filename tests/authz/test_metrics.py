@@ -21,10 +21,10 @@ async def test_decisions_by_code_and_reason_latency_and_credits(make_pipeline, k
     statuses.append(status_of(await pipeline.check(check_request("junk"))))
     assert statuses == [200, 200, 402, 200, 401, 401]
 
-    assert sample(metrics, "satgate_authz_decisions_total", code="200", reason="allow") == 3
-    assert sample(metrics, "satgate_authz_decisions_total", code="402", reason="budget_exhausted") == 1
-    assert sample(metrics, "satgate_authz_decisions_total", code="401", reason="missing_token") == 1
-    assert sample(metrics, "satgate_authz_decisions_total", code="401", reason="malformed_token") == 1
+    assert sample(metrics, "satgate_authz_decisions_total", code="200", reason="allow", enforced="true") == 3
+    assert sample(metrics, "satgate_authz_decisions_total", code="402", reason="budget_exhausted", enforced="true") == 1
+    assert sample(metrics, "satgate_authz_decisions_total", code="401", reason="missing_token", enforced="true") == 1
+    assert sample(metrics, "satgate_authz_decisions_total", code="401", reason="malformed_token", enforced="true") == 1
     assert sample(metrics, "satgate_authz_credits_debited_total", tenant="acme") == 4  # the refused 2 are not
     assert sample(metrics, "satgate_authz_credits_debited_total", tenant="globex") == 7
     assert sample(metrics, "satgate_authz_check_seconds_count") == 6
@@ -39,7 +39,8 @@ async def test_ledger_outage_is_counted_and_answered_503(make_pipeline, keyring)
     await pipeline._ledger.close()  # the store is gone
     assert status_of(await pipeline.check(check_request(t))) == 503
     assert sample(metrics, "satgate_authz_ledger_errors_total") == 1
-    assert sample(metrics, "satgate_authz_decisions_total", code="503", reason="authz_unavailable") == 1
+    unavailable = {"code": "503", "reason": "authz_unavailable", "enforced": "true"}
+    assert sample(metrics, "satgate_authz_decisions_total", **unavailable) == 1
     assert sample(metrics, "satgate_authz_credits_debited_total", tenant="acme") == 0
 
 

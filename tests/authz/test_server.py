@@ -147,8 +147,8 @@ def test_metrics_endpoint_sums_every_worker(tmp_path, keyring, keyring_file, wor
     assert proc.returncode == 0
     deciding = {json.loads(line)["pid"] for line in out.splitlines() if '"decision"' in line}
     assert len(deciding) == workers  # so the totals below are sums over every worker
-    allowed = frozenset({("code", "200"), ("reason", "allow")})
-    exhausted = frozenset({("code", "402"), ("reason", "budget_exhausted")})
+    allowed = frozenset({("code", "200"), ("reason", "allow"), ("enforced", "true")})
+    exhausted = frozenset({("code", "402"), ("reason", "budget_exhausted"), ("enforced", "true")})
     assert samples[("satgate_authz_decisions_total", allowed)] == 30
     assert samples[("satgate_authz_decisions_total", exhausted)] == 10
     assert samples[("satgate_authz_credits_debited_total", frozenset({("tenant", "acme")}))] == 30

@@ -82,7 +82,8 @@ def test_up_prints_a_curl_that_works(tmp_path, transport):
         assert any(metrics_url in line for line in printed), "".join(printed)
         with urllib.request.urlopen(metrics_url, timeout=5) as response:
             metrics = response.read().decode()
-        assert 'satgate_authz_decisions_total{code="200",reason="allow"} 1.0' in metrics  # the curl above
+        allowed = 'satgate_authz_decisions_total{code="200",reason="allow",enforced="true"} 1.0'
+        assert allowed in metrics  # the curl above
         # one layout: every state file in --state-dir, and other commands find it there with the same flag
         state = tmp_path / "state"
         assert {"mint.db", "usage.db", "ledger.db", "audit.db", "keyring.json"} <= {p.name for p in state.iterdir()}

@@ -118,7 +118,8 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
             assert response.status == 200
         with urllib.request.urlopen(f"http://{listen['authz.metrics_listen']}/metrics", timeout=5) as response:
             metrics = response.read().decode()
-        assert 'satgate_authz_decisions_total{code="200",reason="allow"} 3.0' in metrics  # summed over 2 workers
+        allowed = 'satgate_authz_decisions_total{code="200",reason="allow",enforced="true"} 3.0'
+        assert allowed in metrics  # summed over 2 workers
     finally:
         for proc in servers.values():
             proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,62 @@
+"""Observe mode through real Envoy on both ext_authz transports: a route in observe mode lets a 403 and a 402
+through to the upstream, which sees the decision in x-satgate-observed-decision; the decision is logged with
+enforced=false, and the observed debit is spent as it would be, so the same token is refused where enforced."""
+
+import json
+
+import httpx
+import pytest
+
+from satgate.keyring import load_keyring
+from satgate.tokens.mint import mint
+from satgate_dev.devstack import Stack, StackPorts
+
+pytestmark = pytest.mark.e2e
+
+ROUTES = [
+    {"match": {"path_prefix": "/observed/admin/"}, "settings": {"mode": "observe", "scope": "api:admin"}},
+    {"match": {"path_prefix": "/observed/"}, "settings": {"mode": "observe"}},
+    {"match": {"path_prefix": "/v1/"}, "settings": {"scope": "api:read"}},  # enforced (on gRPC envoy.yaml's too)
+]
+
+
+@pytest.fixture(scope="module")
+def observe_stack(tmp_path_factory, transport):
+    overrides = {"authz": {"routes": ROUTES, "decision_log": "all"}}
+    with Stack(
+        tmp_path_factory.mktemp("observe"), StackPorts.free(), config_overrides=overrides, transport=transport
+    ) as s:
+        yield s
+
+
+def test_an_observed_route_lets_refusals_through_and_records_them(observe_stack):
+    keyring = load_keyring(observe_stack.state_dir / "keyring.json")
+    token = mint(keyring, "demo", [("scope", "api:read"), ("budget", "1")]).token
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=observe_stack.url, trust_env=False, timeout=10) as client:
+
+        def seen(path: str, **extra: str) -> tuple[int, dict]:
+            response = client.get(path, headers={**headers, **extra})
+            return response.status_code, response.json().get("headers", {}) if response.status_code == 200 else {}
+
+        status, upstream = seen("/observed/admin/report")
+        assert (status, upstream["x-satgate-observed-decision"]) == (200, "403 insufficient_scope")
+        assert "authorization" not in upstream
+        status, upstream = seen("/observed/items")
+        assert (status, upstream["x-satgate-observed-decision"], upstream["x-satgate-credits-charged"]) == (
+            200,
+            "allow",
+            "1",
+        )
+        status, upstream = seen("/observed/items", **{"x-satgate-observed-decision": "allow"})  # a client's copy
+        assert (status, upstream["x-satgate-observed-decision"]) == (200, "402 budget_exhausted")
+        assert client.get("/v1/items", headers=headers).status_code == 402  # observed debits were real
+        anonymous = client.get("/observed/items")
+        assert anonymous.status_code == 200
+        assert anonymous.json()["headers"]["x-satgate-observed-decision"] == "401 missing_token"
+
+    logged = [json.loads(line) for line in observe_stack.log_tail("authz", 200).splitlines() if '"decision"' in line]
+    observed = [(d["route"], d["status"], d.get("enforced", True)) for d in logged]
+    assert ("/observed/admin/report", 403, False) in observed
+    assert ("/observed/items", 402, False) in observed and ("/observed/items", 401, False) in observed
+    assert ("/v1/items", 402, True) in observed
