@@ -82,7 +82,7 @@ def test_up_prints_a_curl_that_works(tmp_path, transport):
         assert any(metrics_url in line for line in printed), "".join(printed)
         with urllib.request.urlopen(metrics_url, timeout=5) as response:
             metrics = response.read().decode()
-        allowed = 'satgate_authz_decisions_total{code="200",reason="allow",enforced="true"} 1.0'
+        allowed = 'satgate_authz_decisions_total{code="200",enforced="true",reason="allow"} 1.0'
         assert allowed in metrics  # the curl above
         # one layout: every state file in --state-dir, and other commands find it there with the same flag
         state = tmp_path / "state"

@@ -118,7 +118,7 @@ def test_authz_and_mint_start_from_the_configmap_and_share_the_password_protecte
             assert response.status == 200
         with urllib.request.urlopen(f"http://{listen['authz.metrics_listen']}/metrics", timeout=5) as response:
             metrics = response.read().decode()
-        allowed = 'satgate_authz_decisions_total{code="200",reason="allow",enforced="true"} 3.0'
+        allowed = 'satgate_authz_decisions_total{code="200",enforced="true",reason="allow"} 3.0'
         assert allowed in metrics  # summed over 2 workers
     finally:
         for proc in servers.values():
