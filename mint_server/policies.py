@@ -137,6 +137,8 @@ class TrustPolicy(_Strict):
     bearer_token_file: Path | None = None
     disabled: bool = False
     max_ttl: str | None = None
+    # once: each identity JWT (its jti, else the whole token) is exchanged at most once until it expires
+    jwt_reuse: Literal["reuse", "once"] = "reuse"
     trust_rules: Annotated[list[TrustRule], Field(min_length=1)]
 
     @field_validator("tenant")

@@ -238,7 +238,9 @@ class MintService:
         token_audiences = {claims["aud"]} if isinstance(claims["aud"], str) else set(claims["aud"])
         accepting = [p for p in candidates if token_audiences & set(p.audiences)]
         subject = str(claims.get("sub", ""))
-        return Identity(provider="jwt", subject=subject, claims=claims, issuer=peeked.issuer), accepting
+        once, until = oidc.replay_key(credentials, peeked.issuer, claims)
+        identity = Identity("jwt", subject, claims, peeked.issuer, replay_key=once, replay_until=until)
+        return identity, accepting
 
     async def _issue_for(self, identity: Identity, candidates: list[TrustPolicy]) -> ExchangeResult:
         disabled_match: TrustPolicy | None = None
@@ -258,6 +260,20 @@ class MintService:
                     policy=policy,
                     identity=identity,
                     retry_after=retry_after,
+                )
+            # After the rate limit (which shields the store), before issuing: atomic across replicas
+            if (
+                policy.jwt_reuse == "once"
+                and identity.replay_key is not None
+                and not await self.store.first_use(identity.replay_key, identity.replay_until)
+            ):
+                raise ExchangeDenied(
+                    401,
+                    "replayed",
+                    f"this identity token was already exchanged (policy {policy.name!r} allows each JWT once);"
+                    " present a fresh one",
+                    policy=policy,
+                    identity=identity,
                 )
             return await self._issue(policy, rule, identity)
         if disabled_match is not None:

@@ -27,3 +27,6 @@ class Identity:
     subject: str
     claims: Mapping[str, Any]
     issuer: str | None = None
+    # A JWT's one-time key (issuer and jti, else the token's hash) and until when it could be presented
+    replay_key: bytes | None = None
+    replay_until: float = 0.0

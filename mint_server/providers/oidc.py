@@ -4,6 +4,7 @@ keys from the issuer's own discovery document or a configured jwks_uri (SPEC: Mi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import ssl
 import time
@@ -221,3 +222,12 @@ def verify(token: str, key: SigningKey, peeked: UnverifiedJwt, audiences: Iterab
         raise IdentityError(f"JWT lacks the required {exc.claim!r} claim") from None
     except jwt.PyJWTError:
         raise IdentityError("JWT signature does not verify") from None
+
+
+def replay_key(token: str, issuer: str, claims: Mapping[str, Any]) -> tuple[bytes, float]:
+    """A verified JWT's one-time key — its issuer and `jti`, or without one a hash of the whole token — and until
+    when it could still be presented (its exp plus the leeway)."""
+    jti = claims.get("jti")
+    which = f"jti\n{jti}" if isinstance(jti, str) and jti else f"token\n{token}"
+    digest = hashlib.sha256(f"jwt\n{issuer}\n{which}".encode()).digest()
+    return digest, float(claims["exp"]) + LEEWAY_SECONDS

@@ -2,6 +2,7 @@
 one is listed by the other, a trust policy revoked through one stops issuance on the other at once), and Mint and
 authz servers refuse a database that `satgate db upgrade` has not brought to their schema."""
 
+import asyncio
 import sys
 import time
 
@@ -31,12 +32,13 @@ def test_a_mint_refuses_a_database_behind_its_schema_in_one_line(tmp_path, keyri
     assert "this SatGate's" in satgate_ok("db", "status", "--config", str(config))
 
 
-async def test_two_mint_processes_share_delegations_and_policy_revocations(
+async def test_two_mint_processes_share_delegations_policy_revocations_and_used_jwts(
     tmp_path, keyring_file, postgres_server, postgres_url
 ):
     idp, idp_runner = await serve_idp()
     policy_file = tmp_path / "policies.yaml"
-    policy_file.write_text(policies(oidc_policy(idp.issuer)))
+    once = oidc_policy(idp.issuer, name="ci-once", match='sub: "ci-*"', extra="jwt_reuse: once")
+    policy_file.write_text(policies(oidc_policy(idp.issuer), once))
     configs, procs, urls = [], [], []
     for name in ("a", "b"):
         listen = free_address()
@@ -55,10 +57,23 @@ async def test_two_mint_processes_share_delegations_and_policy_revocations(
         async with aiohttp.ClientSession() as http:
             one, two = urls
 
-            async def exchange(base: str):
-                body = {"credentials": idp.token("agent-1", "satgate")}
+            async def exchange(base: str, jwt: str | None = None):
+                body = {"credentials": jwt or idp.token("agent-1", "satgate")}
                 async with http.post(f"{base}/api/mint/exchange", json=body) as response:
                     return response.status, await response.json()
+
+            # jwt_reuse: once holds across replicas: a JWT exchanged at one is refused at the other, and the
+            # same JWT sent to both at once is exchanged by exactly one (with a jti, and without one).
+            ci = idp.token("ci-1", "satgate", jti="run-1")
+            assert (await exchange(one, ci))[0] == 200
+            status, replayed = await exchange(two, ci)
+            assert (status, replayed["error"]) == (401, "replayed")
+            for index in range(8):
+                jwt = idp.token(f"ci-race-{index}", "satgate", **({"jti": f"race-{index}"} if index % 2 else {}))
+                raced = await asyncio.gather(exchange(one, jwt), exchange(two, jwt), exchange(one, jwt))
+                assert sorted(status for status, _ in raced) == [200, 401, 401], raced
+            assert (await exchange(two, idp.token("ci-1", "satgate", jti="run-2")))[0] == 200  # a new jti: fresh
+            assert [(await exchange(base))[0] for base in (one, two, one)] == [200, 200, 200]  # reuse: the default
 
             status, issued = await exchange(one)
             assert status == 200, issued
