@@ -4,8 +4,10 @@ console errors (a CSP violation, a failed load, a script error), any of which fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 AXE = Path(__file__).resolve().parent.parent / "browser" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
@@ -47,6 +51,16 @@ class Browser:
 
     def close(self) -> None:
         self.driver.quit()
+
+    @contextlib.contextmanager
+    def navigating(self, timeout: float = 20) -> Iterator[None]:
+        """Around an action that loads another page (a click, a form submitted): returns once the old page is gone
+        and the new one has loaded — a click returns before the navigation it starts, more so on a loaded machine."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        yield
+        wait = WebDriverWait(self.driver, timeout)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     def open(self, url: str, shot: str) -> None:
         self.driver.get(url)

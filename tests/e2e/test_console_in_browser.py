@@ -43,12 +43,14 @@ def admin_credential(stack_keyring, role: str) -> str:
 def sign_in(browser: Browser, console: str, credential: str) -> None:
     browser.open(f"{console}/sign-in", "sign-in")
     browser.find("#token").send_keys(credential)
-    browser.find("#token").send_keys(Keys.ENTER)  # the form submits from the keyboard
+    with browser.navigating():
+        browser.find("#token").send_keys(Keys.ENTER)  # the form submits from the keyboard
     assert browser.driver.current_url.endswith("/console/overview"), browser.text()
 
 
 def sign_out(browser: Browser) -> None:
-    browser.find("header form button").click()
+    with browser.navigating():
+        browser.find("header form button").click()
     assert browser.driver.current_url.endswith("/console/sign-in")
 
 
@@ -97,18 +99,20 @@ def test_the_console_in_a_real_browser(stack, stack_keyring, client, browser):
         assert posts == [f"{console}/sign-out"], (path, posts)
     browser.open(f"{console}/tokens/{token_id}", "viewer-forging")
     csrf = browser.find("header form input[name=csrf_token]").get_attribute("value")
-    browser.driver.execute_script(
-        "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
-        "for (const [k, v] of Object.entries(arguments[1])) {"
-        "  const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.append(i); }"
-        "document.body.append(f); f.submit();",
-        f"{console}/tokens/{token_id}/revoke",
-        {"csrf_token": csrf, "id": token_id, "confirm": "on"},
-    )
+    with browser.navigating():
+        browser.driver.execute_script(
+            "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
+            "for (const [k, v] of Object.entries(arguments[1])) {"
+            "  const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.append(i); }"
+            "document.body.append(f); f.submit();",
+            f"{console}/tokens/{token_id}/revoke",
+            {"csrf_token": csrf, "id": token_id, "confirm": "on"},
+        )
     browser.checked("viewer-forged-post-refused", status=403)
     assert "Not allowed" in browser.text() and "satgate:member" in browser.text()
     assert client.get("/v1/items", headers=agent_headers).status_code == 200  # nothing was revoked
-    browser.driver.find_element("link text", "Back to the console").click()
+    with browser.navigating():
+        browser.driver.find_element("link text", "Back to the console").click()
     sign_out(browser)
 
     # a member revokes the agent's token by keyboard alone; the next request through Envoy is refused
@@ -122,7 +126,8 @@ def test_the_console_in_a_real_browser(stack, stack_keyring, client, browser):
     browser.focus_by_tab(confirm)
     confirm.send_keys(Keys.SPACE)
     browser.driver.switch_to.active_element.send_keys(Keys.TAB)
-    browser.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    with browser.navigating():
+        browser.driver.switch_to.active_element.send_keys(Keys.ENTER)
     browser.checked("member-revoked")
     assert "revoked" in browser.find("dl").text
     refused = client.get("/v1/items", headers=agent_headers)
@@ -138,20 +143,23 @@ def test_the_console_in_a_real_browser(stack, stack_keyring, client, browser):
     editor = browser.find("#document")
     editor.clear()
     editor.send_keys(policy_yaml(stack.issuer, budget=-3))
-    browser.find("form.stacked button").click()
+    with browser.navigating():
+        browser.find("form.stacked button").click()
     browser.checked("admin-policy-refused", status=400)
     assert "budget_credits" in browser.find("[role=alert]").text  # the validator's own words, the text kept
     editor = browser.find("#document")
     editor.clear()
     editor.send_keys(policy_yaml(stack.issuer, budget=7))
-    browser.find("form.stacked button").click()
+    with browser.navigating():
+        browser.find("form.stacked button").click()
     browser.checked("admin-policy-created")
     assert browser.driver.current_url.endswith("/console/policies/console-bots")
     assert exchange(mint_url, idp, "bot-1")["budget_credits"] == 7
     editor = browser.find("#document")
     editor.clear()
     editor.send_keys(policy_yaml(stack.issuer, budget=11))
-    browser.find("#document").find_element("xpath", "following::button[1]").click()
+    with browser.navigating():
+        browser.find("#document").find_element("xpath", "following::button[1]").click()
     browser.checked("admin-policy-edited")
     assert exchange(mint_url, idp, "bot-2")["budget_credits"] == 11  # the very next exchange follows the edit
     assert "Version 2: update" in browser.text() and "+    budget_credits: 11" in browser.find("pre.diff").text
