@@ -12,10 +12,12 @@ from typing import Any, Protocol
 import structlog
 
 from authz_server.check_input import CheckInput
+from authz_server.decision import Decision
 from authz_server.metrics import CheckMetrics
 from authz_server.observe import observed_allow
 from authz_server.request_facts import request_facts
 from authz_server.responses import Allow, Answer, Reply, TokenHeaders, allow_answer, deny_answer
+from authz_server.tracing import end_check, start_check
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
@@ -26,6 +28,7 @@ from satgate.ledger.refunds import Refunds
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
+from satgate.tracing import Tracing
 from satgate.usage import UsageRecorder
 
 UNAVAILABLE = Denial(503, "authz_unavailable", "authorization is temporarily unavailable")
@@ -55,27 +58,6 @@ class CheckSettings:
     observe_debit: bool = True  # observed requests are debited; false: revocation and budget read, never spent
 
 
-@dataclass(slots=True)
-class _Decision:
-    answer: Answer
-    token: VerifiedToken | None = None
-    charged: int = 0
-    remaining: int | None = None
-    decided: Answer | None = None  # observe mode: the decision made, while `answer` (an allow) is what Envoy does
-
-    @property
-    def status(self) -> int:
-        return (self.decided or self.answer).status
-
-    @property
-    def error(self) -> str | None:
-        return (self.decided or self.answer).error
-
-    @property
-    def enforced(self) -> bool:
-        return self.decided is None
-
-
 class CheckPipeline:
     def __init__(
         self,
@@ -88,8 +70,10 @@ class CheckPipeline:
         usage: UsageRecorder | None = None,
         on_budget_exhausted: BudgetHook | None = None,
         metrics: CheckMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._metrics = metrics
+        self._tracing = tracing
         self._usage = usage
         self._on_budget_exhausted = on_budget_exhausted
         self._verifier = verifier
@@ -114,16 +98,19 @@ class CheckPipeline:
         await self._ledger.close()
         if self._usage is not None:
             await self._usage.close()
+        if self._tracing is not None:
+            self._tracing.close()  # exports the spans still buffered
 
     async def check(self, request: CheckInput, deadline: float | None = None) -> Answer:
         """`deadline`: when the caller stops waiting (unix time), as the transport knows it (gRPC's deadline,
         which Envoy sets from its ext_authz timeout). Credits are spent only for answers that can arrive."""
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id", "")
+        span = start_check(self._tracing, request) if self._tracing is not None else None
         try:
             decision = await self._decide(request, request_id, deadline)
         except Exception:  # an RPC error is an outage to Envoy: always answer with a decision
-            decision = _Decision(deny_answer(UNAVAILABLE, request_id))
+            decision = Decision(deny_answer(UNAVAILABLE, request_id))
             with contextlib.suppress(Exception):
                 self._logger.exception("check_failed", request_id=request_id)
         with contextlib.suppress(Exception):  # a broken log sink must not turn decisions into an outage
@@ -141,9 +128,12 @@ class CheckPipeline:
                 decision.charged,
                 enforced=decision.enforced,
             )
+        if span is not None:
+            with contextlib.suppress(Exception):
+                end_check(span, decision)
         return decision.answer
 
-    async def _decide(self, request: CheckInput, request_id: str, deadline: float | None) -> _Decision:
+    async def _decide(self, request: CheckInput, request_id: str, deadline: float | None) -> Decision:
         facts = request_facts(request, self._clock(), self._settings.leeway_seconds)
 
         # 1. route settings (context_extensions over the server-side route table); a bad one is never observed
@@ -158,7 +148,8 @@ class CheckPipeline:
             return decision
         token = self._token_headers(decision.token) if decision.token is not None else None
         allow = observed_allow(decision.answer, token, decision.charged, decision.remaining, request.headers)
-        return _Decision(allow, decision.token, decision.charged, decision.remaining, decided=decision.answer)
+        decision.answer, decision.decided = allow, decision.answer
+        return decision
 
     async def _decide_route(
         self,
@@ -169,7 +160,7 @@ class CheckPipeline:
         route: RouteSettings,
         *,
         observe: bool,
-    ) -> _Decision:
+    ) -> Decision:
         # Refusals before the token verified are JSON-RPC on MCP routes, but the body stays unread (id null):
         # strangers get no work done for them, and learn nothing from parse errors.
         reply = Reply(mcp=route.mcp)
@@ -187,7 +178,7 @@ class CheckPipeline:
 
         # 4. (MCP) what the JSON-RPC body asks for: its tools and their price
         judged = self._mcp_body(route, request, facts, request_id, token)
-        if isinstance(judged, _Decision):
+        if isinstance(judged, Decision):
             return judged
         facts, cost, reply = judged
 
@@ -197,8 +188,28 @@ class CheckPipeline:
             return self._deny(denial, request_id, token, reply=reply)
 
         # 6. ledger: revocation, the debit's record and every budget bucket in one atomic step, by the deadline
+        started = time.perf_counter()
         if observe and not self._settings.observe_debit:
-            return await self._judge_read_only(token, cost, request, request_id, reply)
+            decision = await self._judge_read_only(token, cost, request, request_id, reply)
+        else:
+            decision = await self._debit(
+                token, cost, request, request_id, reply=reply, facts=facts, route=route, deadline=deadline
+            )
+        decision.cost, decision.ledger_seconds = cost, time.perf_counter() - started
+        return decision
+
+    async def _debit(
+        self,
+        token: VerifiedToken,
+        cost: int,
+        request: CheckInput,
+        request_id: str,
+        *,
+        reply: Reply,
+        facts: RequestFacts,
+        route: RouteSettings,
+        deadline: float | None,
+    ) -> Decision:
         key = idempotency_key(
             token.fingerprint,
             request_id,
@@ -241,11 +252,11 @@ class CheckPipeline:
 
         # 7. response
         allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
-        return _Decision(allow_answer(allow, request.headers), token, result.charged, result.remaining)
+        return Decision(allow_answer(allow, request.headers), token, result.charged, result.remaining)
 
     async def _judge_read_only(
         self, token: VerifiedToken, cost: int, request: CheckInput, request_id: str, reply: Reply
-    ) -> _Decision:
+    ) -> Decision:
         """Observe mode without debits: what the ledger would say, read (revocation, then the budget), never spent."""
         try:
             revoked = await self._ledger.is_revoked(token.tenant, token.revocation_ids)
@@ -259,11 +270,11 @@ class CheckPipeline:
             exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
             return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=remaining)
         allow = Allow(self._token_headers(token), charged=0, remaining=remaining)
-        return _Decision(allow_answer(allow, request.headers), token, 0, remaining)
+        return Decision(allow_answer(allow, request.headers), token, 0, remaining)
 
     def _mcp_body(
         self, route: RouteSettings, request: CheckInput, facts: RequestFacts, request_id: str, token: VerifiedToken
-    ) -> _Decision | tuple[RequestFacts, int, Reply]:
+    ) -> Decision | tuple[RequestFacts, int, Reply]:
         """The request's facts, cost and refusal form once the route (and, on MCP routes, the body) is known."""
         cost = self._settings.default_cost if route.cost is None else route.cost
         if route.scopes:
@@ -290,7 +301,7 @@ class CheckPipeline:
         *,
         reply: Reply | None = None,
         **extra: Any,
-    ) -> _Decision:
+    ) -> Decision:
         answer = deny_answer(
             denial,
             request_id,
@@ -299,7 +310,7 @@ class CheckPipeline:
             tenant=token.tenant if token else None,
             reply=reply,
         )
-        return _Decision(answer, token, 0, extra.get("remaining"))
+        return Decision(answer, token, 0, extra.get("remaining"))
 
     def _token_headers(self, token: VerifiedToken) -> TokenHeaders:
         """Per token, not per request: keyed by the final signature, so the same bytes, the same grants."""
@@ -311,7 +322,7 @@ class CheckPipeline:
             headers = self._by_token[token.fingerprint] = TokenHeaders.of(token.token_id, token.tenant, attributes)
         return headers
 
-    def _record_usage(self, usage: UsageRecorder, request: CheckInput, decision: _Decision) -> None:
+    def _record_usage(self, usage: UsageRecorder, request: CheckInput, decision: Decision) -> None:
         token = decision.token
         usage.record(
             tenant=token.tenant if token else None,
@@ -323,7 +334,7 @@ class CheckPipeline:
             attributes=self._token_headers(token).attributes if token is not None else {},
         )
 
-    def _log_decision(self, request: CheckInput, request_id: str, decision: _Decision, started: float) -> None:
+    def _log_decision(self, request: CheckInput, request_id: str, decision: Decision, started: float) -> None:
         mode = self._settings.decision_log
         if mode == "none" or (mode == "deny" and decision.status == 200):
             return

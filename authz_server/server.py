@@ -40,6 +40,7 @@ from satgate.mcp import PricingTable
 from satgate.sqlite_db import use_group_readable_state
 from satgate.tls import TlsError
 from satgate.tokens.verify import TokenVerifier
+from satgate.tracing import Tracing
 from satgate.usage import UsageRecorder, UsageSink, UsageStore
 from satgate_api.grpc_tls import server_credentials
 
@@ -108,7 +109,11 @@ def build_pipeline(
     if usage_sink is not None:
         usage = UsageRecorder(usage_sink, retention_days=authz.usage.retention_days)
         usage.start()
+    tracing = None
+    if config.tracing.otlp_endpoint is not None:
+        tracing = Tracing.otlp("satgate-authz", config.tracing.otlp_endpoint, sample_ratio=config.tracing.sample_ratio)
     return CheckPipeline(
+        tracing=tracing,
         metrics=metrics,
         usage=usage,
         on_budget_exhausted=exhausted,

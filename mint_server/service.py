@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,7 @@ from mint_server.providers import aws, oidc
 from mint_server.providers.identity import BadRequest, IdentityError
 from mint_server.rate_limit import RateLimiter, workload_instance
 from mint_server.refusals import UnauthenticatedRefusals
+from mint_server.tracing import exchange_span
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.store import ControlPlaneStore, TokenRecord
 from satgate.keyring import KeyringFile
@@ -36,6 +37,7 @@ from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenRejected, TokenVerifier
+from satgate.tracing import Tracing
 
 log = structlog.get_logger("satgate.mint")
 
@@ -130,7 +132,9 @@ class MintService:
         refusal_audit_seconds: float = 60.0,
         tenants: frozenset[str] | None = None,
         managed: ManagedPolicies | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.store = store
         self.managed = managed
         self.audit = audit
@@ -152,14 +156,23 @@ class MintService:
         )
 
     # ------------------------------------------------------------------------------------ exchange
-    async def exchange_jwt(self, credentials: str, *, source: str = "") -> ExchangeResult:
-        with self.metrics.latency.labels("jwt").time():
-            return await self._audited("jwt", self._exchange_jwt(credentials), source)
+    async def exchange_jwt(
+        self, credentials: str, *, source: str = "", trace_headers: Mapping[str, str] | None = None
+    ) -> ExchangeResult:
+        """`trace_headers`: the request's, whose W3C `traceparent` parents the exchange's span."""
+        with self.metrics.latency.labels("jwt").time(), exchange_span(self.tracing, "jwt", trace_headers) as span:
+            return span.done(await self._audited("jwt", self._exchange_jwt(credentials), source))
 
-    async def exchange_aws(self, iam_request: aws.IamRequest | object, *, source: str = "") -> ExchangeResult:
+    async def exchange_aws(
+        self,
+        iam_request: aws.IamRequest | object,
+        *,
+        source: str = "",
+        trace_headers: Mapping[str, str] | None = None,
+    ) -> ExchangeResult:
         """`iam_request` as parsed by a front end, or the JSON the HTTP API received (parsed, and refused, here)."""
-        with self.metrics.latency.labels("aws").time():
-            return await self._audited("aws", self._exchange_aws(iam_request), source)
+        with self.metrics.latency.labels("aws").time(), exchange_span(self.tracing, "aws", trace_headers) as span:
+            return span.done(await self._audited("aws", self._exchange_aws(iam_request), source))
 
     async def _exchange_jwt(self, credentials: str) -> ExchangeResult:
         if self.managed is not None:
@@ -378,3 +391,5 @@ class MintService:
         await self._ledger.close()
         await self._audit.close()
         await self.store.close()
+        if self.tracing is not None:
+            self.tracing.close()

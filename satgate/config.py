@@ -276,6 +276,12 @@ class MintConfig(_Strict):
         return self
 
 
+class TracingConfig(_Strict):
+    # OpenTelemetry spans over OTLP/HTTP (a collector's /v1/traces); tracing is off unless set
+    otlp_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0  # of traces that arrive unsampled or without a parent
+
+
 class Config(_Strict):
     # Every state file not set explicitly lives here (relative: to the config file's directory).
     state_dir: Path = DEFAULT_STATE_DIR
@@ -287,6 +293,7 @@ class Config(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     authz: AuthzConfig = AuthzConfig()
     mint: MintConfig = MintConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
     def _routes_need_attributes(self) -> Config:

@@ -44,14 +44,18 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
         self, request: mint_pb2.ExchangeRequest, context: grpc.aio.ServicerContext
     ) -> mint_pb2.ExchangeResponse:
         which = request.WhichOneof("identity")
+        trace = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         try:
             if which == "credentials":
-                result = await self._service.exchange_jwt(request.credentials, source=_caller(context, "").source_ip)
+                result = await self._service.exchange_jwt(
+                    request.credentials, source=_caller(context, "").source_ip, trace_headers=trace
+                )
             elif which == "aws":
                 iam = request.aws
                 result = await self._service.exchange_aws(
                     IamRequest(iam.method.upper(), iam.url, iam.body, {k.lower(): v for k, v in iam.headers.items()}),
                     source=_caller(context, "").source_ip,
+                    trace_headers=trace,
                 )
             else:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad_request: give credentials or aws")

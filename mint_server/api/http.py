@@ -79,7 +79,9 @@ async def exchange(request: web.Request) -> web.Response:
         return error(400, "bad_request", "body must be a JSON object")
     try:
         if doc.get("provider") == "aws":
-            result = await service.exchange_aws(doc.get("iam_request"), source=request.remote or "")
+            result = await service.exchange_aws(
+                doc.get("iam_request"), source=request.remote or "", trace_headers=request.headers
+            )
         else:
             credentials = doc.get("credentials")
             if credentials is None:
@@ -89,7 +91,7 @@ async def exchange(request: web.Request) -> web.Response:
                 credentials = credentials.strip()  # as the header's value is: a file's trailing newline is no error
             if not isinstance(credentials, str) or not credentials:
                 return error(400, "bad_request", "give credentials (a JWT) or provider=aws with iam_request")
-            result = await service.exchange_jwt(credentials, source=request.remote or "")
+            result = await service.exchange_jwt(credentials, source=request.remote or "", trace_headers=request.headers)
     except BadRequest as exc:
         return error(400, "bad_request", str(exc))
     return web.json_response(result.to_json())

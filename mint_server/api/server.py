@@ -42,6 +42,7 @@ from satgate.listeners import claim
 from satgate.timefmt import parse_duration
 from satgate.tls import ReloadingContext, TlsError, TlsFiles
 from satgate.tokens.verify import TokenVerifier
+from satgate.tracing import Tracing
 from satgate_api.admin.v1 import admin_pb2_grpc
 from satgate_api.grpc_tls import server_credentials
 from satgate_api.mint.v1 import mint_pb2_grpc
@@ -78,6 +79,11 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
         jwks_refetch_seconds=mint.jwks_refetch_seconds,
         refusal_audit_seconds=mint.refusal_audit_seconds,
         tenants=frozenset(config.authz.tenants) if config.authz.tenants else None,
+        tracing=(
+            Tracing.otlp("satgate-mint", config.tracing.otlp_endpoint, sample_ratio=config.tracing.sample_ratio)
+            if config.tracing.otlp_endpoint is not None
+            else None
+        ),
     )
     admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
     keyring.on_change(admin_verifier.use_keyring)
