@@ -4,6 +4,7 @@ response. Nothing about the body is read before the token verified."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from authz_server.tracing import end_check, start_check
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
-from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome
+from satgate.keyring import Keyring
+from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome, refund_claims
 from satgate.ledger.base import LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key, unique_ids
+from satgate.ledger.refund_claims import RefundClaim
 from satgate.ledger.refunds import Refunds
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.tokens.bearer import bearer_token
@@ -71,7 +74,9 @@ class CheckPipeline:
         on_budget_exhausted: BudgetHook | None = None,
         metrics: CheckMetrics | None = None,
         tracing: Tracing | None = None,
+        keyring: Callable[[], Keyring] | None = None,
     ) -> None:
+        self._keyring = keyring  # signs refund claims (routes with refund_on)
         self._metrics = metrics
         self._tracing = tracing
         self._usage = usage
@@ -252,7 +257,22 @@ class CheckPipeline:
 
         # 7. response
         allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
-        return Decision(allow_answer(allow, request.headers), token, result.charged, result.remaining)
+        answer = allow_answer(allow, request.headers)
+        if route.refund_on and result.charged and not result.replayed and self._keyring is not None:
+            answer = self._refundable(answer, route, debit, token)
+        return Decision(answer, token, result.charged, result.remaining)
+
+    def _refundable(self, answer: Answer, route: RouteSettings, debit: DebitRequest, token: VerifiedToken) -> Answer:
+        """The allow with a signed refund claim in its access-log metadata (route setting refund_on). A replayed
+        debit gets none: its record belongs to the attempt that first spent."""
+        assert self._keyring is not None
+        assert debit.debit_id is not None
+        bucket_ids = tuple(b.bucket_id for b in debit.buckets)
+        claim = RefundClaim(route.refund_on, token.tenant, token.token_id, debit.debit_id, debit.attempt, bucket_ids)
+        signed = refund_claims.sign(self._keyring(), claim)
+        if signed is None:
+            return answer
+        return dataclasses.replace(answer, metadata={**answer.metadata, refund_claims.METADATA_KEY: signed})
 
     async def _judge_read_only(
         self, token: VerifiedToken, cost: int, request: CheckInput, request_id: str, reply: Reply

@@ -19,13 +19,16 @@ from typing import Any
 
 import grpc
 import structlog
+from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from authz_server.audit_events import BudgetExhaustedEvents
 from authz_server.check import CheckPipeline, CheckSettings
+from authz_server.delivery import DeliveryRefunds
 from authz_server.metrics import CheckMetrics, MultiProcessMetrics, serve_single_process
+from authz_server.transports.access_log import AccessLogService
 from authz_server.transports.grpc import AuthorizationService
 from authz_server.transports.http import HttpAuthorization, HttpListener
 from authz_server.usage_sink import open_usage_sink
@@ -92,7 +95,7 @@ def _listening_fields(config: Config) -> dict[str, Any]:
 
 def build_pipeline(
     config: Config, keyring: KeyringFile, metrics: CheckMetrics | None = None, usage_sink: UsageSink | None = None
-) -> CheckPipeline:
+) -> tuple[CheckPipeline, DeliveryRefunds]:
     """Call inside the event loop that will serve: the usage recorder starts its flush task."""
     authz = config.authz
     verifier = TokenVerifier(
@@ -103,7 +106,8 @@ def build_pipeline(
     )
     keyring.on_change(verifier.use_keyring)
     ledger = open_ledger(config.ledger)
-    exhausted = BudgetExhaustedEvents(config.open_audit_log(), ledger)
+    audit = config.open_audit_log()
+    exhausted = BudgetExhaustedEvents(audit, ledger)
     exhausted.start()
     usage = None
     if usage_sink is not None:
@@ -112,7 +116,9 @@ def build_pipeline(
     tracing = None
     if config.tracing.otlp_endpoint is not None:
         tracing = Tracing.otlp("satgate-authz", config.tracing.otlp_endpoint, sample_ratio=config.tracing.sample_ratio)
-    return CheckPipeline(
+    delivery = DeliveryRefunds(ledger, lambda: keyring.current, audit=audit, usage=usage)
+    pipeline = CheckPipeline(
+        keyring=lambda: keyring.current,
         tracing=tracing,
         metrics=metrics,
         usage=usage,
@@ -133,6 +139,7 @@ def build_pipeline(
             },
         ),
     )
+    return pipeline, delivery
 
 
 async def serve(
@@ -146,14 +153,16 @@ async def serve(
         _claim_listeners(config)
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     metrics = CheckMetrics() if config.authz.metrics_listen else None
-    pipeline = build_pipeline(config, keyring, metrics, await open_usage_sink(config))
+    pipeline, delivery = build_pipeline(config, keyring, metrics, await open_usage_sink(config))
     metrics_server = None
     if metrics is not None and config.authz.metrics_listen and config.authz.workers == 1:
         metrics_server = serve_single_process(metrics, config.authz.metrics_listen)  # else the supervisor's
     keyring_watch = asyncio.create_task(keyring.watch())  # rotation and retirement without a restart
     ledger_state = LedgerState()
     health = HealthServicer()
-    server, port, http_listener = await _start_transports(config, pipeline, health, ledger_state, shared_port)
+    server, port, http_listener = await _start_transports(
+        config, pipeline, health, ledger_state, shared_port, delivery=delivery
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -186,9 +195,16 @@ async def serve(
 
 
 async def _start_transports(
-    config: Config, pipeline: CheckPipeline, health: HealthServicer, state: LedgerState, shared_port: bool
+    config: Config,
+    pipeline: CheckPipeline,
+    health: HealthServicer,
+    state: LedgerState,
+    shared_port: bool,
+    *,
+    delivery: DeliveryRefunds,
 ) -> tuple[grpc.aio.Server | None, int, HttpListener | None]:
-    """The gRPC server (with grpc.health) and/or the HTTP listener, both around the one pipeline."""
+    """The gRPC server (with grpc.health and Envoy's access-log service, for refund_on) and/or the HTTP listener,
+    both around the one pipeline."""
     transport = config.authz.transport
     server, port, http_listener = None, 0, None
     if transport in ("grpc", "both"):
@@ -200,6 +216,7 @@ async def _start_transports(
         )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogService(delivery), server)
         tls = config.authz.tls
         if tls is not None and not config.authz.listen.startswith("unix:"):
             port = server.add_secure_port(config.authz.listen, server_credentials(tls.files("authz.tls")))

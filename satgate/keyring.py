@@ -68,6 +68,11 @@ class Keyring:
         (no tenant's key: the info prefix differs from "tenant:" and "seal:")."""
         return _hkdf(self.keys[kid], b"audit:checkpoint")
 
+    def refund_key(self, kid: str) -> bytes:
+        """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="authz:refund"): signs the refund claims the authz
+        server puts in Envoy's access-log metadata, so an access-log entry can refund only a debit it made."""
+        return _hkdf(self.keys[kid], b"authz:refund")
+
     def console_csrf_key(self, kid: str) -> bytes:
         """HKDF-SHA256(ikm=keys[kid], salt="satgate-v1", info="console:csrf"): binds the console's form tokens to
         the signed-in credential (no tenant's key: another info prefix)."""

@@ -78,7 +78,7 @@ def grpc_pipeline(**parts) -> GrpcPipeline:
 async def make_pipeline(tmp_path, keyring):
     ledgers = []
 
-    def build(rules=(), attributes=("department",), metrics=None, **settings) -> GrpcPipeline:
+    def build(rules=(), attributes=("department",), metrics=None, refund_keyring=None, **settings) -> GrpcPipeline:
         ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
         ledgers.append(ledger)
         return grpc_pipeline(
@@ -87,6 +87,7 @@ async def make_pipeline(tmp_path, keyring):
             routes=RouteTable([RouteRule(**rule) for rule in rules]),
             settings=CheckSettings(attribute_headers=tuple(attributes), **settings),
             metrics=metrics,
+            keyring=refund_keyring,
         )
 
     yield build

@@ -1,0 +1,24 @@
+"""Envoy's gRPC access-log service (envoy.service.accesslog.v3) on the authz server's gRPC listener: every
+entry of the stream goes to DeliveryRefunds, in order; the stream answers nothing until Envoy closes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+
+from authz_server.delivery import DeliveryRefunds
+
+
+class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
+    def __init__(self, refunds: DeliveryRefunds) -> None:
+        self._refunds = refunds
+
+    async def StreamAccessLogs(
+        self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: grpc.aio.ServicerContext
+    ) -> als_pb2.StreamAccessLogsResponse:
+        async for message in request_iterator:
+            for entry in message.http_logs.log_entry:
+                await self._refunds.settle(entry)
+        return als_pb2.StreamAccessLogsResponse()
