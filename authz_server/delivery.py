@@ -10,8 +10,10 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
+from envoy.config.core.v3.base_pb2 import RequestMethod
 from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 
+from authz_server.responses import LOG_HEADER_PREFIX
 from satgate.audit import AuditEvent, AuditLog
 from satgate.keyring import Keyring
 from satgate.ledger import Bucket, DebitRequest, Ledger, LedgerUnavailable, refund_claims
@@ -49,7 +51,9 @@ def claim_of(entry: HTTPAccessLogEntry, keyring: Keyring) -> tuple[RefundClaim |
     metadata = entry.common_properties.metadata.filter_metadata
     if EXT_AUTHZ_NAMESPACE not in metadata:
         return None, False
-    field = metadata[EXT_AUTHZ_NAMESPACE].fields.get(refund_claims.METADATA_KEY)
+    fields = metadata[EXT_AUTHZ_NAMESPACE].fields
+    # gRPC transport: the key itself; HTTP transport: the response header Envoy copied (dynamic_metadata_from_headers)
+    field = fields.get(refund_claims.METADATA_KEY) or fields.get(LOG_HEADER_PREFIX + refund_claims.METADATA_KEY)
     if field is None:
         return None, False
     return refund_claims.verify(keyring, field.string_value), True
@@ -110,7 +114,7 @@ class DeliveryRefunds:
             request_id=request_id,
         )
         if self._usage is not None:
-            method = entry.request.RequestMethod.Name(entry.request.request_method)
+            method = RequestMethod.Name(entry.request.request_method)
             self._usage.record(
                 tenant=claim.tenant,
                 token_id=claim.token_id,

@@ -12,6 +12,8 @@ from satgate.mcp import JSONRPC_CODES, McpRequest, error_body
 
 WWW_AUTHENTICATE = 'Bearer realm="satgate", error="invalid_token"'
 SATGATE_HEADER_PREFIX = "x-satgate-"
+# The HTTP transport's access-log metadata: response headers Envoy copies (dynamic_metadata_from_headers)
+LOG_HEADER_PREFIX = "x-satgate-log-"
 _DENY_HEADERS = (("content-type", "application/json"), ("cache-control", "no-store"))
 _DENY_401_HEADERS = (*_DENY_HEADERS, ("www-authenticate", WWW_AUTHENTICATE))
 

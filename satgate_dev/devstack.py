@@ -93,6 +93,13 @@ class Stack:
         """`authz` on the configured port, `authz-1`… on free ones."""
         return {"authz": self.ports.authz, **{f"authz-{i}": free_port() for i in range(1, self.authz_replicas)}}
 
+    @functools.cached_property
+    def als_ports(self) -> dict[str, int]:
+        """HTTP transport: each authz server's gRPC listener too, for Envoy's access-log stream (refund_on)."""
+        if self.transport != "http" or self.authz_socket or self.authz_tls is not None:
+            return {}
+        return {name: free_port() for name in self.authz_ports}
+
     @property
     def config_path(self) -> Path:
         return self.state_dir / "satgate.yaml"
@@ -109,6 +116,8 @@ class Stack:
         if self.transport == "http":
             routes = yaml.safe_load(HTTP_ROUTES.read_text())["routes"]
             authz = {"transport": "http", "http_listen": authz.pop("listen"), **authz, "routes": routes}
+            if self.als_ports:
+                authz.update(transport="both", listen=f"{LOOPBACK}:{self.als_ports['authz']}")
         doc: dict = {
             "state_dir": ".",  # every state file beside this satgate.yaml, those it does not name too
             "keyring": "keyring.json",
@@ -192,11 +201,8 @@ class Stack:
         config = str(self.config_path)
         upstream = self.upstream_argv or [python, "-m", "satgate_cli", "demo-upstream", "--port", "{port}"]
         self._spawn("upstream", [arg.replace("{port}", str(self.ports.upstream)) for arg in upstream])
-        for name, port in self.authz_ports.items():
-            listen = "--http-listen" if self.transport == "http" else "--listen"
-            self._spawn(
-                name, [python, "-m", "satgate_cli", "authz", "--config", config, listen, self.authz_address(name, port)]
-            )
+        for name in self.authz_ports:
+            self._spawn_authz(name)
         self._spawn(
             "idp",
             [
@@ -218,15 +224,37 @@ class Stack:
             self.stop()
             raise
 
+    def _spawn_authz(self, name: str) -> None:
+        listen = "--http-listen" if self.transport == "http" else "--listen"
+        address = self.authz_address(name, self.authz_ports[name])
+        argv = [sys.executable, "-m", "satgate_cli", "authz", "--config", str(self.config_path), listen, address]
+        if name in self.als_ports:
+            argv += ["--listen", f"{LOOPBACK}:{self.als_ports[name]}"]
+        self._spawn(name, argv)
+
+    def restart_authz(self, name: str = "authz", timeout: float = 30.0) -> None:
+        """Stop one authz server (SIGTERM) and start it again on the same addresses, until it is ready."""
+        self.stop_process(name)
+        self._spawn_authz(name)
+        deadline = time.monotonic() + timeout
+        while not self._authz_ready(name, self.authz_ports[name]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready after a restart:\n{self.log_tail(name)}")
+            time.sleep(0.05)
+
     def start_envoy(self) -> None:
+        source = self.envoy_source or envoy_config.SHIPPED_CONFIGS[self.transport]
+        clusters: dict[str, envoy_config.Address | list[envoy_config.Address]] = {
+            "satgate_authz": [self.authz_address(name, port) for name, port in self.authz_ports.items()],
+            "upstream": (LOOPBACK, self.ports.upstream),
+        }
+        if self.als_ports and "name: satgate_als" in source.read_text():
+            clusters["satgate_als"] = [(LOOPBACK, port) for port in self.als_ports.values()]
         rendered = envoy_config.render(
-            source=self.envoy_source or envoy_config.SHIPPED_CONFIGS[self.transport],
+            source=source,
             listen=(LOOPBACK, self.ports.envoy),
             admin=(LOOPBACK, self.ports.envoy_admin),
-            clusters={
-                "satgate_authz": [self.authz_address(name, port) for name, port in self.authz_ports.items()],
-                "upstream": (LOOPBACK, self.ports.upstream),
-            },
+            clusters=clusters,
         )
         if self.authz_tls is not None:
             envoy_config.use_authz_mtls(rendered, self.authz_tls, http1=self.transport == "http")

@@ -20,14 +20,13 @@ from typing import Any
 
 from authz_server.check import CheckPipeline
 from authz_server.check_input import CheckInput
-from authz_server.responses import Answer
+from authz_server.responses import LOG_HEADER_PREFIX, Answer
 from satgate.tls import ReloadingContext, TlsFiles
 
 CHECK_PREFIX = "/satgate/check"
 SOURCE_HEADER = "x-satgate-source-ip"
 TIMEOUT_HEADER = "x-satgate-timeout-ms"
 START_HEADER = "x-satgate-request-start"  # unix seconds when Envoy got the request: the deadline counts from it
-LOG_HEADER_PREFIX = "x-satgate-log-"
 REMOVE_HEADER = "x-envoy-auth-headers-to-remove"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # as the gRPC transport's message cap; Envoy bounds MCP bodies first (1 MiB)
 READINESS_PATHS = frozenset({"/readyz", "/healthz"})

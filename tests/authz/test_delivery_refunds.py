@@ -89,3 +89,25 @@ def test_refund_on_takes_5xx_and_reset_only():
     assert RouteSettings.from_mapping({"refund_on": "reset, 5xx"}).refund_on == ("5xx", "reset")
     with pytest.raises(RouteConfigError, match="refund_on"):
         RouteSettings.from_mapping({"refund_on": "4xx"})
+
+
+async def test_a_refund_is_audited_and_shows_in_usage_as_negative_credits(make_pipeline, keyring, tmp_path):
+    from satgate.audit.sqlite import SqliteAuditLog
+    from satgate.usage import SqliteUsageSink, UsageRecorder
+
+    pipeline = make_pipeline(refund_keyring=lambda: keyring)
+    sink = SqliteUsageSink(tmp_path / "usage.db")
+    usage, audit = UsageRecorder(sink, retention_days=1), SqliteAuditLog(tmp_path / "audit.db")
+    delivery = DeliveryRefunds(pipeline._ledger, lambda: keyring, audit=audit, usage=usage)
+    minted = mint(keyring, "acme", [("budget", "10")])
+    allowed = await pipeline.check(check_request(minted.token, context={"cost": "3", "refund_on": "5xx"}))
+    log = entry(allowed.dynamic_metadata, 502, request_id="req-7")
+    log.request.request_method = 3  # POST
+    assert await delivery.settle(log) == 3
+    await usage.flush()
+    (row,) = await sink.report("token", 0)
+    assert (row["key"], row["credits"], row["denied"]) == (minted.identifier.token_id, -3, 1)
+    (record,) = [r for _seq, r, _prev, _hash in await audit.records() if r["type"] == "debit_refunded"]
+    assert record["details"] == {"credits": 3, "reason": "upstream_5xx", "status": 502, "request_id": "req-7"}
+    await usage.close()
+    await audit.close()

@@ -41,6 +41,8 @@ def without_transport(doc):
             check.get("with_request_body", {}).pop("pack_as_bytes", None)  # a gRPC-only field
             if settings and not settings.get("disabled") and not check.get("with_request_body"):
                 route.pop("typed_per_filter_config")
+    # the HTTP transport's access-log stream needs a gRPC cluster of its own (checked below)
+    doc["static_resources"]["clusters"] = [c for c in doc["static_resources"]["clusters"] if c["name"] != "satgate_als"]
     authz = next(c for c in doc["static_resources"]["clusters"] if c["name"] == "satgate_authz")
     for key in ("typed_extension_protocol_options", "health_checks", "circuit_breakers", "load_assignment"):
         authz.pop(key, None)
@@ -53,6 +55,11 @@ def test_both_configs_are_the_same_but_for_the_transport():
     assert set(hcm_of(grpc)["access_log"][0]["typed_config"]["log_format"]["json_format"]) == set(
         hcm_of(http)["access_log"][0]["typed_config"]["log_format"]["json_format"]
     )
+    grpc_als, http_als = (hcm_of(doc)["access_log"][1] for doc in (grpc, http))
+    assert grpc_als["filter"]["metadata_filter"]["matcher"]["path"] == [{"key": "refund"}]
+    assert http_als["filter"]["metadata_filter"]["matcher"]["path"] == [{"key": "x-satgate-log-refund"}]
+    assert grpc_als["typed_config"]["common_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == "satgate_authz"
+    assert http_als["typed_config"]["common_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == "satgate_als"
     authz = ext_authz_of(http)
     assert authz["failure_mode_allow"] is False and authz["status_on_error"]["code"] == "ServiceUnavailable"
     assert authz["http_service"]["server_uri"]["timeout"] == ext_authz_of(grpc)["grpc_service"]["timeout"]

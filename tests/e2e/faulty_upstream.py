@@ -1,0 +1,37 @@
+"""An upstream that fails on request, for the delivery tests: /…/503 answers 503, /…/reset closes the connection
+without an answer, anything else 200; GET /served tells how many requests it answered 2xx."""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+SERVED = web.AppKey("served", list)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    if request.path == "/served":
+        return web.json_response({"served": len(request.app[SERVED])})
+    if request.path.endswith("/503"):
+        return web.json_response({"error": "upstream is failing"}, status=503)
+    if request.path.endswith("/reset"):
+        assert request.transport is not None
+        request.transport.abort()  # no answer at all: Envoy sees the connection reset
+        raise web.HTTPInternalServerError  # never written: the connection is gone
+    request.app[SERVED].append(request.path)
+    return web.json_response({"path": request.path})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = web.Application()
+    app[SERVED] = []
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
