@@ -1,7 +1,8 @@
 """OpenTelemetry tracing for both servers, off unless `tracing.otlp_endpoint` is set: spans go to an OTLP/HTTP
-collector in batches from a background thread, so a slow or absent collector never delays a decision. A span's
-parent is the W3C `traceparent` of the request it is about (Envoy forwards the client's, or its own when Envoy
-traces), so a check shows up inside the request's trace. Each server has its own provider, never the global one."""
+collector in batches from a background thread, so a slow or absent collector never delays a decision. JSON
+encoding: the protobuf exporter's OTLP modules clash with the older copies xds-protos installs. A span's parent is
+the W3C `traceparent` of the request it is about (Envoy forwards the client's, or its own when Envoy traces), so a
+check shows up inside the request's trace. Each server has its own provider, never the global one."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Tracing:
 
     @classmethod
     def otlp(cls, service: str, endpoint: str, *, sample_ratio: float = 1.0) -> Tracing:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
 
         return cls(service, OTLPSpanExporter(endpoint=endpoint, timeout=5), sample_ratio=sample_ratio)
 

@@ -1,19 +1,14 @@
-"""An OTLP/HTTP trace receiver on loopback (what a collector's otlphttp receiver does): decodes each
-ExportTraceServiceRequest with the OpenTelemetry protobufs and keeps the spans for a test to read."""
+"""An OTLP/HTTP trace receiver on loopback (what a collector's otlphttp receiver does): reads each export request
+in OTLP's JSON encoding (what the servers' exporter sends) and keeps the spans for a test to read."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 
 @dataclass(frozen=True)
@@ -30,6 +25,10 @@ def _value(any_value: dict[str, Any]) -> Any:
     return int(value) if kind == "intValue" else value
 
 
+def _attributes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {item["key"]: _value(item["value"]) for item in items}
+
+
 class OtlpReceiver:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
@@ -38,13 +37,13 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
+                if self.path != "/v1/traces" or self.headers.get("content-type") != "application/json":
                     self.send_error(415)
                     return
-                receiver._keep(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
+                receiver._keep(json.loads(body))
+                reply = b"{}"
                 self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -57,16 +56,14 @@ class OtlpReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _keep(self, request: ExportTraceServiceRequest) -> None:
-        for resource_spans in request.resource_spans:
-            resource = {a.key: MessageToDict(a.value) for a in resource_spans.resource.attributes}
-            service = _value(resource["service.name"])
-            for scope in resource_spans.scope_spans:
-                for span in scope.spans:
-                    attributes = {a.key: _value(MessageToDict(a.value)) for a in span.attributes}
-                    self.spans.append(
-                        ReceivedSpan(service, span.name, span.trace_id.hex(), span.parent_span_id.hex(), attributes)
-                    )
+    def _keep(self, request: dict[str, Any]) -> None:
+        for resource_spans in request.get("resourceSpans", []):
+            service = _attributes(resource_spans["resource"]["attributes"])["service.name"]
+            for scope in resource_spans.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    attributes = _attributes(span.get("attributes", []))
+                    parent = span.get("parentSpanId", "")
+                    self.spans.append(ReceivedSpan(service, span["name"], span["traceId"], parent, attributes))
 
     def wait_for(self, predicate, timeout: float = 15.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
