@@ -89,3 +89,33 @@ async def test_a_bad_route_setting_is_never_observed(make_pipeline, keyring):
     assert status_of(await pipeline.check(check_request(token, context={"cost": "lots"}))) == 503
     with pytest.raises(RouteConfigError, match="'mode'"):
         RouteSettings.from_mapping({"mode": "audit"})
+
+
+async def test_observed_decisions_are_recorded_in_usage_as_decided(tmp_path, keyring):
+    from authz_server.check import CheckPipeline, CheckSettings
+    from authz_server.transports.grpc import GrpcChecks
+    from satgate.routes import RouteTable
+    from satgate.tokens.verify import TokenVerifier
+    from satgate.usage import SqliteUsageSink, UsageRecorder
+    from tests.ledgers import fresh_ledger
+
+    sink = SqliteUsageSink(tmp_path / "usage.db")
+    recorder = UsageRecorder(sink, retention_days=1)
+    ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    pipeline = GrpcChecks(
+        CheckPipeline(
+            verifier=TokenVerifier(keyring),
+            ledger=ledger,
+            routes=RouteTable(),
+            settings=CheckSettings(mode="observe"),
+            usage=recorder,
+        )
+    )
+    minted = mint(keyring, "acme", [("budget", "1")])
+    statuses = [status_of(await pipeline.check(check_request(minted.token))) for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    await recorder.flush()
+    (row,) = await sink.report("token", 0)
+    assert (row["key"], row["allowed"], row["denied"], row["credits"]) == (minted.identifier.token_id, 1, 2, 1)
+    await ledger.close()
+    await sink.close()
