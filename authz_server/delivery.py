@@ -6,7 +6,6 @@ replica refunds nothing), audited `debit_refunded` and recorded in usage as nega
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -16,7 +15,7 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 from authz_server.responses import LOG_HEADER_PREFIX
 from satgate.audit import AuditEvent, AuditLog
 from satgate.keyring import Keyring
-from satgate.ledger import Bucket, DebitRequest, Ledger, LedgerUnavailable, refund_claims
+from satgate.ledger import Bucket, DebitRequest, Ledger, refund_claims, refunds
 from satgate.ledger.refund_claims import RefundClaim
 from satgate.usage import UsageRecorder
 
@@ -30,7 +29,6 @@ NOT_DELIVERED = (
     "upstream_overflow",
     "upstream_protocol_error",
 )
-_ATTEMPTS = 5
 
 
 def refund_reason(entry: HTTPAccessLogEntry, refund_on: tuple[str, ...]) -> str | None:
@@ -86,20 +84,10 @@ class DeliveryRefunds:
             return 0
         buckets = tuple(Bucket(bucket_id, 0) for bucket_id in claim.bucket_ids)
         request = DebitRequest(claim.tenant, (), buckets, 0, debit_id=claim.debit_id, attempt=claim.attempt)
-        credits = await self._refund(request, reason)
+        credits = await refunds.pay(self._ledger, request, reason)  # retried while the store is down
         if credits:
             await self._record(entry, claim, reason, credits)
         return credits
-
-    async def _refund(self, request: DebitRequest, reason: str) -> int:
-        for attempt in range(_ATTEMPTS):
-            try:
-                return await self._ledger.refund(request)
-            except LedgerUnavailable as exc:
-                self._logger.warning("refund_retry", reason=reason, attempt=attempt, detail=str(exc))
-                await asyncio.sleep(0.2 * 2**attempt)
-        self._logger.error("refund_failed", reason=reason, tenant=request.tenant)
-        return 0
 
     async def _record(self, entry: HTTPAccessLogEntry, claim: RefundClaim, reason: str, credits: int) -> None:
         status = entry.response.response_code.value

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from authz_server.responses import Allow, Answer, TokenHeaders, allow_answer, is_satgate_header
+from authz_server.responses import Allow, Answer, TokenHeaders, allow_answer, spoofed_headers
 
 OBSERVED_HEADER = "x-satgate-observed-decision"
 
@@ -29,8 +29,7 @@ def observed_allow(
     if token is not None:
         base = decided if decided.allowed else allow_answer(Allow(token, charged, remaining), names)
     else:
-        spoofed = tuple(h for h in names if h[:1] in "xX" and is_satgate_header(h))
-        base = Answer(200, remove_headers=("authorization", *spoofed), metadata={})
+        base = Answer(200, remove_headers=("authorization", *spoofed_headers(names, frozenset())), metadata={})
     return Answer(
         200,
         upstream_headers=(*base.upstream_headers, observed),

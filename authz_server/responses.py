@@ -73,12 +73,17 @@ def is_satgate_header(name: str) -> bool:
     return name[:10].lower().replace("_", "-") == SATGATE_HEADER_PREFIX
 
 
+def spoofed_headers(request_headers: Iterable[str], ours: frozenset[str]) -> tuple[str, ...]:
+    """Client-sent x-satgate-* headers (or look-alikes) that an allow does not set itself: removed."""
+    return tuple(h for h in request_headers if h[:1] in "xX" and is_satgate_header(h) and h not in ours)
+
+
 def allow_answer(allow: Allow, request_headers: Iterable[str]) -> Answer:
     remaining = "unlimited" if allow.remaining is None else str(allow.remaining)
     token = allow.token
     credits = (("x-satgate-credits-charged", str(allow.charged)), ("x-satgate-credits-remaining", remaining))
     # Overwriting covers the headers we set; any other client-sent x-satgate-* (or look-alike) is a spoof attempt.
-    spoofed = [h for h in request_headers if h[:1] in "xX" and is_satgate_header(h) and h not in token.names]
+    spoofed = spoofed_headers(request_headers, token.names)
     token_id, tenant = token.leading[0][1], token.leading[1][1]
     return Answer(
         200,

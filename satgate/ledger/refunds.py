@@ -32,18 +32,22 @@ class Refunds:
 
     async def _pay(self, request: DebitRequest, why: str, not_before: float) -> None:
         await asyncio.sleep(not_before)
-        for attempt in range(_ATTEMPTS):
-            try:
-                credits = await self._ledger.refund(request)
-            except LedgerUnavailable as exc:
-                log.warning("refund_retry", reason=why, attempt=attempt, detail=str(exc))
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if credits:
-                log.info("debit_refunded", reason=why, tenant=request.tenant, credits=credits)
-            return
-        log.error("refund_failed", reason=why, tenant=request.tenant, cost=request.cost)
+        credits = await pay(self._ledger, request, why)
+        if credits:
+            log.info("debit_refunded", reason=why, tenant=request.tenant, credits=credits)
 
     async def drain(self, timeout: float = 5.0) -> None:
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=timeout)
+
+
+async def pay(ledger: Ledger, request: DebitRequest, why: str) -> int:
+    """Refund `request`'s debit, retrying while the store is down; the credits refunded (0: nothing, or given up)."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await ledger.refund(request)
+        except LedgerUnavailable as exc:
+            log.warning("refund_retry", reason=why, attempt=attempt, detail=str(exc))
+            await asyncio.sleep(0.2 * 2**attempt)
+    log.error("refund_failed", reason=why, tenant=request.tenant, cost=request.cost)
+    return 0
