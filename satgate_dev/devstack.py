@@ -86,6 +86,9 @@ class Stack:
     # Envoy → authz over mTLS (envoy/variants/authz-over-mtls.yaml): Envoy's client certificate and key and the CA
     # of the authz server's certificate, {"ca": path, "cert": path, "key": path}; authz.tls is the test's to set.
     authz_tls: dict[str, Path] | None = None
+    # Envoy's ext_authz timeout instead of the shipped 500 ms: for tests whose subject is not the timeout but that
+    # queue more checks than a loaded 2-core runner answers within it.
+    ext_authz_timeout_ms: int | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @functools.cached_property
@@ -258,6 +261,8 @@ class Stack:
         )
         if self.authz_tls is not None:
             envoy_config.use_authz_mtls(rendered, self.authz_tls, http1=self.transport == "http")
+        if self.ext_authz_timeout_ms is not None:
+            envoy_config.set_ext_authz_timeout(rendered, self.ext_authz_timeout_ms)
         path = envoy_config.write_rendered(self.state_dir / "envoy.yaml", rendered)
         self._spawn(
             "envoy",

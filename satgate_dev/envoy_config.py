@@ -81,6 +81,26 @@ def use_authz_mtls(doc: dict[str, Any], files: dict[str, Path], *, http1: bool =
     return doc
 
 
+def set_ext_authz_timeout(doc: dict[str, Any], milliseconds: int) -> dict[str, Any]:
+    """The ext_authz filter's timeout on either transport (and the HTTP transport's copy of it for the server)."""
+    for listener in doc["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                for http_filter in network_filter["typed_config"].get("http_filters", []):
+                    if http_filter["name"] != "envoy.filters.http.ext_authz":
+                        continue
+                    settings = http_filter["typed_config"]
+                    if "grpc_service" in settings:
+                        settings["grpc_service"]["timeout"] = f"{milliseconds / 1000}s"
+                    else:
+                        service = settings["http_service"]
+                        service["server_uri"]["timeout"] = f"{milliseconds / 1000}s"
+                        for header in service["authorization_request"]["headers_to_add"]:
+                            if header["key"] == "x-satgate-timeout-ms":
+                                header["value"] = str(milliseconds)
+    return doc
+
+
 def write_rendered(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

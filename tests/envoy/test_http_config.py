@@ -84,3 +84,13 @@ def test_the_http_route_table_says_what_the_grpc_context_extensions_say():
         if from_table.cost is None:
             from_table = dataclasses.replace(from_table, cost=default_cost)
         assert from_table == RouteSettings.from_mapping(extensions), prefix
+
+
+def test_a_test_stack_can_set_the_ext_authz_timeout_on_both_transports():
+    grpc = envoy_config.set_ext_authz_timeout(load(envoy_config.SHIPPED_CONFIG), 10_000)
+    assert ext_authz_of(grpc)["grpc_service"]["timeout"] == "10.0s"
+    http = envoy_config.set_ext_authz_timeout(load(envoy_config.SHIPPED_HTTP_CONFIG), 10_000)
+    service = ext_authz_of(http)["http_service"]
+    assert service["server_uri"]["timeout"] == "10.0s"
+    headers = {h["key"]: h["value"] for h in service["authorization_request"]["headers_to_add"]}
+    assert headers["x-satgate-timeout-ms"] == "10000"  # the server's deadline follows Envoy's timeout
