@@ -1,6 +1,8 @@
-"""Audit events the data plane raises: today, a budget running out. Queued and written by a background task into
-the Mint's audit chain; a decision never waits for it. One event per exhausted bucket per 10 minutes across every
-worker and replica (the audit store decides who is first), naming the bucket and the token's delegation."""
+"""Audit events the data plane raises: a budget running out, and a budget crossing an alert threshold. Queued and
+written by a background task into the Mint's audit chain (whose webhooks deliver them); a decision never waits for
+one. `budget_exhausted`: one per exhausted bucket per 10 minutes across every worker and replica (the audit store
+decides who is first), naming the bucket and the token's delegation. `budget_threshold`: one per bucket, threshold
+and window — the ledger decided it in the debit's own step, so no replica raises it twice."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import structlog
 
 from satgate.audit import AuditEvent, AuditLog, Once
 from satgate.ledger import Bucket, Ledger, LedgerUnavailable
+from satgate.ledger.base import Crossing
+from satgate.timefmt import format_utc
 from satgate.tokens.verify import VerifiedToken
 
 log = structlog.get_logger("satgate.authz")
@@ -26,11 +30,20 @@ class _Refused:
     remaining: int | None
 
 
+@dataclass(frozen=True)
+class _Crossed:
+    tenant: str
+    token_id: str
+    crossings: tuple[Crossing, ...]
+    buckets: tuple[Bucket, ...]
+    remaining: int | None
+
+
 class BudgetExhaustedEvents:
     def __init__(self, audit: AuditLog, ledger: Ledger, *, queue_size: int = 1000) -> None:
         self._audit = audit
         self._ledger = ledger
-        self._queue: asyncio.Queue[_Refused] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[_Refused | _Crossed] = asyncio.Queue(queue_size)
         self._last_seen: dict[str, float] = {}  # per token in this process: bounds the work behind a burst of 402s
         self._task: asyncio.Task[None] | None = None
 
@@ -46,6 +59,47 @@ class BudgetExhaustedEvents:
         self._last_seen[token.fingerprint] = now
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(_Refused(token, cost, remaining))
+
+    def crossed(self, token: VerifiedToken, crossings: tuple[Crossing, ...], remaining: int | None) -> None:
+        self.crossed_by(token.tenant, token.token_id, crossings, token.buckets, remaining)
+
+    def crossed_by(
+        self,
+        tenant: str,
+        token_id: str,
+        crossings: tuple[Crossing, ...],
+        buckets: tuple[Bucket, ...],
+        remaining: int | None,
+    ) -> None:
+        """Also for a settlement's excess charge, which knows the token by its claim alone."""
+        with contextlib.suppress(asyncio.QueueFull):  # the ledger holds the crossing; only the alert is lost
+            self._queue.put_nowait(_Crossed(tenant, token_id, crossings, buckets, remaining))
+
+    async def _write_crossed(self, crossed: _Crossed) -> None:
+        periods = {b.bucket_id: b.period for b in crossed.buckets}
+        for crossing in crossed.crossings:
+            details: dict[str, object] = {
+                "bucket_id": crossing.bucket_id,
+                "threshold": crossing.permille / 1000,
+                "threshold_percent": crossing.permille / 10,
+                "bucket_limit": crossing.limit,
+                "remaining": crossed.remaining,
+            }
+            period = periods.get(crossing.bucket_id)
+            if period is not None and crossing.window is not None:
+                details |= {
+                    "window": str(period),
+                    "window_start": format_utc(period.start(crossing.window)),
+                    "window_end": format_utc(period.end(crossing.window)),
+                }
+            event = AuditEvent(
+                type="budget_threshold",
+                tenant=crossed.tenant,
+                actor="authz",
+                token_id=crossed.token_id,
+                details=details,
+            )
+            await self._audit.append(event)
 
     async def _exhausted_bucket(self, refused: _Refused) -> Bucket | None:
         """The first bucket of the chain that cannot pay (off the decision path: one read per bucket)."""
@@ -81,13 +135,20 @@ class BudgetExhaustedEvents:
         key = f"budget_exhausted:{token.tenant}:{bucket.bucket_id if bucket else token.token_id}"
         await self._audit.append(event, once=Once(key, REPEAT_AFTER_SECONDS))
 
+    async def _write_one(self, item: _Refused | _Crossed) -> None:
+        if isinstance(item, _Crossed):
+            await self._write_crossed(item)
+        else:
+            await self._write(item)
+
     async def _write_forever(self) -> None:
         while True:
-            refused = await self._queue.get()
+            item = await self._queue.get()
             try:
-                await self._write(refused)
+                await self._write_one(item)
             except Exception as exc:  # the audit store being down must not stop the writer
-                log.error("audit_write_failed", event="budget_exhausted", detail=str(exc))
+                event = "budget_threshold" if isinstance(item, _Crossed) else "budget_exhausted"
+                log.error("audit_write_failed", event=event, detail=str(exc))
 
     async def close(self) -> None:
         """Before the ledger closes: what is already queued still lands."""
@@ -97,5 +158,5 @@ class BudgetExhaustedEvents:
                 await self._task
         while not self._queue.empty():
             with contextlib.suppress(Exception):
-                await self._write(self._queue.get_nowait())
+                await self._write_one(self._queue.get_nowait())
         await self._audit.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,18 +18,28 @@ from authz_server.decision import Decision
 from authz_server.metrics import CheckMetrics
 from authz_server.observe import observed_allow
 from authz_server.request_facts import request_facts
-from authz_server.responses import Allow, Answer, Reply, TokenHeaders, allow_answer, deny_answer
+from authz_server.responses import (
+    BUDGET_RESET_HEADER,
+    Allow,
+    Answer,
+    Reply,
+    TokenHeaders,
+    allow_answer,
+    deny_answer,
+)
 from authz_server.tracing import end_check, start_check
 from satgate import mcp
 from satgate.caveats import Denial, RequestFacts
 from satgate.judge import judge
 from satgate.keyring import Keyring
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome, refund_claims
-from satgate.ledger.base import LedgerNotInitialised
+from satgate.ledger.base import Crossing, DebitResult, LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key, unique_ids
 from satgate.ledger.refund_claims import RefundClaim
 from satgate.ledger.refunds import Refunds
+from satgate.ledger.thresholds import DEFAULT_PERMILLE
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
+from satgate.timefmt import format_utc
 from satgate.tokens.bearer import bearer_token
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.tracing import Tracing
@@ -43,9 +54,12 @@ _TOKEN_HEADERS_CACHED = 16384  # as many tokens as the verifier keeps
 
 
 class BudgetHook(Protocol):
-    """Told when a token's budget cannot pay (for the audit log); must not block."""
+    """Told when a token's budget cannot pay, and when a debit crossed alert thresholds (for the audit log); must
+    not block."""
 
     def __call__(self, token: VerifiedToken, cost: int, remaining: int | None) -> None: ...
+
+    def crossed(self, token: VerifiedToken, crossings: tuple[Crossing, ...], remaining: int | None) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -59,6 +73,7 @@ class CheckSettings:
     decision_log: str = "deny"  # all | deny | none
     mode: str = "enforce"  # enforce | observe: a route's `mode` setting wins
     observe_debit: bool = True  # observed requests are debited; false: revocation and budget read, never spent
+    thresholds: tuple[int, ...] = DEFAULT_PERMILLE  # per mille of a bucket's limit: budget_threshold events
 
 
 class CheckPipeline:
@@ -232,6 +247,8 @@ class CheckPipeline:
             debit_id=key or unique_ids.next(),
             deadline=None if deadline is None else deadline - DEADLINE_MARGIN_SECONDS,
             attempt=unique_ids.next(),
+            checked_at=facts.now,
+            thresholds=self._settings.thresholds,
         )
         try:
             result = await self._ledger.debit(debit)  # cancel-safe: a debit committed for a gone caller is refunded
@@ -252,23 +269,49 @@ class CheckPipeline:
             if self._on_budget_exhausted is not None:
                 with contextlib.suppress(Exception):
                     self._on_budget_exhausted(token, cost, result.remaining)
-            exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
-            return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=result.remaining)
+            return self._exhausted(result, cost, now=facts.now, request_id=request_id, token=token, reply=reply)
+        if result.crossed and self._on_budget_exhausted is not None:
+            with contextlib.suppress(Exception):
+                self._on_budget_exhausted.crossed(token, result.crossed, result.remaining)
 
         # 7. response
         allow = Allow(self._token_headers(token), charged=result.charged, remaining=result.remaining)
         answer = allow_answer(allow, request.headers)
-        if route.refund_on and result.charged and not result.replayed and self._keyring is not None:
-            answer = self._refundable(answer, route, debit, token)
+        if (route.refund_on or route.settle) and token.buckets and not result.replayed and self._keyring is not None:
+            answer = self._claimed(answer, route, debit, token)
         return Decision(answer, token, result.charged, result.remaining)
 
-    def _refundable(self, answer: Answer, route: RouteSettings, debit: DebitRequest, token: VerifiedToken) -> Answer:
-        """The allow with a signed refund claim in its access-log metadata (route setting refund_on). A replayed
-        debit gets none: its record belongs to the attempt that first spent."""
+    def _exhausted(
+        self, result: DebitResult, cost: int, *, now: float, request_id: str, token: VerifiedToken, reply: Reply
+    ) -> Decision:
+        """402; when only windows are short, when to come back (Retry-After, x-satgate-budget-reset)."""
+        exhausted = Denial(402, "budget_exhausted", f"budget cannot pay {cost} credits")
+        if result.resets_at is None:
+            return self._deny(exhausted, request_id, token, reply=reply, cost=cost, remaining=result.remaining)
+        reset = format_utc(result.resets_at)
+        headers = (("retry-after", str(max(math.ceil(result.resets_at - now), 1))), (BUDGET_RESET_HEADER, reset))
+        return self._deny(
+            exhausted, request_id, token, reply=reply, headers=headers, cost=cost, remaining=0, resets_at=reset
+        )
+
+    def _claimed(self, answer: Answer, route: RouteSettings, debit: DebitRequest, token: VerifiedToken) -> Answer:
+        """The allow with a signed delivery claim in its access-log metadata (route settings refund_on, settle). A
+        replayed debit gets none: its record belongs to the attempt that first spent."""
         assert self._keyring is not None
         assert debit.debit_id is not None
-        bucket_ids = tuple(b.bucket_id for b in debit.buckets)
-        claim = RefundClaim(route.refund_on, token.tenant, token.token_id, debit.debit_id, debit.attempt, bucket_ids)
+        claim = RefundClaim(
+            route.refund_on if debit.cost else (),
+            token.tenant,
+            token.token_id,
+            debit.debit_id,
+            debit.attempt,
+            debit.buckets,
+            route.settle or "",
+            debit.checked_at or 0.0,
+            debit.cost,
+        )
+        if not claim.refund_on and not claim.settle:
+            return answer
         signed = refund_claims.sign(self._keyring(), claim)
         if signed is None:
             return answer
@@ -320,11 +363,13 @@ class CheckPipeline:
         token: VerifiedToken | None = None,
         *,
         reply: Reply | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
         **extra: Any,
     ) -> Decision:
         answer = deny_answer(
             denial,
             request_id,
+            headers=headers,
             extra={k: v for k, v in extra.items() if v is not None},
             token_id=token.token_id if token else None,
             tenant=token.tenant if token else None,

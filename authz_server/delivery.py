@@ -1,12 +1,21 @@
-"""Pay for delivered requests only (route setting `refund_on: 5xx,reset`): each entry of Envoy's access-log stream
-for a refundable request carries the signed refund claim its allow put in the dynamic metadata; when the upstream
-answered 5xx (`5xx`) or never answered — the connection failed or was reset (`reset`) — the debit is refunded,
-exactly once (the ledger refunds a debit id once: a duplicate entry, a stream resent after a reconnect or a second
-replica refunds nothing), audited `debit_refunded` and recorded in usage as negative credits."""
+"""What Envoy's access-log stream does to a debit once the upstream answered. Each entry of a request on a
+`refund_on` or `settle` route carries the signed claim its allow put in the dynamic metadata.
+
+- Pay for delivered requests only (`refund_on: 5xx,reset`): when the upstream answered 5xx (`5xx`) or never
+  answered — the connection failed or was reset (`reset`) — the debit is refunded, exactly once (the ledger refunds
+  a debit id once: a duplicate entry, a stream resent after a reconnect or a second replica refunds nothing),
+  audited `debit_refunded` and recorded in usage as negative credits. It takes precedence over settling.
+- Settle to the real cost (`settle: response_header`): the upstream's `x-satgate-cost` response header, which
+  Envoy moved into the metadata (and off the client's response), settles the reserved debit once: the difference
+  refunded, or the excess charged up to what every bucket can still pay — the rest recorded as overshoot. Audited
+  `debit_settled` when the charge changed; recorded in usage as the credits it moved. No header, an unparsable one,
+  or no entry within the idempotency window: the reservation stands."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 from envoy.config.core.v3.base_pb2 import RequestMethod
@@ -14,12 +23,17 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 
 from authz_server.responses import LOG_HEADER_PREFIX
 from satgate.audit import AuditEvent, AuditLog
+from satgate.caveats.budget import MAX_BUDGET
 from satgate.keyring import Keyring
-from satgate.ledger import Bucket, DebitRequest, Ledger, refund_claims, refunds
+from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, refund_claims, refunds
+from satgate.ledger.base import Bucket, Crossing
 from satgate.ledger.refund_claims import RefundClaim
 from satgate.usage import UsageRecorder
 
 EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"  # where Envoy keeps the metadata ext_authz answered
+# Where the shipped Envoy configs' header_to_metadata filter puts the upstream's x-satgate-cost response header.
+COST_NAMESPACE, COST_KEY = "satgate", "cost"
+_COST_RE = re.compile(r"0|[1-9][0-9]{0,15}")
 # Response flags of a request the upstream never answered: it was not reached, or the exchange broke off.
 NOT_DELIVERED = (
     "upstream_connection_failure",
@@ -44,6 +58,18 @@ def refund_reason(entry: HTTPAccessLogEntry, refund_on: tuple[str, ...]) -> str 
     return None
 
 
+def actual_cost(entry: HTTPAccessLogEntry) -> int | None:
+    """The cost the upstream reported (x-satgate-cost), or None: absent, or not an integer in 0..10^15."""
+    metadata = entry.common_properties.metadata.filter_metadata
+    if COST_NAMESPACE not in metadata or COST_KEY not in metadata[COST_NAMESPACE].fields:
+        return None
+    field = metadata[COST_NAMESPACE].fields[COST_KEY]
+    text = field.string_value if field.HasField("string_value") else ""
+    if not _COST_RE.fullmatch(text) or int(text) > MAX_BUDGET:
+        return None
+    return int(text)
+
+
 def claim_of(entry: HTTPAccessLogEntry, keyring: Keyring) -> tuple[RefundClaim | None, bool]:
     """(the verified claim or None, whether the entry carried a claim at all)."""
     metadata = entry.common_properties.metadata.filter_metadata
@@ -57,6 +83,17 @@ def claim_of(entry: HTTPAccessLogEntry, keyring: Keyring) -> tuple[RefundClaim |
     return refund_claims.verify(keyring, field.string_value), True
 
 
+class CrossedHook(Protocol):
+    def __call__(
+        self,
+        tenant: str,
+        token_id: str,
+        crossings: tuple[Crossing, ...],
+        buckets: tuple[Bucket, ...],
+        remaining: int | None,
+    ) -> None: ...
+
+
 class DeliveryRefunds:
     def __init__(
         self,
@@ -65,7 +102,11 @@ class DeliveryRefunds:
         *,
         audit: AuditLog | None = None,
         usage: UsageRecorder | None = None,
+        thresholds: tuple[int, ...] = (),
+        on_crossed: CrossedHook | None = None,
     ) -> None:
+        self._thresholds = thresholds
+        self._on_crossed = on_crossed  # budget_threshold events for an excess a settlement charged
         self._ledger = ledger
         self._keyring = keyring
         self._audit = audit
@@ -73,21 +114,86 @@ class DeliveryRefunds:
         self._logger = structlog.get_logger("satgate.authz")
 
     async def settle(self, entry: HTTPAccessLogEntry) -> int:
-        """The credits this entry refunded (0: nothing to refund, or refunded already)."""
+        """The credits this entry gave back: refunded, or reserved less settled (negative: an excess charged);
+        0 when it changed nothing (delivered, settled or refunded already, no cost reported)."""
         claim, carried = claim_of(entry, self._keyring())
         if claim is None:
             if carried:  # signed by a key no longer held, or not by us at all
                 self._logger.warning("refund_claim_invalid", request_id=entry.request.request_id)
             return 0
+        request = DebitRequest(
+            claim.tenant,
+            (),
+            claim.buckets,
+            claim.reserved,
+            debit_id=claim.debit_id,
+            attempt=claim.attempt,
+            checked_at=claim.checked_at or None,
+            thresholds=self._thresholds,
+        )
         reason = refund_reason(entry, claim.refund_on)
-        if reason is None:
+        if reason is not None:
+            credits = await refunds.pay(self._ledger, request, reason)  # retried while the store is down
+            if credits:
+                await self._record(entry, claim, reason, credits)
+            return credits
+        if not claim.settle or entry.common_properties.intermediate_log_entry:
             return 0
-        buckets = tuple(Bucket(bucket_id, 0) for bucket_id in claim.bucket_ids)
-        request = DebitRequest(claim.tenant, (), buckets, 0, debit_id=claim.debit_id, attempt=claim.attempt)
-        credits = await refunds.pay(self._ledger, request, reason)  # retried while the store is down
-        if credits:
-            await self._record(entry, claim, reason, credits)
-        return credits
+        actual = actual_cost(entry)
+        if actual is None:
+            return 0  # the reservation stands
+        return await self._settle(entry, claim, request, actual)
+
+    async def _settle(self, entry: HTTPAccessLogEntry, claim: RefundClaim, request: DebitRequest, actual: int) -> int:
+        try:
+            result = await self._ledger.settle(request, actual)
+        except LedgerUnavailable as exc:  # Envoy does not resend: the reservation stands, and the log says so
+            self._logger.error("settle_failed", tenant=claim.tenant, token_id=claim.token_id, detail=str(exc))
+            return 0
+        if not result.settled:
+            return 0
+        if result.crossed and self._on_crossed is not None:
+            self._on_crossed(claim.tenant, claim.token_id, result.crossed, claim.buckets, result.remaining)
+        moved = result.charged - claim.reserved
+        if moved or result.overshoot:
+            await self._record_settlement(entry, claim, actual, result.charged, result.overshoot)
+        return -moved
+
+    async def _record_settlement(
+        self, entry: HTTPAccessLogEntry, claim: RefundClaim, actual: int, charged: int, overshoot: int
+    ) -> None:
+        status = entry.response.response_code.value
+        request_id, path = entry.request.request_id, entry.request.path.partition("?")[0]
+        details = {
+            "reserved": claim.reserved,
+            "actual": actual,
+            "charged": charged,
+            "overshoot": overshoot,
+            "status": status,
+            "request_id": request_id[:128],
+        }
+        self._logger.info("debit_settled", tenant=claim.tenant, token_id=claim.token_id, **details)
+        if self._usage is not None and charged != claim.reserved:
+            method = RequestMethod.Name(entry.request.request_method)
+            self._usage.record(
+                tenant=claim.tenant,
+                token_id=claim.token_id,
+                route=path,
+                method=method,
+                status=status,
+                credits=charged - claim.reserved,
+                attributes={},
+            )
+        event = AuditEvent(type="debit_settled", tenant=claim.tenant, token_id=claim.token_id, details=details)
+        await self._append(event)
+
+    async def _append(self, event: AuditEvent) -> None:
+        if self._audit is None:
+            return
+        try:
+            await self._audit.append(event)
+        except Exception as exc:  # the ledger's change stands; its record is what is lost
+            self._logger.error("audit_write_failed", event=event.type, detail=str(exc))
 
     async def _record(self, entry: HTTPAccessLogEntry, claim: RefundClaim, reason: str, credits: int) -> None:
         status = entry.response.response_code.value
@@ -112,14 +218,10 @@ class DeliveryRefunds:
                 credits=-credits,
                 attributes={},
             )
-        if self._audit is not None:
-            event = AuditEvent(
-                type="debit_refunded",
-                tenant=claim.tenant,
-                token_id=claim.token_id,
-                details={"credits": credits, "reason": reason, "status": status, "request_id": request_id[:128]},
-            )
-            try:
-                await self._audit.append(event)
-            except Exception as exc:  # the refund stands; its record is what is lost
-                self._logger.error("audit_write_failed", event="debit_refunded", detail=str(exc))
+        event = AuditEvent(
+            type="debit_refunded",
+            tenant=claim.tenant,
+            token_id=claim.token_id,
+            details={"credits": credits, "reason": reason, "status": status, "request_id": request_id[:128]},
+        )
+        await self._append(event)

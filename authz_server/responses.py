@@ -14,6 +14,7 @@ WWW_AUTHENTICATE = 'Bearer realm="satgate", error="invalid_token"'
 SATGATE_HEADER_PREFIX = "x-satgate-"
 # The HTTP transport's access-log metadata: response headers Envoy copies (dynamic_metadata_from_headers)
 LOG_HEADER_PREFIX = "x-satgate-log-"
+BUDGET_RESET_HEADER = "x-satgate-budget-reset"  # a 402 that only a window's end lifts: when (RFC 3339)
 _DENY_HEADERS = (("content-type", "application/json"), ("cache-control", "no-store"))
 _DENY_401_HEADERS = (*_DENY_HEADERS, ("www-authenticate", WWW_AUTHENTICATE))
 
@@ -119,6 +120,7 @@ def deny_answer(
     token_id: str | None = None,
     tenant: str | None = None,
     reply: Reply | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> Answer:
     body: object = deny_body(denial, request_id, extra or {})
     if reply is not None and reply.mcp:
@@ -128,7 +130,7 @@ def deny_answer(
     return Answer(
         denial.status,
         denial.error,
-        downstream_headers=_DENY_401_HEADERS if denial.status == 401 else _DENY_HEADERS,
+        downstream_headers=(*(_DENY_401_HEADERS if denial.status == 401 else _DENY_HEADERS), *headers),
         body=json.dumps(body, separators=(",", ":")),
         metadata={k: v for k, v in metadata.items() if v is not None},
     )

@@ -116,7 +116,14 @@ def build_pipeline(
     tracing = None
     if config.tracing.otlp_endpoint is not None:
         tracing = Tracing.otlp("satgate-authz", config.tracing.otlp_endpoint, sample_ratio=config.tracing.sample_ratio)
-    delivery = DeliveryRefunds(ledger, lambda: keyring.current, audit=audit, usage=usage)
+    delivery = DeliveryRefunds(
+        ledger,
+        lambda: keyring.current,
+        audit=audit,
+        usage=usage,
+        thresholds=authz.threshold_permille(),
+        on_crossed=exhausted.crossed_by,
+    )
     pipeline = CheckPipeline(
         keyring=lambda: keyring.current,
         tracing=tracing,
@@ -133,6 +140,7 @@ def build_pipeline(
             decision_log=authz.decision_log,
             mode=authz.mode,
             observe_debit=authz.observe_debit,
+            thresholds=authz.threshold_permille(),
             pricing={
                 name: PricingTable(tools=t.tools, methods=t.methods, default=t.default)
                 for name, t in authz.pricing.items()

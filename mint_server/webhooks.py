@@ -57,6 +57,13 @@ def summary(record: Mapping[str, Any]) -> str:
     details = record.get("details") or {}
     if details.get("reason"):
         parts.append(f"reason={details['reason']}")
+    if record.get("type") == "budget_threshold":
+        parts.append(f"reached {details.get('threshold_percent'):g}% of {details.get('bucket_limit')} credits")
+        if details.get("window"):
+            parts.append(f"(window {details['window']} until {details.get('window_end')})")
+        parts.append(f"remaining={details.get('remaining')}")
+    if record.get("type") == "debit_settled" and details.get("overshoot"):
+        parts.append(f"overshoot={details['overshoot']} credits (reserved {details.get('reserved')})")
     return "SatGate " + " ".join(parts)
 
 

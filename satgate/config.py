@@ -142,6 +142,11 @@ class AuthzConfig(_Strict):
     # observe: every route decides and records but always allows (a route's own `mode` setting wins)
     mode: Literal["enforce", "observe"] = "enforce"
     observe_debit: bool = True  # observed requests are debited as they would be; false: judged read-only
+    # Fractions of a bucket's limit whose crossing raises one budget_threshold audit event per bucket and window.
+    budget_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = [0.8, 1.0]
+
+    def threshold_permille(self) -> tuple[int, ...]:
+        return tuple(sorted({round(fraction * 1000) or 1 for fraction in self.budget_thresholds}))
 
     def served_listeners(self) -> dict[str, str]:
         """The listen settings this transport serves, by their full name (what is claimed, bound and released)."""

@@ -13,7 +13,8 @@ from satgate.tokens.identifier import TENANT_RE
 
 _COST_RE = re.compile(r"0|[1-9][0-9]{0,14}")
 _ATTR_KEY_RE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
-KNOWN_KEYS = frozenset({"scope", "cost", "mcp", "pricing", "tenant", "mode", "refund_on"})
+KNOWN_KEYS = frozenset({"scope", "cost", "mcp", "pricing", "tenant", "mode", "refund_on", "settle"})
+SETTLE = ("response_header",)  # settle the debit to the upstream's x-satgate-cost response header
 REFUND_ON = ("5xx", "reset")  # the upstream answered 5xx; the request never got an answer (connect failure, reset)
 MODES = ("enforce", "observe")
 
@@ -32,6 +33,7 @@ class RouteSettings:
     require: tuple[tuple[str, str], ...] = ()
     mode: str | None = None  # enforce | observe; None: the server's authz.mode
     refund_on: tuple[str, ...] = ()  # of REFUND_ON: refund the debit when Envoy's access log says so
+    settle: str | None = None  # of SETTLE: reserve the cost, settle to what the upstream says it cost
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> RouteSettings:
@@ -52,11 +54,7 @@ class RouteSettings:
         mode = values.get("mode")
         if mode is not None and mode not in MODES:
             raise RouteConfigError(f"route setting 'mode': {mode!r} is not enforce or observe")
-        refund_on: tuple[str, ...] = ()
-        if raw_refund := values.get("refund_on", "").strip():
-            refund_on = tuple(sorted({r.strip() for r in raw_refund.split(",")}))
-            if unknown := [r for r in refund_on if r not in REFUND_ON]:
-                raise RouteConfigError(f"route setting 'refund_on': {unknown} are not of {', '.join(REFUND_ON)}")
+        refund_on, settle = _delivery_settings(values)
         tenant = values.get("tenant")
         if tenant is not None and not TENANT_RE.fullmatch(tenant):
             raise RouteConfigError(f"route setting 'tenant': {tenant!r} is not a tenant name")
@@ -76,7 +74,21 @@ class RouteSettings:
             require=tuple(sorted(require)),
             mode=mode,
             refund_on=refund_on,
+            settle=settle,
         )
+
+
+def _delivery_settings(values: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """refund_on and settle: what Envoy's access log does to the debit once the upstream answered."""
+    refund_on: tuple[str, ...] = ()
+    if raw_refund := values.get("refund_on", "").strip():
+        refund_on = tuple(sorted({r.strip() for r in raw_refund.split(",")}))
+        if unknown := [r for r in refund_on if r not in REFUND_ON]:
+            raise RouteConfigError(f"route setting 'refund_on': {unknown} are not of {', '.join(REFUND_ON)}")
+    settle = values.get("settle")
+    if settle is not None and settle not in SETTLE:
+        raise RouteConfigError(f"route setting 'settle': {settle!r} is not response_header")
+    return refund_on, settle
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,8 @@ EVENT_CATEGORIES = {
     "budget_change": "budget",
     "budget_exhausted": "budget",
     "debit_refunded": "budget",
+    "debit_settled": "budget",
+    "budget_threshold": "budget",
     "key_rotation": "key",
     "keyring_loaded": "key",
     "config_loaded": "config",

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from satgate.caveats.attribute import Attribute
 from satgate.caveats.base import Caveat, Denial, RequestFacts
 from satgate.caveats.budget import Budget
+from satgate.caveats.budget_window import BudgetWindow
 from satgate.caveats.cidrs import Cidrs
 from satgate.caveats.delegation import Delegation
 from satgate.caveats.expires import Expires
@@ -28,6 +29,7 @@ BUILTIN: dict[str, type[Caveat]] = {
         NotBefore,
         Scope,
         Budget,
+        BudgetWindow,
         Delegation,
         MaxDelegationDepth,
         Methods,
@@ -57,6 +59,7 @@ __all__ = [
     "BUILTIN",
     "Attribute",
     "Budget",
+    "BudgetWindow",
     "Caveat",
     "CaveatSyntaxError",
     "Cidrs",

@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from satgate.ledger.windows import Period
+
 IDEMPOTENCY_WINDOW_SECONDS = 600
 
 
@@ -22,6 +24,10 @@ class LedgerNotInitialised(LedgerUnavailable):
 class Bucket:
     bucket_id: str  # first 32 hex chars of the chain signature right after the budget caveat
     limit: int
+    period: Period | None = None  # budget_window: the limit applies per window of this period
+
+    def window(self, at: float) -> int | None:
+        return None if self.period is None else self.period.index(at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,20 @@ class DebitRequest:
     debit_id: str | None = None
     deadline: float | None = None  # unix time (this server's clock): past it the store spends nothing
     attempt: str = ""  # this call's own id, kept in the record: a refund gives back only what this call spent
+    # The check's time (the authz server's clock): the window each windowed bucket is judged and debited in, and
+    # the one its refund or settlement goes back to. None: the store's clock, now.
+    checked_at: float | None = None
+    thresholds: tuple[int, ...] = ()  # per mille of a bucket's limit: each crossing is reported once (alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A debit took a bucket's spending to or past a threshold, for the first time in this window."""
+
+    bucket_id: str
+    permille: int
+    window: int | None  # the window index of a windowed bucket
+    limit: int  # the bucket's limit (per window), as judged
 
 
 class Outcome(enum.Enum):
@@ -50,6 +70,8 @@ class DebitResult:
     charged: int = 0
     remaining: int | None = None  # smallest remaining across buckets; None when the token has no budget
     replayed: bool = False
+    crossed: tuple[Crossing, ...] = ()  # thresholds this debit crossed first
+    resets_at: float | None = None  # refused, and every bucket that could not pay is windowed: its window's end
 
     @property
     def spent(self) -> bool:
@@ -66,6 +88,18 @@ class BudgetAdjustment:
     replayed: bool = False  # this change id was applied before (a resend): nothing moved now
 
 
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    """What settling a debit to its actual cost did: `settled` False when there was no unsettled debit to settle
+    (settled or refunded already, expired, or never spent by this attempt)."""
+
+    settled: bool
+    charged: int = 0  # what the debit now charges in all (reserved, then settled)
+    overshoot: int = 0  # actual cost the buckets could not pay
+    remaining: int | None = None
+    crossed: tuple[Crossing, ...] = ()
+
+
 class Ledger(Protocol):
     async def debit(self, request: DebitRequest) -> DebitResult:
         """Cancel-safe: if the caller is cancelled while the store may still commit the debit, the store refunds
@@ -77,26 +111,36 @@ class Ledger(Protocol):
         exactly once. Returns the credits refunded (0 when there was nothing to refund)."""
         ...
 
+    async def settle(self, request: DebitRequest, actual: int) -> SettleResult:
+        """Settle the debit with this id and attempt to `actual` credits, exactly once: refund the difference to
+        every bucket it charged, or charge the excess to all of them, atomically, up to what they can still pay."""
+        ...
+
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
         """True when newly revoked."""
         ...
 
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool: ...
 
-    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None: ...
+    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> int | None:
+        """The smallest remaining across buckets, windowed ones in the window of `at` (default: now)."""
+        ...
 
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
         """Whether each id itself is revoked, in one round trip (listings)."""
         ...
 
-    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> list[int]:
         """Each bucket's own remaining credits, in one round trip (listings: a page of tokens)."""
         ...
 
-    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
-        """Move a budget bucket's limit by `delta` credits (a top-up or a cut), in one atomic step with every
-        debit: the next check sees it. A cut never takes the limit below what the bucket has spent. A resend of
-        the same `change_id` (the store's own resend after a broken connection) is applied once."""
+    async def adjust(
+        self, tenant: str, bucket: Bucket, delta: int, change_id: str, *, at: float | None = None
+    ) -> BudgetAdjustment:
+        """Move a budget bucket's limit by `delta` credits (a top-up or a cut; a windowed bucket's per-window limit,
+        from the window of `at` on), in one atomic step with every debit: the next check sees it. A cut never takes
+        the limit below what the bucket has spent. A resend of the same `change_id` (the store's own resend after a
+        broken connection) is applied once."""
         ...
 
     async def probe(self) -> None:

@@ -20,10 +20,35 @@ async def init_ledger(url: str) -> tuple[str, int]:
 
         path, _options = sqlite_path(url)
         return str(path), int(initialise(path, new_marker()))
-    from satgate.ledger.redis import write_markers  # noqa: PLC0415
-
     client_url, cluster, _timeout, _connections = redis_settings(url)
     return await write_markers(client_url, cluster=cluster, marker=new_marker())
+
+
+async def write_markers(client_url: str, *, cluster: bool, marker: str) -> tuple[str, int]:
+    """`satgate ledger init` on Redis: set every slot's marker where it is missing (SET NX), never clear."""
+    from redis.asyncio import Redis  # noqa: PLC0415
+    from redis.asyncio.cluster import RedisCluster  # noqa: PLC0415
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from satgate.ledger.base import LedgerUnavailable  # noqa: PLC0415
+    from satgate.ledger.marker import all_redis_marker_keys  # noqa: PLC0415
+    from satgate.urls import display_url  # noqa: PLC0415
+
+    client: Redis | RedisCluster = (
+        RedisCluster.from_url(client_url, decode_responses=True)
+        if cluster
+        else Redis.from_url(client_url, decode_responses=True)
+    )
+    try:
+        pipe = client.pipeline(transaction=False)
+        for key in all_redis_marker_keys():
+            pipe.set(key, marker, nx=True)
+        written = sum(1 for ok in await pipe.execute() if ok)
+    except (RedisError, OSError) as exc:
+        raise LedgerUnavailable(f"ledger: cannot initialise Redis at {display_url(client_url)}: {exc}") from exc
+    finally:
+        await client.aclose()
+    return display_url(client_url), written
 
 
 def init_ledger_blocking(url: str) -> tuple[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,36 +27,26 @@ from satgate.ledger.base import (
     DebitResult,
     LedgerNotInitialised,
     LedgerUnavailable,
-    Outcome,
+    SettleResult,
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
-from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND
+from satgate.ledger.redis_keys import (
+    UNMARKED,
+    adjustment_key,
+    bucket_key,
+    bucket_keys,
+    crossings_of,
+    debit_record_key,
+    limit_pairs,
+    outcome,
+    revoked_key,
+    window_key,
+)
+from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND, SETTLE
 from satgate.ledger.refunds import Refunds
-from satgate.urls import display_url
 
 log = structlog.get_logger("satgate.ledger")
 _PROBED_SLOTS = 16  # spread over the slot range: every master of a cluster owns some of them
-_UNMARKED = (
-    "ledger: Redis holds no ledger marker for this tenant's slot: it was restarted without its data (or is not "
-    "the ledger). Restore it from its AOF or RDB; run 'satgate ledger init' only for a new ledger"
-)
-
-
-def _key(tenant: str, kind: str, name: str) -> str:
-    return f"sg:{{{tenant}}}:{kind}:{name}"
-
-
-def revoked_key(tenant: str) -> str:
-    return _key(tenant, "revoked", "ids")
-
-
-def bucket_key(tenant: str, bucket_id: str) -> str:
-    return _key(tenant, "b", bucket_id)
-
-
-def debit_record_key(tenant: str, debit_id: str | None) -> str:
-    digest = hashlib.blake2b((debit_id or "").encode(), digest_size=16).hexdigest()
-    return _key(tenant, "i", digest)
 
 
 _QUEUE_TIMEOUTS = 4  # without a deadline, a call waits at most this many timeouts for a connection
@@ -71,6 +60,7 @@ class _Queued:
     keys: list[str]
     rest: list[Any]
     answer: asyncio.Future[DebitResult]
+    at: float  # the check's time: the windows its buckets are judged in
     deadlines: list[float] = field(default_factory=list)
 
 
@@ -81,26 +71,6 @@ async def _listed(reply: Awaitable[Any]) -> list[Any]:
 def _settle(answer: asyncio.Future[DebitResult], *, error: BaseException) -> None:
     if not answer.done():
         answer.set_exception(error)
-
-
-def _outcome(reply: Any, request: DebitRequest) -> DebitResult:
-    match reply:
-        case ["unmarked"]:
-            raise LedgerNotInitialised(_UNMARKED)
-        case ["expired"]:
-            return DebitResult(Outcome.EXPIRED)
-        case ["revoked"]:
-            return DebitResult(Outcome.REVOKED)
-        case ["replay", seen]:
-            charged, remaining, attempt = seen.split(":", 2)
-            # our own first copy, when a resend finds it: this call did spend
-            replayed = not request.attempt or attempt != request.attempt
-            return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining), replayed=replayed)
-        case ["insufficient", remaining]:
-            return DebitResult(Outcome.INSUFFICIENT, charged=0, remaining=int(remaining))
-        case ["ok", charged, remaining]:
-            return DebitResult(Outcome.DEBITED, charged=int(charged), remaining=int(remaining) if remaining else None)
-    raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
 
 
 class RedisLedger:
@@ -126,6 +96,7 @@ class RedisLedger:
         self._debit = client.register_script(DEBIT)
         self._refund = client.register_script(REFUND)
         self._adjust = client.register_script(ADJUST)
+        self._settle = client.register_script(SETTLE)
         self._refunds = Refunds(self)
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -172,7 +143,7 @@ class RedisLedger:
                     async with asyncio.timeout(max(self._timeout, 5.0)):
                         if isinstance(self._client, RedisCluster):
                             await self._client.initialize()
-                        for script in (self._debit, self._refund, self._adjust):
+                        for script in (self._debit, self._refund, self._adjust, self._settle):
                             await self._client.script_load(script.script)
                 except (RedisError, OSError, TimeoutError) as exc:
                     raise LedgerUnavailable(f"ledger: redis: cannot reach it: {type(exc).__name__}: {exc}") from exc
@@ -217,24 +188,54 @@ class RedisLedger:
         wait = max(deadline - self._clock(), 0) + _CLOCK_MARGIN_SECONDS
         self._refunds.owe(request, "outcome_unknown", not_before=wait)
 
+    def _checked_at(self, request: DebitRequest) -> float:
+        return self._clock() if request.checked_at is None else request.checked_at
+
     async def refund(self, request: DebitRequest) -> int:
         if request.debit_id is None or not request.buckets:
             return 0
-        keys = [debit_record_key(request.tenant, request.debit_id)]
-        keys += [bucket_key(request.tenant, b.bucket_id) for b in request.buckets]
-        return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt])))
+        keys, keeps = bucket_keys(request.tenant, request.buckets, self._checked_at(request))
+        keys.insert(0, debit_record_key(request.tenant, request.debit_id))
+        return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt, *keeps])))
 
-    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
+    async def settle(self, request: DebitRequest, actual: int) -> SettleResult:
+        if request.debit_id is None or not request.buckets:
+            return SettleResult(settled=False)
+        at = self._checked_at(request)
+        keys, keeps = bucket_keys(request.tenant, request.buckets, at)
+        keys.insert(0, debit_record_key(request.tenant, request.debit_id))
+        args = [
+            request.attempt,
+            actual,
+            *limit_pairs(request.buckets, keeps),
+            len(request.thresholds),
+            *request.thresholds,
+        ]
+        reply = await self._call(lambda _gives_up: self._settle(keys=keys, args=args))
+        match reply:
+            case ["none"]:
+                return SettleResult(settled=False)
+            case ["ok", charged, overshoot, remaining, *crossed]:
+                crossings = crossings_of(request, at, crossed) if crossed else ()
+                return SettleResult(True, int(charged), int(overshoot), int(remaining), crossings)
+        raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
+
+    async def adjust(
+        self, tenant: str, bucket: Bucket, delta: int, change_id: str, *, at: float | None = None
+    ) -> BudgetAdjustment:
+        lifetime = bucket_key(tenant, bucket.bucket_id)
+        window = bucket.window(self._clock() if at is None else at)
         keys = [
             redis_marker_key_for_tenant(tenant),
-            bucket_key(tenant, bucket.bucket_id),
-            _key(tenant, "adj", change_id),
+            lifetime,
+            adjustment_key(tenant, change_id),
+            lifetime if window is None else window_key(tenant, bucket.bucket_id, window),
         ]
-        args = [bucket.limit, delta, self._window]
+        args = [bucket.limit, delta, self._window, "0" if window is None else "1"]
         reply = await self._call(lambda _gives_up: self._adjust(keys=keys, args=args))
         match reply:
             case ["unmarked"]:
-                raise LedgerNotInitialised(_UNMARKED)
+                raise LedgerNotInitialised(UNMARKED)
             case ["replay", remaining]:
                 return BudgetAdjustment(applied=True, remaining=int(remaining), replayed=True)
             case ["below", remaining]:
@@ -246,22 +247,26 @@ class RedisLedger:
     async def probe(self) -> None:
         found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in _probed_keys()))
         if not all(found):
-            raise LedgerNotInitialised(_UNMARKED.replace("for this tenant's slot", "for some hash slots"))
+            raise LedgerNotInitialised(UNMARKED.replace("for this tenant's slot", "for some hash slots"))
 
     async def debit(self, request: DebitRequest) -> DebitResult:
         """Debits that arrive in one turn of the loop share one pipeline (one write, one round trip, one pooled
         connection); each is still its own EVALSHA, atomic on its own. Cancel-safe like every backend."""
         tenant = request.tenant
+        at = self._checked_at(request)
         keys = [redis_marker_key_for_tenant(tenant), revoked_key(tenant), debit_record_key(tenant, request.debit_id)]
-        keys += [bucket_key(tenant, b.bucket_id) for b in request.buckets]
+        buckets, keeps = bucket_keys(tenant, request.buckets, at)
+        keys += buckets
         rest: list[Any] = [
             "1" if request.debit_id is not None else "0",
             request.attempt,
             len(request.revocation_ids),
             *request.revocation_ids,
-            *(b.limit for b in request.buckets),
+            *limit_pairs(request.buckets, keeps),
+            len(request.thresholds),
+            *request.thresholds,
         ]
-        queued = _Queued(request, keys, rest, asyncio.get_running_loop().create_future())
+        queued = _Queued(request, keys, rest, asyncio.get_running_loop().create_future(), at)
         if isinstance(self._client, RedisCluster):  # redis-py refuses scripts in cluster pipelines: one call each
             await self._send([queued])
             return queued.answer.result()
@@ -316,7 +321,7 @@ class RedisLedger:
                 self._unknown(queued, LedgerUnavailable(f"ledger: redis: {type(reply).__name__}: {reply}"))
                 continue
             try:
-                result = _outcome(reply, queued.request)
+                result = outcome(reply, queued.request, queued.at)
             except LedgerUnavailable as exc:
                 _settle(queued.answer, error=exc)
                 continue
@@ -340,8 +345,8 @@ class RedisLedger:
         found = await self._call(lambda _g: self._client.smismember(revoked_key(tenant), list(revocation_ids)))
         return any(found)
 
-    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None:
-        each = await self.remaining_each(tenant, buckets)
+    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> int | None:
+        each = await self.remaining_each(tenant, buckets, at=at)
         return min(each) if each else None
 
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
@@ -350,12 +355,17 @@ class RedisLedger:
         found = await self._call(lambda _g: self._client.smismember(revoked_key(tenant), list(revocation_ids)))
         return [bool(f) for f in found]
 
-    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> list[int]:
         if not buckets:
             return []
-        keys = [bucket_key(tenant, b.bucket_id) for b in buckets]  # one tenant: one slot, so one MGET
-        spent = await self._call(_command(self._client.mget, keys))
-        return [max(b.limit - int(s or 0), 0) for b, s in zip(buckets, spent, strict=True)]
+        keys, _keeps = bucket_keys(tenant, buckets, self._clock() if at is None else at)
+        counters = [key for i, key in enumerate(keys) if i % 3 != 2]  # one tenant: one slot, so one MGET
+        spent = await self._call(_command(self._client.mget, counters))
+        left = []
+        for j, bucket in enumerate(buckets):
+            changes, window = int(spent[2 * j] or 0), int(spent[2 * j + 1] or 0)
+            left.append(max(bucket.limit - changes - (window if bucket.period is not None else 0), 0))
+        return left
 
     async def close(self) -> None:
         if self._sending:  # pipelines in flight settle (and owe their refunds) first
@@ -376,22 +386,3 @@ def _command(method: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[flo
 
 
 _CLOCK_MARGIN_SECONDS = 0.1  # Redis judges deadlines by its clock: allow for skew against ours
-
-
-async def write_markers(client_url: str, *, cluster: bool, marker: str) -> tuple[str, int]:
-    """`satgate ledger init` on Redis: set every slot's marker where it is missing (SET NX), never clear."""
-    client: Redis | RedisCluster = (
-        RedisCluster.from_url(client_url, decode_responses=True)
-        if cluster
-        else Redis.from_url(client_url, decode_responses=True)
-    )
-    try:
-        pipe = client.pipeline(transaction=False)
-        for key in all_redis_marker_keys():
-            pipe.set(key, marker, nx=True)
-        written = sum(1 for ok in await pipe.execute() if ok)
-    except (RedisError, OSError) as exc:
-        raise LedgerUnavailable(f"ledger: cannot initialise Redis at {display_url(client_url)}: {exc}") from exc
-    finally:
-        await client.aclose()
-    return display_url(client_url), written

@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from satgate.ledger import sqlite_jobs
 from satgate.ledger.base import (
     IDEMPOTENCY_WINDOW_SECONDS,
     Bucket,
@@ -32,17 +33,16 @@ from satgate.ledger.base import (
     LedgerNotInitialised,
     LedgerUnavailable,
     Outcome,
+    SettleResult,
 )
 from satgate.ledger.refunds import Refunds
 from satgate.ledger.sqlite_schema import (
     MARKER_SQL,
     debit_hash_of,
     marker_and_revoked_sql,
-    read_sql,
-    refund_sql,
     revoked_each_sql,
     revoked_sql,
-    spent_sql,
+    upgrade,
 )
 from satgate.ledger.sqlite_threads import SqliteThread
 from satgate.sqlite_db import enable_wal
@@ -110,6 +110,7 @@ class SqliteLedger:
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             identity = os.stat(self.path)
             self._require_marker(db)
+            upgrade(db)  # a ledger made before v2.1 gets its new tables (needs the write lock once)
         except sqlite3.OperationalError:  # locked, busy: the ledger is there, just not available now
             db.close()
             raise
@@ -343,59 +344,23 @@ class SqliteLedger:
     def _debit(self, req: DebitRequest, db: sqlite3.Connection) -> DebitResult:
         """Inside the writer's transaction, after the write lock was taken: the deadline is judged now."""
         now = time.time()
-        if req.deadline is not None and now > req.deadline:
-            return DebitResult(Outcome.EXPIRED)
-        slot = int(now // self._window)
-        params: list[object] = []
-        for bucket in req.buckets:
-            params += (bucket.bucket_id, bucket.limit)
-        hashed = debit_hash_of(req.tenant, req.debit_id)
-        params += (req.tenant, *req.revocation_ids, req.tenant, slot, slot - 1, hashed)
-        revoked, seen_charged, seen_remaining, remaining = db.execute(
-            read_sql(len(req.revocation_ids), len(req.buckets)), params
-        ).fetchone()
-        if revoked:
-            return DebitResult(Outcome.REVOKED)
-        if seen_charged is not None:
-            return DebitResult(Outcome.DEBITED, charged=seen_charged, remaining=seen_remaining, replayed=True)
-        if remaining < req.cost:
-            return DebitResult(Outcome.INSUFFICIENT, charged=0, remaining=max(remaining, 0))
-        if req.cost:
-            for bucket in req.buckets:
-                db.execute(
-                    "INSERT INTO buckets (tenant, bucket_id, credit_limit, spent) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (tenant, bucket_id) DO UPDATE SET spent = spent + excluded.spent",
-                    (req.tenant, bucket.bucket_id, bucket.limit, req.cost),
-                )
-        remaining -= req.cost
-        if hashed is not None:
-            db.execute(
-                "INSERT OR REPLACE INTO debits (slot, debit_hash, charged, remaining, attempt) VALUES (?, ?, ?, ?, ?)",
-                (slot, hashed, req.cost, remaining, req.attempt),
-            )
+        result = sqlite_jobs.debit(db, req, now, self._window)
         self._debits += 1
         if self._debits % _SWEEP_EVERY == 0:
-            db.execute("DELETE FROM debits WHERE slot < ?", (slot - 1,))
-        return DebitResult(Outcome.DEBITED, charged=req.cost, remaining=remaining)
+            sqlite_jobs.sweep(db, int(now // self._window), now if req.checked_at is None else req.checked_at)
+        return result
 
     async def refund(self, request: DebitRequest) -> int:
-        hashed = debit_hash_of(request.tenant, request.debit_id)
-        if hashed is None or not request.buckets:
+        if debit_hash_of(request.tenant, request.debit_id) is None or not request.buckets:
             return 0
+        return await self._run(lambda db: sqlite_jobs.refund(db, request, time.time(), self._window), write=True)
 
-        def refund(db: sqlite3.Connection) -> int:
-            slot = int(time.time() // self._window)
-            row = db.execute(
-                "DELETE FROM debits WHERE slot IN (?, ?) AND debit_hash = ? AND attempt = ? RETURNING charged",
-                (slot, slot - 1, hashed, request.attempt),
-            ).fetchone()
-            if row is None or not row[0]:
-                return 0
-            ids = [b.bucket_id for b in request.buckets]
-            db.execute(refund_sql(len(ids)), (row[0], request.tenant, *ids))
-            return int(row[0])
-
-        return await self._run(refund, write=True)
+    async def settle(self, request: DebitRequest, actual: int) -> SettleResult:
+        if debit_hash_of(request.tenant, request.debit_id) is None or not request.buckets:
+            return SettleResult(settled=False)
+        return await self._run(
+            lambda db: sqlite_jobs.settle(db, request, actual, time.time(), self._window), write=True
+        )
 
     @staticmethod
     def _any_revoked(db: sqlite3.Connection, tenant: str, ids: tuple[str, ...]) -> bool:
@@ -414,26 +379,16 @@ class SqliteLedger:
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool:
         return await self._run(lambda db: self._any_revoked(db, tenant, revocation_ids), write=False)
 
-    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...]) -> int | None:
-        each = await self.remaining_each(tenant, buckets)
+    async def remaining(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> int | None:
+        each = await self.remaining_each(tenant, buckets, at=at)
         return min(each) if each else None
 
-    async def adjust(self, tenant: str, bucket: Bucket, delta: int, change_id: str) -> BudgetAdjustment:
+    async def adjust(
+        self, tenant: str, bucket: Bucket, delta: int, change_id: str, *, at: float | None = None
+    ) -> BudgetAdjustment:
         """In the writer's IMMEDIATE transaction, as debits are; it runs once, so `change_id` needs no record."""
-
-        def adjust(db: sqlite3.Connection) -> BudgetAdjustment:
-            row = db.execute(spent_sql(1), (tenant, bucket.bucket_id)).fetchone()
-            left = bucket.limit - (row[1] if row else 0)
-            if left + delta < 0:
-                return BudgetAdjustment(applied=False, remaining=max(left, 0))
-            db.execute(
-                "INSERT INTO buckets (tenant, bucket_id, credit_limit, spent) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (tenant, bucket_id) DO UPDATE SET spent = spent + excluded.spent",
-                (tenant, bucket.bucket_id, bucket.limit, -delta),
-            )
-            return BudgetAdjustment(applied=True, remaining=left + delta)
-
-        return await self._run(adjust, write=True)
+        when = time.time() if at is None else at
+        return await self._run(lambda db: sqlite_jobs.adjust(db, tenant, bucket, delta, when), write=True)
 
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
         if not revocation_ids:
@@ -442,13 +397,13 @@ class SqliteLedger:
         found = await self._run(lambda db: {r[0] for r in db.execute(sql, (tenant, *revocation_ids))}, write=False)
         return [i in found for i in revocation_ids]
 
-    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...]) -> list[int]:
+    async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> list[int]:
+        """Windowed buckets in the window of `at` (default now)."""
         if not buckets:
             return []
-        ids = tuple(b.bucket_id for b in buckets)
-        rows = await self._run(lambda db: db.execute(spent_sql(len(ids)), (tenant, *ids)).fetchall(), write=False)
-        spent = dict(rows)
-        return [max(b.limit - spent.get(b.bucket_id, 0), 0) for b in buckets]
+        when = time.time() if at is None else at
+        balances = await self._run(lambda db: sqlite_jobs.balances(db, tenant, buckets, when), write=False)
+        return [max(left, 0) for left, _limit in balances]
 
     async def probe(self) -> None:
         await self._reader.run(lambda db: None)  # the reader checks the file and marker before every job

@@ -12,7 +12,7 @@ from satgate.sqlite_db import create_private, enable_wal
 
 # Debit records are keyed by a time slot first: lookups check the current and previous slot (a window of at least
 # IDEMPOTENCY_WINDOW_SECONDS) and expiry is a cheap range delete, with no second index to maintain.
-SCHEMA = """
+SCHEMA_2_0 = """
 CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
     tenant TEXT NOT NULL, bucket_id TEXT NOT NULL, credit_limit INTEGER NOT NULL, spent INTEGER NOT NULL,
@@ -25,6 +25,18 @@ CREATE TABLE IF NOT EXISTS debits (
     charged INTEGER NOT NULL, remaining INTEGER, attempt TEXT NOT NULL,
     PRIMARY KEY (slot, debit_hash)) WITHOUT ROWID;
 """
+# v2.1: windowed budgets (one row per bucket and window, kept to the end of the next window) and threshold alerts
+# (one row per bucket, window and threshold crossed).
+UPGRADE_2_1 = """
+CREATE TABLE IF NOT EXISTS windows (
+    tenant TEXT NOT NULL, bucket_id TEXT NOT NULL, win INTEGER NOT NULL, spent INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (tenant, bucket_id, win)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS thresholds (
+    tenant TEXT NOT NULL, bucket_id TEXT NOT NULL, win INTEGER NOT NULL, permille INTEGER NOT NULL, expires_at REAL,
+    PRIMARY KEY (tenant, bucket_id, win, permille)) WITHOUT ROWID;
+"""
+SCHEMA = SCHEMA_2_0 + UPGRADE_2_1
 MARKER_SQL = "SELECT value FROM ledger_meta WHERE name = 'marker'"
 
 
@@ -38,22 +50,6 @@ def debit_hash_of(tenant: str, debit_id: str | None) -> bytes | None:
 
 def placeholders(count: int) -> str:
     return ",".join("?" * count)
-
-
-@functools.cache
-def read_sql(revocation_ids: int, buckets: int) -> str:
-    """One statement for everything the decision needs: revoked?, a remembered debit, smallest balance."""
-    wanted = ",".join("(?, ?)" for _ in range(buckets))
-    return f"""
-        WITH wanted (bucket_id, credit_limit) AS (VALUES {wanted})
-        SELECT
-            EXISTS (SELECT 1 FROM revocations WHERE tenant = ? AND revocation_id IN ({placeholders(revocation_ids)})),
-            seen.charged, seen.remaining,
-            (SELECT min(wanted.credit_limit - coalesce(buckets.spent, 0))
-               FROM wanted LEFT JOIN buckets ON buckets.tenant = ? AND buckets.bucket_id = wanted.bucket_id)
-        FROM (SELECT 1) LEFT JOIN debits AS seen
-          ON seen.slot IN (?, ?) AND seen.debit_hash = ?
-    """  # noqa: S608 - only '?' placeholders are interpolated
 
 
 @functools.cache
@@ -79,9 +75,18 @@ def spent_sql(buckets: int) -> str:
     return f"SELECT bucket_id, spent FROM buckets WHERE tenant = ? AND bucket_id IN ({placeholders(buckets)})"  # noqa: S608
 
 
-@functools.cache
-def refund_sql(buckets: int) -> str:
-    return f"UPDATE buckets SET spent = spent - ? WHERE tenant = ? AND bucket_id IN ({placeholders(buckets)})"  # noqa: S608
+def upgrade(db: sqlite3.Connection) -> None:
+    """A ledger made before v2.1 gets the windowed-budget and threshold tables (its data is left as it is)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'thresholds'").fetchone() is not None:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in filter(str.strip, UPGRADE_2_1.split(";")):
+            db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def initialise(path: Path, marker: str) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from satgate.caveats import (
     Attribute,
     Budget,
+    BudgetWindow,
     Caveat,
     CaveatSyntaxError,
     Delegation,
@@ -172,6 +173,8 @@ class TokenVerifier:
             match caveat:
                 case Budget(credits=credits):
                     buckets.append(Bucket(bucket_id=sigs[index + 1][:_BUCKET_BYTES].hex(), limit=credits))
+                case BudgetWindow(credits=credits, period=period):
+                    buckets.append(Bucket(sigs[index + 1][:_BUCKET_BYTES].hex(), credits, period))
                 case Delegation(delegation_id=delegation_id):
                     revocation_ids.append(delegation_id)
                 case MaxDelegationDepth():

@@ -78,7 +78,9 @@ def grpc_pipeline(**parts) -> GrpcPipeline:
 async def make_pipeline(tmp_path, keyring):
     ledgers = []
 
-    def build(rules=(), attributes=("department",), metrics=None, refund_keyring=None, **settings) -> GrpcPipeline:
+    def build(
+        rules=(), attributes=("department",), metrics=None, refund_keyring=None, clock=None, hook=None, **settings
+    ) -> GrpcPipeline:
         ledger = fresh_ledger(f"sqlite:///{tmp_path}/ledger-{len(ledgers)}.db")
         ledgers.append(ledger)
         return grpc_pipeline(
@@ -88,6 +90,8 @@ async def make_pipeline(tmp_path, keyring):
             settings=CheckSettings(attribute_headers=tuple(attributes), **settings),
             metrics=metrics,
             keyring=refund_keyring,
+            on_budget_exhausted=hook,
+            **({} if clock is None else {"clock": clock}),
         )
 
     yield build

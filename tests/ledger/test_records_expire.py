@@ -8,7 +8,8 @@ import satgate.ledger.sqlite as sqlite_ledger
 from satgate.ledger import Bucket, DebitRequest
 from satgate.ledger.base import IDEMPOTENCY_WINDOW_SECONDS
 from satgate.ledger.initialise import init_ledger_blocking
-from satgate.ledger.redis import RedisLedger, debit_record_key
+from satgate.ledger.redis import RedisLedger
+from satgate.ledger.redis_keys import debit_record_key
 from tests.ledgers import fresh_ledger
 
 

@@ -12,7 +12,7 @@ import redis
 from satgate.config import ConfigError, load_config
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
 from satgate.ledger.marker import redis_marker_key_for_tenant
-from satgate.ledger.redis import bucket_key, revoked_key
+from satgate.ledger.redis_keys import bucket_key, revoked_key
 from satgate.ledger.url import LedgerUrlError, open_ledger, validate_ledger_url
 from satgate_dev.devstack import free_port
 from satgate_dev.redis_server import RedisServer
