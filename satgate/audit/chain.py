@@ -30,6 +30,8 @@ EVENT_TYPES = {
     "budget_change": "a budget topped up or cut through the admin API: target id, delta, remaining, reason",
     "budget_exhausted": "a budget could not pay (raised by authz; once per bucket per 10 minutes): bucket, delegation",
     "debit_refunded": "a debit refunded because the upstream did not deliver (refund_on): credits, reason, status",
+    "debit_settled": "a reserved debit settled to the upstream's reported cost: reserved, actual, charged, overshoot",
+    "budget_threshold": "a bucket crossed an alert threshold (once per bucket, threshold and window): remaining",
     "key_rotation": "a key added and made active, or a key retired (satgate keys rotate|retire)",
     "keyring_loaded": "the Mint loaded a changed keyring: active kid, kids added and retired (whoever wrote it)",
     "config_loaded": "a Mint started: a digest of its settings (secrets left out), ledger and control plane redacted",

@@ -1,5 +1,6 @@
 """An upstream that fails on request, for the delivery tests: /…/503 answers 503, /…/reset closes the connection
-without an answer, anything else 200; GET /served tells how many requests it answered 2xx."""
+without an answer, /…/cost/<n> answers 200 saying it cost n credits (x-satgate-cost), an MCP tools/call says its
+`cost` argument likewise, anything else 200; GET /served tells how many requests it answered 2xx."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
         request.transport.abort()  # no answer at all: Envoy sees the connection reset
         raise web.HTTPInternalServerError  # never written: the connection is gone
     request.app[SERVED].append(request.path)
+    head, _, cost = request.path.rpartition("/cost/")
+    if head:
+        return web.json_response({"path": request.path}, headers={"x-satgate-cost": cost})
+    if request.method == "POST" and request.content_type == "application/json":
+        call = await request.json()
+        if call.get("method") == "tools/call":
+            reported = str(call["params"].get("arguments", {}).get("cost", ""))
+            result = {"jsonrpc": "2.0", "id": call.get("id"), "result": {"content": [{"type": "text", "text": "ok"}]}}
+            return web.json_response(result, headers={"x-satgate-cost": reported} if reported else None)
     return web.json_response({"path": request.path})
 
 
