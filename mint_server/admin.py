@@ -23,7 +23,7 @@ from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.revocations import recorded_as
 from satgate.routes import RouteSettings
 from satgate.timefmt import format_utc, parse_duration
-from satgate.tokens.delegate import delegate
+from satgate.tokens.delegate import delegate, own_buckets
 from satgate.tokens.verify import TokenRejected, TokenVerifier, VerifiedToken
 from satgate.urls import strip_port
 
@@ -53,18 +53,21 @@ class DelegateRequest:
     ttl: str | None = None
     label: str | None = None
     caveats: dict[str, str] = field(default_factory=dict)
+    budget_window: str | None = None
 
     @classmethod
     def from_json(cls, doc: object) -> DelegateRequest:
         if not isinstance(doc, dict):
             raise ExchangeDenied(400, "bad_request", "body must be a JSON object")
-        unknown = set(doc) - {"budget_credits", "scopes", "ttl", "label", "caveats"}
+        unknown = set(doc) - {"budget_credits", "budget_window", "scopes", "ttl", "label", "caveats"}
         if unknown:
             raise ExchangeDenied(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
         budget, scopes, ttl = doc.get("budget_credits"), doc.get("scopes", []), doc.get("ttl")
-        label, caveats = doc.get("label"), doc.get("caveats", {})
+        label, caveats, window = doc.get("label"), doc.get("caveats", {}), doc.get("budget_window")
         if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
             raise ExchangeDenied(400, "bad_request", "budget_credits must be a positive integer")
+        if window is not None and not isinstance(window, str):
+            raise ExchangeDenied(400, "bad_request", 'budget_window must be a string like "500/1d"')
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ExchangeDenied(400, "bad_request", "scopes must be a list of strings")
         if ttl is not None and not isinstance(ttl, str):
@@ -73,7 +76,7 @@ class DelegateRequest:
             raise ExchangeDenied(400, "bad_request", "label must be a string")
         if not isinstance(caveats, dict) or not all(isinstance(v, str) for v in caveats.values()):
             raise ExchangeDenied(400, "bad_request", "caveats must map keys to strings")
-        return cls(budget, tuple(scopes), ttl, label, caveats)
+        return cls(budget, tuple(scopes), ttl, label, caveats, window)
 
 
 class AdminService:
@@ -167,6 +170,7 @@ class AdminService:
                 parent_text,
                 ttl_seconds=min(parse_duration(request.ttl or DEFAULT_CHILD_TTL), self._max_ttl),
                 budget_credits=request.budget_credits,
+                budget_window=request.budget_window,
                 scopes=request.scopes,
                 label=request.label,
                 caveats=request.caveats,
@@ -181,6 +185,10 @@ class AdminService:
         except TokenRejected as exc:
             raise ExchangeDenied(403, exc.denial.error, exc.denial.message) from None
         parent_step = parent.revocation_ids[-1] if len(parent.revocation_ids) > 1 else None
+        # the buckets this delegation added, the last of the child's chain (a budget change targets them)
+        bucket_id, window_bucket_id = own_buckets(
+            verified_child.buckets, budget=request.budget_credits is not None, window=request.budget_window is not None
+        )
         record = DelegationRecord(
             tenant=parent.tenant,
             delegation_id=delegation_id,
@@ -192,8 +200,9 @@ class AdminService:
             budget_credits=request.budget_credits,
             scopes=",".join(request.scopes) or None,
             expires_at=format_utc(expires),
-            # the bucket this delegation added: the last of the child's chain (a budget change targets it)
-            bucket_id=verified_child.buckets[-1].bucket_id if request.budget_credits is not None else None,
+            bucket_id=bucket_id,
+            budget_window=request.budget_window,
+            window_bucket_id=window_bucket_id,
         )
         await self._store.record_delegation(record)
         await self._audit.append(
@@ -206,6 +215,7 @@ class AdminService:
                     "delegation_id": delegation_id,
                     "parent_delegation_id": parent_step,
                     "budget_credits": request.budget_credits,
+                    "budget_window": request.budget_window,
                     "ttl_seconds": round(expires - now),
                 },
             )

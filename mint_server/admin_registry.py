@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
+from satgate.caveats.budget_window import BudgetWindow
 from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore, DelegationRecord, TokenRecord
 from satgate.ledger import Bucket, Ledger, LedgerUnavailable
-from satgate.timefmt import parse_duration
+from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.verify import VerifiedToken
 from satgate.usage import UsageSink, grouping
 
@@ -36,17 +37,28 @@ class TokenAdmin:
         self._usage = usage
 
     async def _listed(self, tenant: str, records: list[Any], id_field: str) -> list[dict[str, Any]]:
-        """Records with their remaining credits and revocation: two ledger round trips for the whole page."""
-        budgeted = [i for i, r in enumerate(records) if r.bucket_id is not None and r.budget_credits is not None]
-        buckets = tuple(Bucket(records[i].bucket_id, records[i].budget_credits) for i in budgeted)
+        """Records with their remaining credits (a windowed budget's in its current window, with when it resets)
+        and revocation: two ledger round trips for the whole page."""
+        now = time.time()
+        wanted: list[tuple[int, str, Bucket]] = []
+        for i, r in enumerate(records):
+            if r.bucket_id is not None and r.budget_credits is not None:
+                wanted.append((i, "lifetime", Bucket(r.bucket_id, r.budget_credits)))
+            if (window := _window_bucket(r)) is not None:
+                wanted.append((i, "window", window))
+        lefts = await _answered(self._ledger.remaining_each(tenant, tuple(b for _, _, b in wanted), at=now))
         remaining: list[int | None] = [None] * len(records)
-        for i, left in zip(budgeted, await _answered(self._ledger.remaining_each(tenant, buckets)), strict=True):
-            remaining[i] = left
+        windows: list[dict[str, Any] | None] = [None] * len(records)
+        for (i, kind, bucket), left in zip(wanted, lefts, strict=True):
+            if kind == "lifetime":
+                remaining[i] = left
+            else:
+                windows[i] = _window_state(bucket, left, now)
         ids = tuple(getattr(r, id_field) for r in records)
         revoked = await _answered(self._ledger.revoked_each(tenant, ids))
         return [
-            {**r.to_json(), "remaining": left, "revoked": gone}
-            for r, left, gone in zip(records, remaining, revoked, strict=True)
+            {**r.to_json(), "remaining": left, "window": window, "revoked": gone}
+            for r, left, window, gone in zip(records, remaining, windows, revoked, strict=True)
         ]
 
     async def list_tokens(
@@ -70,36 +82,47 @@ class TokenAdmin:
             "budget_changes": [c.to_json() for c in changes],
         }
 
-    async def _budgeted(self, tenant: str, target_id: str) -> TokenRecord | DelegationRecord:
+    async def _budgeted(self, tenant: str, target_id: str, which: str) -> tuple[Bucket, TokenRecord | DelegationRecord]:
+        """The bucket a change targets: `which` "lifetime", "window", or "" (its lifetime budget, else its
+        window's)."""
         target: TokenRecord | DelegationRecord | None = await self._store.token(tenant, target_id)
         if target is None:
             target = await self._store.delegation(tenant, target_id)
         if target is None:
             raise ExchangeDenied(404, "not_found", f"no token or delegation {target_id} in tenant {tenant!r}")
-        if target.bucket_id is None or target.budget_credits is None:
+        lifetime = (
+            Bucket(target.bucket_id, target.budget_credits)
+            if target.bucket_id is not None and target.budget_credits is not None
+            else None
+        )
+        window = _window_bucket(target)
+        bucket = {"lifetime": lifetime, "window": window}.get(which) if which else (lifetime or window)
+        if bucket is None:
+            kind = {"lifetime": "lifetime budget", "window": "budget_window"}.get(which, "budget")
             raise ExchangeDenied(
-                400, "no_budget", f"{target_id} carries no budget of its own: change its parent's, or delegate anew"
+                400, "no_budget", f"{target_id} carries no {kind} of its own: change its parent's, or delegate anew"
             )
-        return target
+        return bucket, target
 
-    async def change_budget(self, admin: VerifiedToken, target_id: str, delta: int, reason: str) -> dict[str, Any]:
-        """A top-up (delta > 0) or a cut (delta < 0) of the budget that token or delegation carries."""
-        target = await self._budgeted(admin.tenant, target_id)
-        assert target.bucket_id is not None
-        assert target.budget_credits is not None
-        bucket = Bucket(target.bucket_id, target.budget_credits)
-        change = await _answered(self._ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16)))
+    async def change_budget(
+        self, admin: VerifiedToken, target_id: str, delta: int, reason: str, *, bucket: str = ""
+    ) -> dict[str, Any]:
+        """A top-up (delta > 0) or a cut (delta < 0) of the budget that token or delegation carries; of a windowed
+        budget, its per-window limit from the current window on."""
+        chosen, _ = await self._budgeted(admin.tenant, target_id, bucket)
+        change = await _answered(self._ledger.adjust(admin.tenant, chosen, delta, secrets.token_hex(16)))
         if not change.applied:
+            spent = "spent in the current window" if chosen.period is not None else "spent"
             raise ExchangeDenied(
                 409,
                 "below_spent",
-                f"a cut of {-delta} would take the budget below what is spent: {change.remaining} credits remain, "
+                f"a cut of {-delta} would take the budget below what is {spent}: {change.remaining} credits remain, "
                 f"so cut at most {change.remaining}",
             )
         record = BudgetChangeRecord(
             tenant=admin.tenant,
             target_id=target_id,
-            bucket_id=target.bucket_id,
+            bucket_id=chosen.bucket_id,
             delta=delta,
             remaining=change.remaining,
             actor=admin.token_id,
@@ -107,13 +130,12 @@ class TokenAdmin:
             changed_at=time.time(),
         )
         await self._store.record_budget_change(record)
+        details: dict[str, Any] = {"delta": delta, "remaining": change.remaining, "reason": reason[:200]}
+        if chosen.period is not None:
+            details["window"] = str(chosen.period)
         await self._audit.append(
             AuditEvent(
-                type="budget_change",
-                tenant=admin.tenant,
-                actor=admin.token_id,
-                token_id=target_id,
-                details={"delta": delta, "remaining": change.remaining, "reason": reason[:200]},
+                type="budget_change", tenant=admin.tenant, actor=admin.token_id, token_id=target_id, details=details
             )
         )
         return record.to_json()
@@ -185,3 +207,22 @@ class TokenAdmin:
     async def close(self) -> None:
         if self._usage is not None:
             await self._usage.close()
+
+
+def _window_bucket(record: TokenRecord | DelegationRecord) -> Bucket | None:
+    if record.window_bucket_id is None or record.budget_window is None:
+        return None
+    window = BudgetWindow.parse(record.budget_window)
+    return Bucket(record.window_bucket_id, window.credits, window.period)
+
+
+def _window_state(bucket: Bucket, remaining: int, now: float) -> dict[str, Any]:
+    assert bucket.period is not None
+    index = bucket.period.index(now)
+    return {
+        "credits": bucket.limit,
+        "period": str(bucket.period),
+        "window_start": format_utc(bucket.period.start(index)),
+        "resets_at": format_utc(bucket.period.end(index)),
+        "remaining": remaining,
+    }

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mint_server.providers.identity import Identity
 from mint_server.providers.oidc import FetchOptions
+from satgate.caveats.budget_window import BudgetWindow
+from satgate.caveats.grammar import CaveatSyntaxError
 from satgate.caveats.scope import is_valid_pattern
 from satgate.timefmt import parse_duration
 from satgate.tokens.identifier import TENANT_RE
@@ -25,7 +27,9 @@ JWT_PROVIDERS = frozenset({"kubernetes", "oidc", "github"})
 _TEMPLATE_RE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _PLACEHOLDER_RE = re.compile(r"\.Claims\.([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)")
 # Caveats a rule may not set directly: they come from the rule's own fields or from delegation.
-_RESERVED_CAVEATS = frozenset({"expires", "budget", "scope", "delegation", "max_delegation_depth", "label"})
+_RESERVED_CAVEATS = frozenset(
+    {"expires", "budget", "budget_window", "scope", "delegation", "max_delegation_depth", "label"}
+)
 
 
 class PolicyError(ValueError):
@@ -65,6 +69,7 @@ class Match(_Strict):
 
 class Issue(_Strict):
     budget_credits: Annotated[int, Field(ge=1, le=10**15)] | None = None
+    budget_window: str | None = None  # "500/1d": credits per window, beside (or instead of) budget_credits
     ttl: str = "1h"
     scopes: list[str] = []
     caveats: dict[str, str] = {}
@@ -75,6 +80,19 @@ class Issue(_Strict):
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("budget_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                BudgetWindow.parse(value)
+            except CaveatSyntaxError:
+                raise ValueError(
+                    f"{value!r} is not <credits>/<period>: credits 1..10^15, period <n>m, <n>h, <n>d or month "
+                    '(e.g. "500/1d")'
+                ) from None
         return value
 
     @field_validator("scopes")

@@ -35,6 +35,7 @@ from satgate.control_plane.store import ControlPlaneStore, TokenRecord
 from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
 from satgate.timefmt import format_utc, parse_duration
+from satgate.tokens.delegate import own_buckets
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenRejected, TokenVerifier
 from satgate.tracing import Tracing
@@ -75,6 +76,7 @@ class ExchangeResult:
     budget_credits: int | None
     caveats: tuple[str, ...]
     policy: str
+    budget_window: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +85,7 @@ class ExchangeResult:
             "tenant": self.tenant,
             "expires_at": self.expires_at,
             "budget_credits": self.budget_credits,
+            "budget_window": self.budget_window,
             "caveats": list(self.caveats),
             "policy": self.policy,
         }
@@ -306,6 +309,8 @@ class MintService:
             caveats.append(("scope", ",".join(spec.scopes)))
         if spec.budget_credits is not None:
             caveats.append(("budget", str(spec.budget_credits)))
+        if spec.budget_window is not None:
+            caveats.append(("budget_window", spec.budget_window))
         if spec.max_delegation_depth is not None:
             caveats.append(("max_delegation_depth", str(spec.max_delegation_depth)))
         if spec.label_template and (label := render_label(spec.label_template, identity.claims)):
@@ -320,8 +325,13 @@ class MintService:
             budget_credits=spec.budget_credits,
             caveats=tuple(f"{k} = {v}" for k, v in caveats),
             policy=policy.name,
+            budget_window=spec.budget_window,
         )
-        buckets = self._verifier.verify(minted.token).buckets  # the budget's bucket id, for budget changes
+        bucket_id, window_bucket_id = own_buckets(  # for budget changes and the registry's remaining credits
+            self._verifier.verify(minted.token).buckets,
+            budget=spec.budget_credits is not None,
+            window=spec.budget_window is not None,
+        )
         await self.store.record_token(
             TokenRecord(
                 tenant=policy.tenant,
@@ -332,9 +342,11 @@ class MintService:
                 subject=identity.subject,
                 label=next((v for k, v in caveats if k == "label"), None),
                 budget_credits=spec.budget_credits,
-                bucket_id=buckets[0].bucket_id if buckets else None,
+                bucket_id=bucket_id,
                 scopes=",".join(spec.scopes) or None,
                 expires_at=expires_at,
+                budget_window=spec.budget_window,
+                window_bucket_id=window_bucket_id,
             )
         )
         self.metrics.exchanges.labels(identity.provider, "issued").inc()  # jwt | aws on every Mint metric
@@ -350,6 +362,7 @@ class MintService:
                     "rule": rule.name or policy.trust_rules.index(rule),
                     "ttl_seconds": ttl,
                     "budget_credits": spec.budget_credits,
+                    "budget_window": spec.budget_window,
                 },
             )
         )

@@ -74,7 +74,9 @@ def _caveat_pairs(items: tuple[str, ...]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _standard_caveats(scope: str | None, budget: int | None, ttl: str | None, extra: tuple[str, ...]):
+def _standard_caveats(
+    scope: str | None, budget: int | None, ttl: str | None, extra: tuple[str, ...], window: str | None = None
+):
     caveats: list[tuple[str, str]] = []
     if ttl:
         caveats.append(("expires", format_utc(time.time() + parse_duration(ttl))))
@@ -82,7 +84,33 @@ def _standard_caveats(scope: str | None, budget: int | None, ttl: str | None, ex
         caveats.append(("scope", scope))
     if budget is not None:
         caveats.append(("budget", str(budget)))
+    if window is not None:
+        caveats.append(("budget_window", window))
     return caveats + _caveat_pairs(extra)
+
+
+def _budget_window(_context: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--budget-window 500/1d: checked here, so a typo is a usage error, not a token the verifier refuses."""
+    from satgate.caveats.budget_window import BudgetWindow  # noqa: PLC0415
+    from satgate.caveats.grammar import CaveatSyntaxError  # noqa: PLC0415
+
+    if value is not None:
+        try:
+            BudgetWindow.parse(value)
+        except CaveatSyntaxError:
+            raise click.BadParameter(
+                f"{value!r} is not <credits>/<period>: e.g. 500/1d, 100/1h, 20000/month (period <n>m, <n>h, <n>d)"
+            ) from None
+    return value
+
+
+budget_window_option = click.option(
+    "--budget-window",
+    "window",
+    callback=_budget_window,
+    metavar="CREDITS/PERIOD",
+    help="credits per window that refills, e.g. 500/1d, 100/1h, 20000/month",
+)
 
 
 def _remember_state_dir(context: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -16,6 +16,7 @@ from satgate_cli.common import (
     _keyring,
     _read_token,
     _standard_caveats,
+    budget_window_option,
     config_option,
     parse_duration,
 )
@@ -26,10 +27,13 @@ def _register(config, tenant: str, minted, caveats: list[tuple[str, str]], budge
     import time  # noqa: PLC0415
 
     from satgate.control_plane.store import STORE_ERRORS, ControlPlaneStore, TokenRecord  # noqa: PLC0415
+    from satgate.tokens.delegate import own_buckets  # noqa: PLC0415
     from satgate.tokens.verify import TokenVerifier  # noqa: PLC0415
 
     buckets = TokenVerifier(_keyring(config), attribute_keys=config.authz.attributes).verify(minted.token).buckets
     values = dict(caveats)
+    window = values.get("budget_window")
+    bucket_id, window_bucket_id = own_buckets(buckets, budget=budget is not None, window=window is not None)
     record = TokenRecord(
         tenant=tenant,
         token_id=minted.identifier.token_id,
@@ -39,9 +43,11 @@ def _register(config, tenant: str, minted, caveats: list[tuple[str, str]], budge
         subject=None,
         label=values.get("label"),
         budget_credits=budget,
-        bucket_id=buckets[0].bucket_id if buckets else None,
+        bucket_id=bucket_id,
         scopes=values.get("scope"),
         expires_at=values.get("expires"),
+        budget_window=window,
+        window_bucket_id=window_bucket_id,
     )
 
     async def register() -> None:
@@ -67,17 +73,18 @@ def token() -> None:
 @click.option("--tenant", required=True)
 @click.option("--scope", help="comma list of scope patterns, e.g. api:read,mcp:*")
 @click.option("--budget", type=click.IntRange(1, 10**15), help="credits")
+@budget_window_option
 @click.option("--ttl", help="lifetime, e.g. 90m, 8h, 7d  [default: mint.max_ttl, at most that]")
 @click.option("--no-expiry", is_flag=True, help="a token that never expires (revoke it when done)")
 @click.option("--caveat", "extra", multiple=True, help="extra caveat key=value (repeatable)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON object instead of the bare token")
-def token_mint(config_path, tenant, scope, budget, ttl, no_expiry, extra, as_json) -> None:
+def token_mint(config_path, tenant, scope, budget, window, ttl, no_expiry, extra, as_json) -> None:
     """Mint a token from the keyring (offline; no server needed)."""
     from satgate.tokens.mint import mint as mint_token  # noqa: PLC0415
 
     config = _config(config_path)
     ttl = _bounded_ttl(ttl, no_expiry, config.mint.max_ttl, extra)
-    caveats = _standard_caveats(scope, budget, ttl, extra)
+    caveats = _standard_caveats(scope, budget, ttl, extra, window)
     for warning in _reach_warnings(caveats, no_expiry):
         click.echo(f"warning: {warning}", err=True)
     try:
@@ -133,7 +140,7 @@ def _reach_warnings(caveats: list[tuple[str, str]], no_expiry: bool) -> list[str
         warnings.append("no expiry: this token works until it is revoked")
     if "scope" not in keys:
         warnings.append("no --scope: this token passes every route's scope check (it reaches every route)")
-    if "budget" not in keys:
+    if not keys & {"budget", "budget_window"}:
         warnings.append("no --budget: this token spends without limit on every route that charges")
     return warnings
 
@@ -143,17 +150,18 @@ def _reach_warnings(caveats: list[tuple[str, str]], no_expiry: bool) -> list[str
 @click.argument("token_text", metavar="TOKEN")
 @click.option("--scope")
 @click.option("--budget", type=click.IntRange(1, 10**15))
+@budget_window_option
 @click.option("--ttl")
 @click.option("--caveat", "extra", multiple=True)
-def token_attenuate(config_path, token_text, scope, budget, ttl, extra) -> None:
+def token_attenuate(config_path, token_text, scope, budget, window, ttl, extra) -> None:
     """Add caveats to TOKEN (offline, needs no key). The child can only do less than its parent."""
     from satgate.tokens.mint import attenuate  # noqa: PLC0415
     from satgate.tokens.wire import MalformedToken  # noqa: PLC0415
 
     config = _config(config_path)
-    caveats = _standard_caveats(scope, budget, ttl, extra)
+    caveats = _standard_caveats(scope, budget, ttl, extra, window)
     if not caveats:
-        raise click.UsageError("give at least one of --scope, --budget, --ttl, --caveat")
+        raise click.UsageError("give at least one of --scope, --budget, --budget-window, --ttl, --caveat")
     try:
         click.echo(attenuate(_read_token(token_text), caveats, attribute_keys=config.authz.attributes))
     except (MalformedToken, ValueError) as exc:
@@ -164,11 +172,12 @@ def token_attenuate(config_path, token_text, scope, budget, ttl, extra) -> None:
 @config_option
 @click.argument("token_text", metavar="TOKEN")
 @click.option("--budget", type=click.IntRange(1, 10**15))
+@budget_window_option
 @click.option("--scope", help="comma list of scope patterns")
 @click.option("--ttl", default="1h", show_default=True)
 @click.option("--label")
 @click.option("--json", "as_json", is_flag=True, help="print token, delegation_id and expires_at as JSON")
-def token_delegate(config_path, token_text, budget, scope, ttl, label, as_json) -> None:
+def token_delegate(config_path, token_text, budget, window, scope, ttl, label, as_json) -> None:
     """Delegate offline: a child of TOKEN with a fresh delegation id (revocable on its own). Needs no key; the
     Mint's delegation tree does not record it (use POST /api/mint/delegate for that). The child expires with
     its parent at the latest."""
@@ -181,6 +190,7 @@ def token_delegate(config_path, token_text, budget, scope, ttl, label, as_json) 
             _read_token(token_text),
             ttl_seconds=parse_duration(ttl),
             budget_credits=budget,
+            budget_window=window,
             scopes=scope.split(",") if scope else (),
             label=label,
             attribute_keys=config.authz.attributes,

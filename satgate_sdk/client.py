@@ -185,11 +185,15 @@ class SatGateAgent:
         scopes: Iterable[str] = (),
         ttl: str = "1h",
         label: str | None = None,
+        budget_window: str | None = None,
     ) -> dict[str, Any]:
-        """A narrower child for a sub-agent, recorded by the Mint (revocable on its own)."""
+        """A narrower child for a sub-agent, recorded by the Mint (revocable on its own). `budget_window`
+        ("500/1d") caps what it spends per window, beside every budget it inherits (a team pool)."""
         body: dict[str, Any] = {"scopes": list(scopes), "ttl": ttl}
         if budget_credits is not None:
             body["budget_credits"] = budget_credits
+        if budget_window is not None:
+            body["budget_window"] = budget_window
         if label:
             body["label"] = label
         response = self._http.post(
@@ -238,8 +242,16 @@ def delegate_offline(
     budget_credits: int | None = None,
     scopes: Iterable[str] = (),
     label: str | None = None,
+    budget_window: str | None = None,
 ) -> Delegated:
     """Hand a sub-agent a narrower child without asking anyone: no key is needed, the authz server accepts it
     like a Mint-made child, and revoking `result.delegation_id` (or any ancestor) cuts it off. Unlike
     server-side delegation, the Mint's delegation tree does not know about it."""
-    return delegate(token, ttl_seconds=parse_duration(ttl), budget_credits=budget_credits, scopes=scopes, label=label)
+    return delegate(
+        token,
+        ttl_seconds=parse_duration(ttl),
+        budget_credits=budget_credits,
+        budget_window=budget_window,
+        scopes=scopes,
+        label=label,
+    )

@@ -18,7 +18,7 @@ def test_a_changed_proto_would_be_noticed(tmp_path, monkeypatch):
     source = protogen.PROTOS / "satgate_api" / "mint" / "v1" / "mint.proto"
     target = protos / source.relative_to(protogen.PROTOS)
     target.parent.mkdir(parents=True)
-    edited = source.read_text().replace("string policy = 7;", "string policy = 7;\n  string extra = 8;")
+    edited = source.read_text().replace("string policy = 7;", "string policy = 7;\n  string extra = 99;")
     assert edited != source.read_text()
     target.write_text(edited)
     monkeypatch.setattr(protogen, "PROTOS", protos)

@@ -73,6 +73,8 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
         )
         if result.budget_credits is not None:
             response.budget_credits = result.budget_credits
+        if result.budget_window is not None:
+            response.budget_window = result.budget_window
         return response
 
     async def Verify(
@@ -127,6 +129,7 @@ class DelegateGrpc:
                 ttl=request.ttl or None,
                 label=request.label or None,
                 caveats=dict(request.caveats),
+                budget_window=request.budget_window if request.HasField("budget_window") else None,
             )
             assert isinstance(credential, str)
             child = await self._admin.delegate(parent, credential, spec)

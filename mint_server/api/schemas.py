@@ -57,6 +57,9 @@ class ChangeBudgetRequest(Model):
     id: Id
     delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
     reason: Reason = ""
+    bucket: Literal["", "lifetime", "window"] = Field(
+        "", description='"window": the current window of its budget_window; default its lifetime budget, else that'
+    )
 
     @model_validator(mode="after")
     def _moves(self) -> ChangeBudgetRequest:
@@ -137,6 +140,16 @@ class RevokePolicyResponse(Model):
     already_revoked: bool
 
 
+class BudgetWindowState(Model):
+    """A windowed budget's current window: its limit, what is left in it and when it resets."""
+
+    credits: int
+    period: str
+    window_start: str
+    resets_at: str
+    remaining: int
+
+
 class Token(Model):
     tenant: str
     token_id: str
@@ -151,6 +164,9 @@ class Token(Model):
     expires_at: str | None
     remaining: int | None
     revoked: bool
+    budget_window: str | None = None
+    window_bucket_id: str | None = None
+    window: BudgetWindowState | None = None
 
 
 class ListTokensResponse(Model):
@@ -172,6 +188,9 @@ class Delegation(Model):
     bucket_id: str | None
     remaining: int | None = None
     revoked: bool = False
+    budget_window: str | None = None
+    window_bucket_id: str | None = None
+    window: BudgetWindowState | None = None
 
 
 class BudgetChange(Model):

@@ -44,6 +44,8 @@ delegations = Table(
     Column("scopes", Text),
     Column("expires_at", Text, nullable=False),
     Column("bucket_id", Text),  # the budget bucket this delegation added (None without budget_credits)
+    Column("budget_window", Text),  # "500/1d": the windowed budget it added
+    Column("window_bucket_id", Text),
     Index("delegations_by_token", "tenant", "token_id"),
     Index("delegations_by_parent", "tenant", "parent_delegation_id"),  # the subtree walk, a level at a time
 )
@@ -63,6 +65,8 @@ tokens = Table(
     Column("bucket_id", Text),
     Column("scopes", Text),
     Column("expires_at", Text),
+    Column("budget_window", Text),
+    Column("window_bucket_id", Text),
     Index("tokens_by_time", "tenant", "issued_at"),
 )
 

@@ -48,6 +48,8 @@ class DelegationRecord:
     scopes: str | None
     expires_at: str
     bucket_id: str | None = None  # the budget bucket it added (None without budget_credits)
+    budget_window: str | None = None  # "500/1d": the windowed budget it added
+    window_bucket_id: str | None = None  # that budget's bucket
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +70,8 @@ class TokenRecord:
     bucket_id: str | None
     scopes: str | None
     expires_at: str | None
+    budget_window: str | None = None
+    window_bucket_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

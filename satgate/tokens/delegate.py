@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from satgate.caveats import CaveatSyntaxError, split_caveat
+from satgate.caveats.budget_window import BudgetWindow
+from satgate.ledger.base import Bucket
 from satgate.timefmt import format_utc, parse_utc
 from satgate.tokens import wire
 from satgate.tokens.mint import CaveatSpec, attenuate
@@ -27,6 +29,7 @@ def delegate(
     *,
     ttl_seconds: int,
     budget_credits: int | None = None,
+    budget_window: str | None = None,
     scopes: Iterable[str] = (),
     label: str | None = None,
     caveats: Mapping[str, str] | None = None,
@@ -34,7 +37,13 @@ def delegate(
     attribute_keys: Iterable[str] = (),
 ) -> Delegated:
     """The child's expiry is capped by the parent's (its `expires` caveats, read without a key) and by
-    `not_after`, so what it reports is what the verifier will enforce — attenuation only narrows anyway."""
+    `not_after`, so what it reports is what the verifier will enforce — attenuation only narrows anyway.
+    `budget_window` (`500/1d`): a per-window cap of its own, beside the parent's budgets (ValueError if malformed)."""
+    if budget_window is not None:
+        try:
+            BudgetWindow.parse(budget_window)
+        except CaveatSyntaxError as exc:
+            raise ValueError(str(exc)) from None
     expires_at = time.time() + ttl_seconds
     for cap in (not_after, earliest_expiry(token)):
         if cap is not None:
@@ -46,6 +55,8 @@ def delegate(
         specs.append(("scope", ",".join(scope_list)))
     if budget_credits is not None:
         specs.append(("budget", str(budget_credits)))
+    if budget_window is not None:
+        specs.append(("budget_window", budget_window))
     if label:
         specs.append(("label", label))
     specs.extend(sorted((caveats or {}).items()))
@@ -65,3 +76,11 @@ def earliest_expiry(token: str) -> float | None:
         except (CaveatSyntaxError, ValueError):
             continue  # the verifier refuses such a token anyway
     return soonest
+
+
+def own_buckets(buckets: Sequence[Bucket], *, budget: bool, window: bool) -> tuple[str | None, str | None]:
+    """The lifetime and windowed bucket ids a delegation step (or a root token) added: the last of each kind in
+    its chain, as its own caveats come after everything it inherited. A budget change targets these."""
+    lifetime = next((b.bucket_id for b in reversed(buckets) if b.period is None), None) if budget else None
+    windowed = next((b.bucket_id for b in reversed(buckets) if b.period is not None), None) if window else None
+    return lifetime, windowed

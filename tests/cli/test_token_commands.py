@@ -223,3 +223,24 @@ def test_delegate_prints_the_bare_token_and_the_child_expires_with_its_parent(co
     as_json = json.loads(run("token", "delegate", "-c", str(config), parent.strip(), "--ttl", "48h", "--json").stdout)
     (parent_expiry,) = [c for c in caveats_of(config, parent.strip()) if c.startswith("expires")]
     assert parse_utc(as_json["expires_at"]) == pytest.approx(parse_utc(parent_expiry.removeprefix("expires = ")), abs=1)
+
+
+def test_budget_window_on_mint_attenuate_and_delegate(config):
+    """--budget-window adds a windowed bucket (a typo is a usage error naming the flag); the SDK's offline
+    delegation adds the same caveat."""
+    from satgate_sdk import delegate_offline
+
+    run("keys", "init", "--config", str(config))
+    parent = run(
+        "token", "mint", "-c", str(config), "--tenant", "acme", "--scope", "api:*", "--budget-window", "500/1d"
+    ).stdout.strip()
+    child = run("token", "delegate", "-c", str(config), parent, "--budget-window", "20/1h").stdout.strip()
+    narrowed = run("token", "attenuate", "-c", str(config), child, "--budget-window", "100/month").stdout.strip()
+    sdk_child = delegate_offline(narrowed, budget_window="5/30m").token
+    keyring = load_keyring(config.parent / "keys" / "keyring.json")
+    buckets = TokenVerifier(keyring, attribute_keys={"department"}).verify(sdk_child).buckets
+    assert [(b.limit, str(b.period)) for b in buckets] == [(500, "1d"), (20, "1h"), (100, "month"), (5, "30m")]
+    refused = CliRunner().invoke(cli, ["token", "delegate", "-c", str(config), parent, "--budget-window", "20/week"])
+    assert refused.exit_code == 2 and "--budget-window" in refused.output and "500/1d" in refused.output
+    with pytest.raises(ValueError, match="budget_window"):
+        delegate_offline(parent, budget_window="20")

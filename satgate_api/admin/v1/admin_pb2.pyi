@@ -114,7 +114,7 @@ class ListTokensRequest(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., label: _Optional[str] = ..., before: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class Token(_message.Message):
-    __slots__ = ("tenant", "token_id", "issued_at", "source", "policy", "subject", "label", "budget_credits", "bucket_id", "scopes", "expires_at", "remaining", "revoked")
+    __slots__ = ("tenant", "token_id", "issued_at", "source", "policy", "subject", "label", "budget_credits", "bucket_id", "scopes", "expires_at", "remaining", "revoked", "budget_window", "window_bucket_id", "window")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,9 @@ class Token(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_BUCKET_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     token_id: str
     issued_at: float
@@ -141,7 +144,24 @@ class Token(_message.Message):
     expires_at: str
     remaining: int
     revoked: bool
-    def __init__(self, tenant: _Optional[str] = ..., token_id: _Optional[str] = ..., issued_at: _Optional[float] = ..., source: _Optional[str] = ..., policy: _Optional[str] = ..., subject: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., bucket_id: _Optional[str] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    budget_window: str
+    window_bucket_id: str
+    window: BudgetWindowState
+    def __init__(self, tenant: _Optional[str] = ..., token_id: _Optional[str] = ..., issued_at: _Optional[float] = ..., source: _Optional[str] = ..., policy: _Optional[str] = ..., subject: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., bucket_id: _Optional[str] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ..., budget_window: _Optional[str] = ..., window_bucket_id: _Optional[str] = ..., window: _Optional[_Union[BudgetWindowState, _Mapping]] = ...) -> None: ...
+
+class BudgetWindowState(_message.Message):
+    __slots__ = ("credits", "period", "window_start", "resets_at", "remaining")
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    credits: int
+    period: str
+    window_start: str
+    resets_at: str
+    remaining: int
+    def __init__(self, credits: _Optional[int] = ..., period: _Optional[str] = ..., window_start: _Optional[str] = ..., resets_at: _Optional[str] = ..., remaining: _Optional[int] = ...) -> None: ...
 
 class ListTokensResponse(_message.Message):
     __slots__ = ("tokens", "next_before")
@@ -158,7 +178,7 @@ class GetTokenRequest(_message.Message):
     def __init__(self, token_id: _Optional[str] = ...) -> None: ...
 
 class Delegation(_message.Message):
-    __slots__ = ("delegation_id", "token_id", "parent_delegation_id", "created_at", "actor", "label", "budget_credits", "scopes", "expires_at", "bucket_id", "tenant", "remaining", "revoked")
+    __slots__ = ("delegation_id", "token_id", "parent_delegation_id", "created_at", "actor", "label", "budget_credits", "scopes", "expires_at", "bucket_id", "tenant", "remaining", "revoked", "budget_window", "window_bucket_id", "window")
     DELEGATION_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_DELEGATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +192,9 @@ class Delegation(_message.Message):
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_BUCKET_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
     delegation_id: str
     token_id: str
     parent_delegation_id: str
@@ -185,7 +208,10 @@ class Delegation(_message.Message):
     tenant: str
     remaining: int
     revoked: bool
-    def __init__(self, delegation_id: _Optional[str] = ..., token_id: _Optional[str] = ..., parent_delegation_id: _Optional[str] = ..., created_at: _Optional[float] = ..., actor: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., bucket_id: _Optional[str] = ..., tenant: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    budget_window: str
+    window_bucket_id: str
+    window: BudgetWindowState
+    def __init__(self, delegation_id: _Optional[str] = ..., token_id: _Optional[str] = ..., parent_delegation_id: _Optional[str] = ..., created_at: _Optional[float] = ..., actor: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., bucket_id: _Optional[str] = ..., tenant: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ..., budget_window: _Optional[str] = ..., window_bucket_id: _Optional[str] = ..., window: _Optional[_Union[BudgetWindowState, _Mapping]] = ...) -> None: ...
 
 class GetTokenResponse(_message.Message):
     __slots__ = ("token", "delegations", "budget_changes")
@@ -198,14 +224,16 @@ class GetTokenResponse(_message.Message):
     def __init__(self, token: _Optional[_Union[Token, _Mapping]] = ..., delegations: _Optional[_Iterable[_Union[Delegation, _Mapping]]] = ..., budget_changes: _Optional[_Iterable[_Union[BudgetChange, _Mapping]]] = ...) -> None: ...
 
 class ChangeBudgetRequest(_message.Message):
-    __slots__ = ("id", "delta", "reason")
+    __slots__ = ("id", "delta", "reason", "bucket")
     ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
     id: str
     delta: int
     reason: str
-    def __init__(self, id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    bucket: str
+    def __init__(self, id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., bucket: _Optional[str] = ...) -> None: ...
 
 class BudgetChange(_message.Message):
     __slots__ = ("tenant", "target_id", "bucket_id", "delta", "remaining", "actor", "reason", "changed_at")

@@ -34,7 +34,7 @@ class AwsIamRequest(_message.Message):
     def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("token", "token_id", "tenant", "expires_at", "budget_credits", "caveats", "policy")
+    __slots__ = ("token", "token_id", "tenant", "expires_at", "budget_credits", "caveats", "policy", "budget_window")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class ExchangeResponse(_message.Message):
     BUDGET_CREDITS_FIELD_NUMBER: _ClassVar[int]
     CAVEATS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_WINDOW_FIELD_NUMBER: _ClassVar[int]
     token: str
     token_id: str
     tenant: str
@@ -49,7 +50,8 @@ class ExchangeResponse(_message.Message):
     budget_credits: int
     caveats: _containers.RepeatedScalarFieldContainer[str]
     policy: str
-    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., budget_credits: _Optional[int] = ..., caveats: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ...) -> None: ...
+    budget_window: str
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., budget_credits: _Optional[int] = ..., caveats: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., budget_window: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("token",)
@@ -74,7 +76,7 @@ class VerifyResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., remaining: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DelegateRequest(_message.Message):
-    __slots__ = ("budget_credits", "scopes", "ttl", "label", "caveats")
+    __slots__ = ("budget_credits", "scopes", "ttl", "label", "caveats", "budget_window")
     class CaveatsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,12 +89,14 @@ class DelegateRequest(_message.Message):
     TTL_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     CAVEATS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_WINDOW_FIELD_NUMBER: _ClassVar[int]
     budget_credits: int
     scopes: _containers.RepeatedScalarFieldContainer[str]
     ttl: str
     label: str
     caveats: _containers.ScalarMap[str, str]
-    def __init__(self, budget_credits: _Optional[int] = ..., scopes: _Optional[_Iterable[str]] = ..., ttl: _Optional[str] = ..., label: _Optional[str] = ..., caveats: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    budget_window: str
+    def __init__(self, budget_credits: _Optional[int] = ..., scopes: _Optional[_Iterable[str]] = ..., ttl: _Optional[str] = ..., label: _Optional[str] = ..., caveats: _Optional[_Mapping[str, str]] = ..., budget_window: _Optional[str] = ...) -> None: ...
 
 class DelegateResponse(_message.Message):
     __slots__ = ("token", "token_id", "delegation_id", "parent_delegation_id", "tenant", "expires_at", "caveats")

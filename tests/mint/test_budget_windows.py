@@ -1,0 +1,175 @@
+"""Windowed budgets through the Mint (SPEC v2.1): trust policies issue `budget_window`, delegation adds it over
+HTTP and gRPC, the registry shows each one's current window and reset, and a budget change can target it."""
+
+import time
+
+import grpc
+import pytest
+
+from mint_server.policies import PolicyError
+from mint_server.policy_files import load_policies
+from satgate.ledger import DebitRequest
+from satgate.ledger.url import open_ledger
+from satgate.ledger.windows import Period
+from satgate.timefmt import format_utc
+from satgate.tokens.verify import TokenVerifier
+from satgate_api.admin.v1 import admin_pb2, admin_pb2_grpc
+from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
+
+from .conftest import oidc_policy, policies
+from .test_admin import admin_token, bearer
+
+
+@pytest.fixture
+async def mint_server(idp, start_mint):
+    issue = 'budget_credits: 1000, budget_window: "100/1d", scopes: ["api:*"]'
+    return await start_mint(policies(oidc_policy(idp.issuer, issue=issue)))
+
+
+def _day_window(now: float) -> tuple[str, str]:
+    day = Period.parse("1d")
+    index = day.index(now)
+    return format_utc(day.start(index)), format_utc(day.end(index))
+
+
+async def test_a_policy_issues_a_windowed_budget_and_the_registry_shows_its_window(idp, mint_server, keyring):
+    status, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    assert status == 200, issued
+    assert issued["budget_window"] == "100/1d" and "budget_window = 100/1d" in issued["caveats"]
+    buckets = TokenVerifier(keyring).verify(issued["token"]).buckets
+    assert [(b.limit, str(b.period) if b.period else None) for b in buckets] == [(1000, None), (100, "1d")]
+
+    detail = await (
+        await mint_server.client.get(f"/api/admin/tokens/{issued['token_id']}", headers=bearer(admin_token(keyring)))
+    ).json()
+    token = detail["token"]
+    assert (token["bucket_id"], token["window_bucket_id"]) == (buckets[0].bucket_id, buckets[1].bucket_id)
+    start, end = _day_window(time.time())
+    assert token["remaining"] == 1000
+    assert token["window"] == {
+        "credits": 100,
+        "period": "1d",
+        "window_start": start,
+        "resets_at": end,
+        "remaining": 100,
+    }
+
+
+@pytest.mark.parametrize(
+    "window", ["100", "0/1d", "100/0d", "100/1w", "100/10001d", "1000000000000001/1d", " 100/1d", "100/1D"]
+)
+def test_a_policy_with_a_malformed_window_is_refused_naming_the_field(tmp_path, window):
+    with pytest.raises(PolicyError) as refused:
+        _load(tmp_path, f'budget_window: "{window}"')
+    assert "issue.budget_window" in str(refused.value) and "500/1d" in str(refused.value)
+
+
+def test_a_rule_cannot_set_budget_window_as_a_free_caveat(tmp_path):
+    with pytest.raises(PolicyError, match="budget_window come from the rule's own fields"):
+        _load(tmp_path, 'caveats: {budget_window: "100/1d"}')
+
+
+def _load(tmp_path, issue: str):
+    path = tmp_path / "p.yaml"
+    path.write_text(policies(oidc_policy("http://127.0.0.1:9", issue=issue)))
+    return load_policies(path, frozenset())
+
+
+async def test_delegation_adds_a_window_of_its_own_beside_the_parents_budgets(idp, mint_server, keyring, tmp_path):
+    """The team pool: the child spends from the parent's budgets and its own window; the registry shows both."""
+    _, parent = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    answer = await mint_server.client.post(
+        "/api/mint/delegate", headers=bearer(parent["token"]), json={"budget_window": "10/1h", "label": "worker"}
+    )
+    child = await answer.json()
+    assert answer.status == 200, child
+    assert [c.split(" = ")[0] for c in child["caveats"]] == ["delegation", "expires", "budget_window", "label"]
+    verified = TokenVerifier(keyring).verify(child["token"])
+    assert [(b.limit, str(b.period) if b.period else None) for b in verified.buckets] == [
+        (1000, None),
+        (100, "1d"),
+        (10, "1h"),
+    ]
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")  # the ledger the Mint's fixture shares with authz
+    try:
+        spent = await ledger.debit(DebitRequest("acme", verified.revocation_ids, verified.buckets, 4))
+        assert spent.remaining == 6
+    finally:
+        await ledger.close()
+    admin = bearer(admin_token(keyring))
+    detail = await (await mint_server.client.get(f"/api/admin/tokens/{parent['token_id']}", headers=admin)).json()
+    assert detail["token"]["remaining"] == 996 and detail["token"]["window"]["remaining"] == 96
+    (delegation,) = detail["delegations"]
+    assert delegation["budget_window"] == "10/1h" and delegation["remaining"] is None
+    assert delegation["window"]["remaining"] == 6 and delegation["window"]["period"] == "1h"
+
+
+@pytest.mark.parametrize("window", ["10", 10, "10/1y", ""])
+async def test_a_malformed_delegated_window_is_a_400_naming_it(idp, mint_server, window):
+    _, parent = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    answer = await mint_server.client.post(
+        "/api/mint/delegate", headers=bearer(parent["token"]), json={"budget_window": window}
+    )
+    body = await answer.json()
+    assert answer.status == 400 and "budget_window" in body["message"], body
+
+
+async def test_a_budget_change_targets_the_window_when_asked(idp, mint_server, keyring, tmp_path):
+    admin = bearer(admin_token(keyring))
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    verified = TokenVerifier(keyring).verify(issued["token"])
+
+    async def change(**body):
+        answer = await mint_server.client.post(
+            "/api/admin/budgets", headers=admin, json={"id": issued["token_id"], **body}
+        )
+        return answer.status, await answer.json()
+
+    assert (await change(delta=5))[1]["bucket_id"] == verified.buckets[0].bucket_id  # default: the lifetime budget
+    status, changed = await change(delta=-40, bucket="window", reason="slow down")
+    assert status == 200 and (changed["bucket_id"], changed["remaining"]) == (verified.buckets[1].bucket_id, 60)
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        assert (await ledger.debit(DebitRequest("acme", verified.revocation_ids, verified.buckets, 60))).remaining == 0
+    finally:
+        await ledger.close()
+    status, refused = await change(delta=-1, bucket="window")
+    assert status == 409 and "spent in the current window" in refused["message"]
+    assert (await change(delta=1, bucket="weekly"))[0] == 400
+    audited = [r["details"] for r in await mint_server.audit() if r["type"] == "budget_change"]
+    assert [(d["delta"], d.get("window")) for d in audited] == [(5, None), (-40, "1d")]
+
+    _, lifetime_only = await mint_server.exchange(idp.token("agent-2", "satgate"))
+    child = await (
+        await mint_server.client.post("/api/mint/delegate", headers=bearer(lifetime_only["token"]), json={})
+    ).json()
+    answer = await mint_server.client.post(
+        "/api/admin/budgets", headers=admin, json={"id": child["delegation_id"], "delta": 1, "bucket": "window"}
+    )
+    assert answer.status == 400 and "carries no budget_window" in (await answer.json())["message"]
+
+
+async def test_grpc_delegates_a_window_and_lists_it(idp, mint_server, keyring):
+    _, parent = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    admin = [("authorization", f"Bearer {admin_token(keyring)}")]
+    async with grpc.aio.insecure_channel(mint_server.grpc_target) as channel:
+        child = await mint_pb2_grpc.MintStub(channel).Delegate(
+            mint_pb2.DelegateRequest(budget_credits=50, budget_window="5/30m"),
+            metadata=[("authorization", f"Bearer {parent['token']}")],
+        )
+        assert "budget_window = 5/30m" in child.caveats
+        stub = admin_pb2_grpc.AdminStub(channel)
+        detail = await stub.GetToken(admin_pb2.GetTokenRequest(token_id=parent["token_id"]), metadata=admin)
+        assert detail.token.window.credits == 100 and detail.token.window.period == "1d"
+        (delegation,) = detail.delegations
+        assert (delegation.remaining, delegation.budget_window, delegation.window.remaining) == (50, "5/30m", 5)
+        changed = await stub.ChangeBudget(
+            admin_pb2.ChangeBudgetRequest(id=child.delegation_id, delta=2, bucket="window"), metadata=admin
+        )
+        assert changed.remaining == 7
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await mint_pb2_grpc.MintStub(channel).Delegate(
+                mint_pb2.DelegateRequest(budget_window="5 per hour"),
+                metadata=[("authorization", f"Bearer {parent['token']}")],
+            )
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
