@@ -184,6 +184,35 @@ class TokenAdmin:
                 total[field] += row[field]
         return sorted(totals.values(), key=lambda r: (r.get("start", 0), -r["credits"], r["key"] or ""))
 
+    async def window_history(
+        self, tenant: str, token_id: str, budget_window: str, windows: int = 8
+    ) -> list[dict[str, Any]]:
+        """Credits spent per window of a token's `budget_window` (its own and its delegations' requests: usage is
+        recorded by the chain's token id), newest first, as far back as usage is retained. Slots of fixed periods
+        are the windows themselves (both are epoch-aligned); months are summed from days."""
+        if self._usage is None:
+            return []
+        period = BudgetWindow.parse(budget_window).period
+        now = time.time()
+        current = period.index(now)
+        first = current - windows + 1
+        step = period.seconds or 86400
+        rows = await self._usage.timeline(period.start(first), step, tenant=tenant, by="token")
+        spent: dict[int, int] = {}
+        for row in rows:  # credits net of refunds and settlements (their usage rows move credits, not requests)
+            if row["key"] == token_id:
+                index = period.index(row["start"])
+                spent[index] = spent.get(index, 0) + row["credits"]
+        return [
+            {
+                "window_start": format_utc(period.start(index)),
+                "window_end": format_utc(period.end(index)),
+                "current": index == current,
+                "credits": spent.get(index, 0),
+            }
+            for index in range(current, first - 1, -1)
+        ]
+
     async def overview(self, tenant: str, since: float, step_seconds: int) -> dict[str, Any]:
         """Per slot: requests allowed and denied, credits spent (usage) and tokens issued (the registry)."""
         used = await self._usage.timeline(since, step_seconds, tenant=tenant) if self._usage is not None else []

@@ -12,6 +12,7 @@ from mint_server.console.web import ADMIN_KEY, checked_form, chrome_of, handler,
 from mint_server.service import ExchangeDenied
 
 TOKEN_ID = re.compile(r"[0-9a-f]{32}")
+SETTLED_SINCE, SETTLED_SHOWN = "7d", 50  # the token page's settled requests: the newest, of the last week
 
 
 @handler
@@ -46,7 +47,27 @@ async def token_page(request: web.Request) -> web.StreamResponse:
     except ExchangeDenied as denied:
         return refused_page(request, denied.status, denied.message, token)
     tree = delegation_tree(detail["delegations"])
-    return page(request, "token.html", detail=detail, tree=tree, **chrome_of(request, token))
+    record = detail["token"]
+    admin = request.app[ADMIN_KEY]
+    history = (
+        await admin.tokens.window_history(token.tenant, token_id, record["budget_window"])
+        if record["budget_window"]
+        else []
+    )
+    settled = [  # what settling after the response changed: reserved at the check vs the upstream's actual cost
+        r
+        for r in await admin.audit_records(token, since=SETTLED_SINCE, event_type="debit_settled")
+        if r.get("token_id") == token_id
+    ][-SETTLED_SHOWN:]
+    return page(
+        request,
+        "token.html",
+        detail=detail,
+        tree=tree,
+        history=history,
+        settled=list(reversed(settled)),
+        **chrome_of(request, token),
+    )
 
 
 @handler
@@ -74,8 +95,13 @@ async def change_budget(request: web.Request) -> web.StreamResponse:
         message = "delta: give a whole number of credits, positive to top up, negative to cut"
         return refused_page(request, 400, message, token)
     budget_id = str(form.get("id", target))
+    bucket = str(form.get("bucket", ""))
+    if bucket not in ("", "lifetime", "window"):
+        return refused_page(request, 400, "bucket: lifetime or window", token)
     try:
-        await request.app[ADMIN_KEY].tokens.change_budget(token, budget_id, delta, str(form.get("reason", ""))[:200])
+        await request.app[ADMIN_KEY].tokens.change_budget(
+            token, budget_id, delta, str(form.get("reason", ""))[:200], bucket=bucket
+        )
     except ExchangeDenied as denied:
         return refused_page(request, denied.status, denied.message, token)
     return see_other(f"/console/tokens/{target}")

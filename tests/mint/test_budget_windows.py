@@ -173,3 +173,52 @@ async def test_grpc_delegates_a_window_and_lists_it(idp, mint_server, keyring):
                 metadata=[("authorization", f"Bearer {parent['token']}")],
             )
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_console_shows_the_window_its_history_and_settled_requests(idp, mint_server, keyring):
+    """The token page: the current window with its reset, credits per window from usage (refunds and
+    settlements net), settled requests with reserved vs actual; a windowed budget change from the form."""
+    from mint_server.console.web import ADMIN_KEY
+    from satgate.audit import AuditEvent
+
+    from .test_console import csrf_of, sign_in
+
+    _, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
+    token_id = issued["token_id"]
+    day = Period.parse("1d")
+    today = day.index(time.time())
+    usage = mint_server.client.app[ADMIN_KEY].tokens._usage
+    at = lambda index: day.start(index) + 3600  # noqa: E731
+    await usage.write(
+        [
+            (at(today), "acme", token_id, "/v1/items", "GET", 200, 7, "{}"),
+            (at(today) + 1, "acme", token_id, "/v1/items", "GET", 200, -2, "{}"),  # a settlement's refund
+            (at(today - 2), "acme", token_id, "/v1/items", "GET", 200, 40, "{}"),
+            (at(today - 2), "acme", "f" * 32, "/v1/items", "GET", 200, 99, "{}"),  # another token's
+        ],
+        retain_after=0,
+    )
+    details = {"reserved": 5, "actual": 3, "charged": 3, "overshoot": 0, "status": 200, "request_id": "req-42"}
+    await mint_server.service.audit.append(
+        AuditEvent(type="debit_settled", tenant="acme", token_id=token_id, details=details)
+    )
+    await sign_in(mint_server, admin_token(keyring, "acme", "satgate:admin"))
+    target = f"/console/tokens/{token_id}"
+    html = await (await mint_server.client.get(target)).text()
+    start, end = _day_window(time.time())
+    assert f"100 left in the 1d window since {start}; resets {end} (budget_window 100/1d)" in html
+    windows = html.split('<table class="windows">')[1].split("</table>")[0]
+    rows = [[cell.strip() for cell in row.split("<td")[1:]] for row in windows.split("<tr")[2:]]
+    assert len(rows) == 8 and "(current)" in rows[0][0]
+    assert [row[2].removeprefix('class="number">').split("<")[0] for row in rows[:4]] == ["5", "0", "40", "0"]
+    settled = html.split('<table class="settled">')[1].split("</table>")[0]
+    assert "req-42" in settled and '<td class="number">5</td><td class="number">3</td>' in settled
+
+    changed = await mint_server.client.post(
+        f"{target}/budget",
+        data={"csrf_token": csrf_of(html), "delta": "-30", "bucket": "window", "reason": "r"},
+        allow_redirects=False,
+    )
+    assert changed.status == 303
+    after = await (await mint_server.client.get(target)).text()
+    assert "70 left in the 1d window" in after and "(1000 remaining)" in after
