@@ -126,7 +126,7 @@ async def _get_token(admin: AdminService, token: VerifiedToken, r: GetTokenReque
 
 
 async def _change_budget(admin: AdminService, token: VerifiedToken, r: ChangeBudgetRequest) -> dict[str, Any]:
-    return await admin.tokens.change_budget(token, r.id, r.delta, r.reason, bucket=r.bucket)
+    return await admin.tokens.change_budget(token, r.id, r.delta, r.reason, bucket=r.bucket or "")
 
 
 async def _revoke(admin: AdminService, token: VerifiedToken, r: RevokeRequest) -> dict[str, Any]:

@@ -57,8 +57,8 @@ class ChangeBudgetRequest(Model):
     id: Id
     delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
     reason: Reason = ""
-    bucket: Literal["", "lifetime", "window"] = Field(
-        "", description='"window": the current window of its budget_window; default its lifetime budget, else that'
+    bucket: Literal["lifetime", "window"] | None = Field(
+        None, description="which budget: window (its budget_window's) or lifetime; default lifetime when it has one"
     )
 
     @model_validator(mode="after")
