@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from authz_server.check_input import CheckInput
+from authz_server.claims import signed_claim
 from authz_server.decision import Decision
 from authz_server.metrics import CheckMetrics
 from authz_server.observe import observed_allow
@@ -35,7 +36,6 @@ from satgate.keyring import Keyring
 from satgate.ledger import DebitRequest, Ledger, LedgerUnavailable, Outcome, refund_claims
 from satgate.ledger.base import Crossing, DebitResult, LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key, unique_ids
-from satgate.ledger.refund_claims import RefundClaim
 from satgate.ledger.refunds import Refunds
 from satgate.ledger.thresholds import DEFAULT_PERMILLE
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
@@ -298,21 +298,7 @@ class CheckPipeline:
         """The allow with a signed delivery claim in its access-log metadata (route settings refund_on, settle). A
         replayed debit gets none: its record belongs to the attempt that first spent."""
         assert self._keyring is not None
-        assert debit.debit_id is not None
-        claim = RefundClaim(
-            route.refund_on if debit.cost else (),
-            token.tenant,
-            token.token_id,
-            debit.debit_id,
-            debit.attempt,
-            debit.buckets,
-            route.settle or "",
-            debit.checked_at or 0.0,
-            debit.cost,
-        )
-        if not claim.refund_on and not claim.settle:
-            return answer
-        signed = refund_claims.sign(self._keyring(), claim)
+        signed = signed_claim(self._keyring(), route, debit, token)
         if signed is None:
             return answer
         return dataclasses.replace(answer, metadata={**answer.metadata, refund_claims.METADATA_KEY: signed})

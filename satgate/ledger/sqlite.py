@@ -40,8 +40,6 @@ from satgate.ledger.sqlite_schema import (
     MARKER_SQL,
     debit_hash_of,
     marker_and_revoked_sql,
-    revoked_each_sql,
-    revoked_sql,
     upgrade,
 )
 from satgate.ledger.sqlite_threads import SqliteThread
@@ -362,22 +360,11 @@ class SqliteLedger:
             lambda db: sqlite_jobs.settle(db, request, actual, time.time(), self._window), write=True
         )
 
-    @staticmethod
-    def _any_revoked(db: sqlite3.Connection, tenant: str, ids: tuple[str, ...]) -> bool:
-        return db.execute(revoked_sql(len(ids)), (tenant, *ids)).fetchone() is not None
-
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
-        def revoke(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO revocations (tenant, revocation_id, revoked_at, reason) VALUES (?, ?, ?, ?)",
-                (tenant, revocation_id, time.time(), reason),
-            )
-            return cursor.rowcount == 1
-
-        return await self._run(revoke, write=True)
+        return await self._run(lambda db: sqlite_jobs.revoke(db, tenant, revocation_id, reason), write=True)
 
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool:
-        return await self._run(lambda db: self._any_revoked(db, tenant, revocation_ids), write=False)
+        return await self._run(lambda db: sqlite_jobs.any_revoked(db, tenant, revocation_ids), write=False)
 
     async def remaining(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> int | None:
         each = await self.remaining_each(tenant, buckets, at=at)
@@ -393,9 +380,7 @@ class SqliteLedger:
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
         if not revocation_ids:
             return []
-        sql = revoked_each_sql(len(revocation_ids))
-        found = await self._run(lambda db: {r[0] for r in db.execute(sql, (tenant, *revocation_ids))}, write=False)
-        return [i in found for i in revocation_ids]
+        return await self._run(lambda db: sqlite_jobs.revoked_each(db, tenant, revocation_ids), write=False)
 
     async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> list[int]:
         """Windowed buckets in the window of `at` (default now)."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 
 from satgate.ledger.base import Bucket, BudgetAdjustment, Crossing, DebitRequest, DebitResult, Outcome, SettleResult
-from satgate.ledger.sqlite_schema import debit_hash_of, revoked_sql
+from satgate.ledger.sqlite_schema import debit_hash_of, revoked_each_sql, revoked_sql
 from satgate.ledger.thresholds import crossed
 
 _LIFETIME = -1  # the `win` of a lifetime bucket's threshold records
@@ -199,3 +200,20 @@ def sweep(db: sqlite3.Connection, slot: int, at: float) -> None:
     db.execute("DELETE FROM debits WHERE slot < ?", (slot - 1,))
     db.execute("DELETE FROM windows WHERE expires_at < ?", (at,))
     db.execute("DELETE FROM thresholds WHERE expires_at < ?", (at,))
+
+
+def revoke(db: sqlite3.Connection, tenant: str, revocation_id: str, reason: str) -> bool:
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO revocations (tenant, revocation_id, revoked_at, reason) VALUES (?, ?, ?, ?)",
+        (tenant, revocation_id, time.time(), reason),
+    )
+    return cursor.rowcount == 1
+
+
+def any_revoked(db: sqlite3.Connection, tenant: str, ids: tuple[str, ...]) -> bool:
+    return db.execute(revoked_sql(len(ids)), (tenant, *ids)).fetchone() is not None
+
+
+def revoked_each(db: sqlite3.Connection, tenant: str, ids: tuple[str, ...]) -> list[bool]:
+    found = {row[0] for row in db.execute(revoked_each_sql(len(ids)), (tenant, *ids))}
+    return [i in found for i in ids]
