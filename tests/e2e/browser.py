@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 AXE = Path(__file__).resolve().parent.parent / "browser" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -59,7 +59,7 @@ class Browser:
         old = self.driver.find_element(By.TAG_NAME, "html")
         yield
         wait = WebDriverWait(self.driver, timeout)
-        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda _driver: _is_gone(old))
         wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     def open(self, url: str, shot: str) -> None:
@@ -110,3 +110,18 @@ class Browser:
                 return
             webdriver.ActionChains(self.driver).send_keys("\ue004").perform()  # Tab
         raise AssertionError(f"{target.tag_name} {target.get_attribute('outerHTML')[:120]} not reachable by Tab")
+
+
+def _is_gone(old_page: WebElement) -> bool:
+    """The old page's root no longer belongs to the shown document. Chromium sometimes says so with an inspector
+    error instead of a stale-element one (SeleniumHQ/selenium#15401), which `staleness_of` raises instead of
+    reading: it means the same thing, that the navigation replaced the page."""
+    try:
+        old_page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
