@@ -245,6 +245,11 @@ def ratios_of(median: dict[str, dict[str, float]], handler: dict[str, dict[str, 
         "full_uds_vs_full": rps["full_uds"] / rps["full"],
         "full_http_uds_vs_full_http": rps["full_http_uds"] / rps["full_http"],
         "handler_metrics_on_vs_off_p50": handler["budgeted, metrics on"]["p50"] / handler["budgeted, log off"]["p50"],
+        # a daily window beside the lifetime budget: what windowed budgets add to the one atomic step
+        "handler_windowed_vs_budgeted_amortised": handler["windowed, amortised"]["mean"]
+        / handler["budgeted, amortised"]["mean"],
+        "handler_windowed_vs_budgeted_redis_amortised": handler["windowed redis, amortised"]["mean"]
+        / handler["redis, amortised"]["mean"],
     }
 
 

@@ -75,6 +75,7 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
         cache_logger_on_first_use=True,  # as satgate.logs configures the servers
     )
     budgeted = [*base, ("budget", str(10**15))]
+    windowed = [*budgeted, ("budget_window", f"{10**15}/1d")]  # a lifetime and a daily bucket, one step
     sqlite = f"sqlite:///{state}/handler-{{}}.db"
     cases = {  # label: caveats, decision log, ledger, metrics, gRPC messages, concurrent
         "unbudgeted, log off": (base, "none", sqlite, False, False, False),
@@ -83,9 +84,13 @@ async def handler_microseconds(iterations: int, state: Path, redis_url: str) -> 
         "budgeted, log on": (budgeted, "all", sqlite, False, False, False),
         "budgeted, grpc msgs": (budgeted, "none", sqlite, False, True, False),
         "budgeted, redis": (budgeted, "none", redis_url, False, False, False),
+        "windowed, log off": (windowed, "none", sqlite, False, False, False),
+        "windowed, redis": (windowed, "none", redis_url, False, False, False),
         "unbudgeted, amortised": (base, "none", sqlite, False, False, True),
         "budgeted, amortised": (budgeted, "none", sqlite, False, False, True),
         "redis, amortised": (budgeted, "none", redis_url, False, False, True),
+        "windowed, amortised": (windowed, "none", sqlite, False, False, True),
+        "windowed redis, amortised": (windowed, "none", redis_url, False, False, True),
     }
     results = {}
     for label, (caveats, log_mode, ledger_url, with_metrics, grpc_messages, concurrent) in cases.items():
