@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 from envoy.config.core.v3.base_pb2 import RequestMethod
@@ -83,15 +82,8 @@ def claim_of(entry: HTTPAccessLogEntry, keyring: Keyring) -> tuple[RefundClaim |
     return refund_claims.verify(keyring, field.string_value), True
 
 
-class CrossedHook(Protocol):
-    def __call__(
-        self,
-        tenant: str,
-        token_id: str,
-        crossings: tuple[Crossing, ...],
-        buckets: tuple[Bucket, ...],
-        remaining: int | None,
-    ) -> None: ...
+# Told of the thresholds a settlement's excess charge crossed: tenant, token id, crossings, buckets, remaining.
+CrossedHook = Callable[[str, str, tuple[Crossing, ...], tuple[Bucket, ...], int | None], None]
 
 
 class DeliveryRefunds:
@@ -163,7 +155,7 @@ class DeliveryRefunds:
         self, entry: HTTPAccessLogEntry, claim: RefundClaim, actual: int, charged: int, overshoot: int
     ) -> None:
         status = entry.response.response_code.value
-        request_id, path = entry.request.request_id, entry.request.path.partition("?")[0]
+        request_id = entry.request.request_id
         details = {
             "reserved": claim.reserved,
             "actual": actual,
@@ -173,19 +165,24 @@ class DeliveryRefunds:
             "request_id": request_id[:128],
         }
         self._logger.info("debit_settled", tenant=claim.tenant, token_id=claim.token_id, **details)
-        if self._usage is not None and charged != claim.reserved:
-            method = RequestMethod.Name(entry.request.request_method)
-            self._usage.record(
-                tenant=claim.tenant,
-                token_id=claim.token_id,
-                route=path,
-                method=method,
-                status=status,
-                credits=charged - claim.reserved,
-                attributes={},
-            )
+        if charged != claim.reserved:
+            self._usage_moved(entry, claim, charged - claim.reserved)
         event = AuditEvent(type="debit_settled", tenant=claim.tenant, token_id=claim.token_id, details=details)
         await self._append(event)
+
+    def _usage_moved(self, entry: HTTPAccessLogEntry, claim: RefundClaim, credits: int) -> None:
+        """A usage row for the credits a refund or settlement moved (negative: given back)."""
+        if self._usage is None:
+            return
+        self._usage.record(
+            tenant=claim.tenant,
+            token_id=claim.token_id,
+            route=entry.request.path.partition("?")[0],
+            method=RequestMethod.Name(entry.request.request_method),
+            status=entry.response.response_code.value,
+            credits=credits,
+            attributes={},
+        )
 
     async def _append(self, event: AuditEvent) -> None:
         if self._audit is None:
@@ -197,7 +194,7 @@ class DeliveryRefunds:
 
     async def _record(self, entry: HTTPAccessLogEntry, claim: RefundClaim, reason: str, credits: int) -> None:
         status = entry.response.response_code.value
-        request_id, path = entry.request.request_id, entry.request.path.partition("?")[0]
+        request_id = entry.request.request_id
         self._logger.info(
             "debit_refunded",
             reason=reason,
@@ -207,17 +204,7 @@ class DeliveryRefunds:
             status=status,
             request_id=request_id,
         )
-        if self._usage is not None:
-            method = RequestMethod.Name(entry.request.request_method)
-            self._usage.record(
-                tenant=claim.tenant,
-                token_id=claim.token_id,
-                route=path,
-                method=method,
-                status=status,
-                credits=-credits,
-                attributes={},
-            )
+        self._usage_moved(entry, claim, -credits)
         event = AuditEvent(
             type="debit_refunded",
             tenant=claim.tenant,
