@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,41 @@ from typing import Any
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 100
 MAX_TOOL_NAME = 128
+MAX_SAFE_INTEGER = 2**53 - 1  # beyond it a JavaScript MCP server reads another number than we do
+
+
+class _Ambiguous(ValueError):
+    """JSON that parsers read differently: we refuse it rather than judge one reading and forward another."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):  # first or last wins depending on the parser: the tool we price may not be called
+        raise _Ambiguous("a key appears twice in one object")
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise _Ambiguous(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Ambiguous("a number out of range")
+    return value
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise _Ambiguous("an integer beyond 2^53")
+    return value
+
+
+def _plain_name(name: str) -> bool:
+    """No control, format, surrogate or unassigned characters: what logs, tables and other parsers agree on."""
+    return all(unicodedata.category(c)[0] != "C" for c in name)
 
 
 class McpBodyError(ValueError):
@@ -48,7 +84,15 @@ def parse(body: bytes, content_type: str) -> McpRequest:
     if len(body) > MAX_BODY_BYTES:
         raise McpBodyError(-32600, f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
-        doc = json.loads(body)
+        doc = json.loads(
+            body,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            parse_int=_safe_int,
+        )
+    except _Ambiguous as exc:
+        raise McpBodyError(-32700, f"request body is ambiguous JSON: {exc}") from None
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise McpBodyError(-32700, "request body is not valid JSON") from None
     if isinstance(doc, list):
@@ -61,6 +105,8 @@ def parse(body: bytes, content_type: str) -> McpRequest:
 def _call(item: object) -> McpCall:
     if not isinstance(item, dict) or item.get("jsonrpc") != "2.0" or not isinstance(item.get("method"), str):
         raise McpBodyError(-32600, "each request must be a JSON-RPC 2.0 object with a method")
+    if not _plain_name(item["method"]):
+        raise McpBodyError(-32600, "the method name holds a control or unassigned character")
     request_id = item.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         request_id = None  # answer errors with id null rather than echo something odd
@@ -70,6 +116,8 @@ def _call(item: object) -> McpCall:
         name = params.get("name") if isinstance(params, dict) else None
         if not isinstance(name, str) or not name or len(name) > MAX_TOOL_NAME:
             raise McpBodyError(-32602, "tools/call needs params.name (the tool)")
+        if not _plain_name(name):
+            raise McpBodyError(-32602, "the tool name holds a control or unassigned character")
         tool = name
     return McpCall(id=request_id, method=item["method"], tool=tool)
 

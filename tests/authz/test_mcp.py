@@ -161,6 +161,69 @@ async def test_tool_arguments_are_never_logged(make_pipeline, keyring, capsys):
     assert '"decision"' in out and "secret-q" not in out
 
 
+AMBIGUOUS = [
+    # the classic smuggle: the check prices the first (or last) name, the tool server calls the other
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "cheap", "name": "costly"}}', -32700),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "method": "tools/call", "params": {"name": "x"}}', -32700),
+    (
+        b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": 1, "a": 2}}}',
+        -32700,
+    ),
+    (
+        b'[{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "jsonrpc": "2.0", "method": "ping"}]',
+        -32700,
+    ),
+    (b'{"jsonrpc": "2.0", "id": NaN, "method": "ping"}', -32700),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": Infinity}}', -32700),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": -Infinity}}', -32700),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": 1e400}}', -32700),
+    (b'{"jsonrpc": "2.0", "id": 9007199254740993, "method": "ping"}', -32700),  # 2^53 + 1
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call\u0000", "params": {"name": "x"}}', -32600),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "ping\u007f"}', -32600),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search\u200b"}}', -32602),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search\ud800"}}', -32602),
+    (b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "se\\narch"}}', -32602),
+]
+
+
+@pytest.mark.parametrize(("raw", "code"), AMBIGUOUS)
+def test_json_other_parsers_read_differently_is_refused(raw, code):
+    """Duplicate keys at any level, non-standard or out-of-range numbers, control, format, surrogate characters in
+    a method or tool name: what we price must be what the tool server runs, so such bodies are refused."""
+    with pytest.raises(mcp.McpBodyError) as refused:
+        mcp.parse(raw, "application/json")
+    assert refused.value.code == code
+
+
+async def test_an_ambiguous_body_is_refused_through_the_pipeline(pipeline, keyring):
+    denied = await pipeline.check(check_request(tok(keyring), context=MCP, body=AMBIGUOUS[0][0]))
+    assert status_of(denied) == 400 and body_of_jsonrpc(denied)["error"]["code"] == -32700
+
+
+def test_plain_names_and_large_but_safe_numbers_still_pass():
+    raw = (
+        b'{"jsonrpc": "2.0", "id": 9007199254740991, "method": "tools/call",'
+        b' "params": {"name": "s\u00f6k-\u6f22", "arguments": {"x": 1.5e300, "y": -3}}}'
+    )
+    (parsed,) = mcp.parse(raw, "application/json").calls
+    assert (parsed.id, parsed.tool) == (2**53 - 1, "sök-漢")
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=5), st.integers(-100, 100), min_size=1, max_size=4), st.data())
+def test_any_repeated_key_is_refused(arguments, data):
+    key = data.draw(st.sampled_from(sorted(arguments)))
+    inner = ", ".join(f"{json.dumps(k)}: {v}" for k, v in arguments.items())
+    raw = (
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {'
+        + inner
+        + f", {json.dumps(key)}: 0"
+        + "}}}"
+    ).encode()
+    with pytest.raises(mcp.McpBodyError):
+        mcp.parse(raw, "application/json")
+
+
 @settings(max_examples=300)
 @given(st.binary(max_size=400))
 def test_the_reader_only_ever_refuses_with_mcp_errors(raw):
