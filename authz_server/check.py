@@ -38,6 +38,7 @@ from satgate.ledger.base import Crossing, DebitResult, LedgerNotInitialised
 from satgate.ledger.idempotency import idempotency_key, unique_ids
 from satgate.ledger.refunds import Refunds
 from satgate.ledger.thresholds import DEFAULT_PERMILLE
+from satgate.paths import ambiguity
 from satgate.routes import RouteConfigError, RouteSettings, RouteTable
 from satgate.timefmt import format_utc
 from satgate.tokens.bearer import bearer_token
@@ -184,6 +185,9 @@ class CheckPipeline:
         # Refusals before the token verified are JSON-RPC on MCP routes, but the body stays unread (id null):
         # strangers get no work done for them, and learn nothing from parse errors.
         reply = Reply(mcp=route.mcp)
+        if (ambiguous := ambiguity(facts.path)) is not None:  # one path for the caveats, the routes and upstream
+            refused = Denial(400, "invalid_request", f"the path holds {ambiguous}: an upstream could read another path")
+            return self._deny(refused, request_id, reply=reply)
 
         # 2. credential
         token_text = bearer_token(request.headers.get("authorization", ""))

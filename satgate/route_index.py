@@ -1,12 +1,21 @@
 """First-match-wins over a route table without scanning it: rules are indexed by host (exact, `*.suffix`, any),
 then by path prefix, one dict lookup per distinct prefix length, then methods. The answer is exactly the linear
-scan's: the lowest-numbered rule that matches (RouteRule.matches stays the reference the tests compare with)."""
+scan's: the lowest-numbered rule that matches (RouteRule.matches stays the reference the tests compare with).
+Prefixes match regardless of ASCII case: an upstream that serves `/V1/premium` as `/v1/premium` gets that route's
+settings for it (the shipped Envoy routes are `case_sensitive: false` too)."""
 
 from __future__ import annotations
 
 import bisect
+import string
 from collections.abc import Sequence
 from typing import Protocol
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # keeps lengths, unlike str.lower
+
+
+def fold_case(path: str) -> str:
+    return path.translate(_ASCII_LOWER)
 
 
 class _Rule(Protocol):
@@ -57,11 +66,12 @@ class RouteIndex:
                 group = self._suffix.setdefault(rule.host[1:], _ByPrefix())
             else:
                 group = self._exact.setdefault(rule.host, _ByPrefix())
-            group.add(index, rule.path_prefix, rule.methods)
+            group.add(index, fold_case(rule.path_prefix), rule.methods)
         self._size = len(rules)
 
     def first_match(self, host: str, path: str, method: str) -> int:
         """The matching rule's index in the table, or -1."""
+        path = fold_case(path)
         best = self._any.first(path, method, self._size)
         exact = self._exact.get(host)
         if exact is not None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from satgate.caveats.scope import is_valid_scope
-from satgate.route_index import RouteIndex
+from satgate.route_index import RouteIndex, fold_case
 from satgate.tokens.identifier import TENANT_RE
 
 _COST_RE = re.compile(r"0|[1-9][0-9]{0,14}")
@@ -101,7 +101,7 @@ class RouteRule:
     def matches(self, host: str, path: str, method: str) -> bool:
         if self.methods is not None and method not in self.methods:
             return False
-        if not path.startswith(self.path_prefix):
+        if not fold_case(path).startswith(fold_case(self.path_prefix)):
             return False
         if self.host is None or self.host == "*":
             return True

@@ -213,3 +213,13 @@ def load_config_from_configmap():
         path = Path(directory) / "satgate.yaml"
         path.write_text(satgate_configmap()["satgate.yaml"])
         return load_config(path)
+
+
+def test_the_mesh_normalises_paths_as_the_shipped_envoy_config_does():
+    """Istio's default (BASE) keeps %2F, %5C and // in the path (CVE-2021-31920): the mesh decodes escaped slashes
+    and merges slashes, which is what envoy/envoy.yaml's listener does (it redirects to the decoded path)."""
+    assert OPERATOR["spec"]["meshConfig"]["pathNormalization"] == {"normalization": "DECODE_AND_MERGE_SLASHES"}
+    shipped = yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text())
+    hcm = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert (hcm["normalize_path"], hcm["merge_slashes"]) == (True, True)
+    assert hcm["path_with_escaped_slashes_action"] in ("UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD")

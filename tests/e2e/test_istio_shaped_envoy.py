@@ -14,11 +14,34 @@ from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
 from satgate_dev import envoy_config
 from satgate_dev.devstack import Stack, StackPorts
-from tests.deploy.manifests import extension_providers, satgate_configmap
+from tests.deploy.manifests import ISTIO, extension_providers, satgate_configmap
+
+from .path_attacks import escapes
 
 pytestmark = pytest.mark.e2e
 
 EXT_AUTHZ = "envoy.filters.http.ext_authz"
+# What istiod sets on a sidecar's HTTP connection manager for each meshConfig.pathNormalization.normalization
+# (Istio's documented translation: BASE is RFC 3986 normalisation with backslashes as slashes).
+ISTIO_NORMALIZATION = {
+    "NONE": {"normalize_path": False, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED"},
+    "BASE": {"normalize_path": True, "merge_slashes": False, "path_with_escaped_slashes_action": "KEEP_UNCHANGED"},
+    "MERGE_SLASHES": {
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+    },
+    "DECODE_AND_MERGE_SLASHES": {
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD",
+    },
+}
+
+
+def mesh_normalization() -> str:
+    (operator,) = yaml.safe_load_all((ISTIO / "mesh-config.yaml").read_text())
+    return operator["spec"]["meshConfig"].get("pathNormalization", {}).get("normalization", "BASE")
 
 
 def shipped_route_table() -> list[dict]:
@@ -34,10 +57,12 @@ def mcp_provider_body() -> dict:
     }
 
 
-def istio_shaped(tmp_path: Path) -> Path:
-    """The shipped config with every per-route ext_authz setting removed and the body settings on the filter."""
+def istio_shaped(tmp_path: Path, normalization: str | None = None) -> Path:
+    """The shipped config with every per-route ext_authz setting removed, the body settings on the filter, and
+    the path normalised as the mesh config (or `normalization`) makes istiod normalise it."""
     doc = copy.deepcopy(yaml.safe_load(envoy_config.SHIPPED_CONFIG.read_text()))
     manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    manager.update(ISTIO_NORMALIZATION[normalization or mesh_normalization()])
     for vhost in manager["route_config"]["virtual_hosts"]:
         vhost.pop("typed_per_filter_config", None)
         vhost["routes"] = [r for r in vhost["routes"] if r["match"].get("path") != "/healthz"]
@@ -104,3 +129,8 @@ def test_mcp_bodies_reach_the_check_through_the_provider_settings(istio_stack):
     assert refused.json()["id"] == 3 and refused.json()["error"]["data"]["error"] == "insufficient_scope"
     too_big = call(istio_stack, agent, "POST", "/mcp", content=b"x" * (mcp_provider_body()["max_request_bytes"] + 1))
     assert too_big.status_code == 413  # Envoy refuses before any check, as the Istio sidecar would
+
+
+def test_no_path_reaches_the_workload_that_its_token_or_route_refuses(istio_stack):
+    keyring = load_keyring(istio_stack.state_dir / "keyring.json")
+    assert list(escapes(istio_stack.ports.envoy, keyring)) == []

@@ -14,6 +14,7 @@ from satgate.tokens.verify import TokenVerifier
 from satgate_dev.devstack import Stack, StackPorts
 
 from .conftest import revoke
+from .path_attacks import escapes
 
 pytestmark = pytest.mark.e2e
 
@@ -137,6 +138,11 @@ def test_path_is_normalised_before_caveats_see_it(stack, stack_keyring):
     assert (status, body["caveat"]) == (403, "paths")
     status, body = raw_get(stack, "/v1//items/2", t)
     assert (status, body["path"]) == (200, "/v1/items/2")
+
+
+def test_no_path_reaches_the_upstream_that_its_token_or_route_refuses(stack, stack_keyring):
+    """The attack matrix of tests/e2e/path_attacks.py through the shipped Envoy config of each transport."""
+    assert list(escapes(stack.ports.envoy, stack_keyring)) == []
 
 
 def test_authz_down_fails_closed_with_503(tmp_path, stack_keyring):

@@ -41,3 +41,18 @@ def test_first_match_wins_across_host_kinds():
     assert table.settings_for("api.example.com", "/v1/items", "GET", {}).cost == 2  # the earlier wildcard wins
     assert table.settings_for("example.com", "/v1/items", "GET", {}).cost == 4  # *.example.com needs a subdomain
     assert table.settings_for("other", "/x", "GET", {"cost": "9"}).cost == 9  # context_extensions over the rule
+
+
+def test_prefixes_match_regardless_of_case():
+    """An upstream that serves /V1/PREMIUM as /v1/premium gets the premium route's settings for it; the case of
+    anything but ASCII letters is left alone (no length change, no Unicode folding)."""
+    table = RouteTable(
+        [
+            RouteRule({"scope": "api:premium"}, path_prefix="/v1/Premium/"),
+            RouteRule({"scope": "api:read"}, path_prefix="/v1/"),
+        ]
+    )
+    for path in ("/v1/premium/x", "/V1/PREMIUM/x", "/v1/pREMium/x"):
+        assert table.settings_for("api", path, "GET", {}).scopes == ("api:premium",), path
+    dotless = "/v1/prem\u0131um/x"  # U+0131 upper-cases to I, but is not i: no Unicode folding
+    assert table.settings_for("api", dotless, "GET", {}).scopes == ("api:read",)
