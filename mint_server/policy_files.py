@@ -82,6 +82,8 @@ def _read(file: Path, default_tenant: str | None) -> list[TrustPolicy]:
         documents = [d for d in yaml.safe_load_all(file.read_text()) if d is not None]
     except OSError as exc:
         raise PolicyError(f"{file}: cannot read trust policies ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:  # found by fuzz/harnesses.py::trust_policy_file
+        raise PolicyError(f"{file}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"{file}: not valid YAML ({exc})") from exc
     entries: list[tuple[Any, bool]] = []

@@ -183,3 +183,11 @@ def test_star_between_matches_any_middle(prefix, middle):
     assert glob_to_regex(prefix.replace("*", "").replace("?", "") + "*").fullmatch(
         prefix.replace("*", "").replace("?", "") + middle
     )
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_one_line(tmp_path):
+    """Found by the trust-policy fuzz harness: a Latin-1 file was a UnicodeDecodeError traceback."""
+    path = tmp_path / "p.yaml"
+    path.write_bytes("policies:\n  - name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PolicyError, match=r"p\.yaml: not UTF-8 text \(byte \d+\); save the file as UTF-8"):
+        load_policies(path, frozenset())
