@@ -1,10 +1,13 @@
 """An upstream that fails on request, for the delivery tests: /…/503 answers 503, /…/reset closes the connection
 without an answer, /…/cost/<n> answers 200 saying it cost n credits (x-satgate-cost), an MCP tools/call says its
-`cost` argument likewise, anything else 200; GET /served tells how many requests it answered 2xx."""
+`cost` argument likewise, /…/slow/<ms> answers 200 after ms milliseconds, anything else 200; GET /served tells
+how many requests it took on (2xx answers, counted on arrival: a client that gave up on a slow answer was still
+served)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from aiohttp import web
 
@@ -21,6 +24,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         request.transport.abort()  # no answer at all: Envoy sees the connection reset
         raise web.HTTPInternalServerError  # never written: the connection is gone
     request.app[SERVED].append(request.path)
+    head, _, milliseconds = request.path.rpartition("/slow/")
+    if head:
+        await asyncio.sleep(int(milliseconds) / 1000)
+        return web.json_response({"path": request.path})
     head, _, cost = request.path.rpartition("/cost/")
     if head:
         return web.json_response({"path": request.path}, headers={"x-satgate-cost": cost})
