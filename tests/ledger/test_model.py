@@ -199,13 +199,18 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coroutine)
 
     async def debit_call(self, req: DebitRequest):
-        """The store's answer, or None when it could not answer in time: then the client got nothing, and the
-        ledger refunds whatever the debit may have spent once its deadline passed (the invariant waits for that)."""
+        """The store's answer, or None when it could not judge the debit in time (unavailable, or past the deadline
+        when it got to it): then the client got a refusal, and nothing may stay spent — the ledger refunds a debit
+        of unknown outcome once its deadline passed (the invariant waits for that)."""
         try:
-            return await self.ledger.debit(req)
+            result = await self.ledger.debit(req)
         except LedgerUnavailable:
             COUNTS["unavailable"] += 1
             return None
+        if result.outcome is Outcome.EXPIRED:  # judged past its deadline (a store just restarted or resumed)
+            COUNTS["expired_in_the_store"] += 1
+            return None
+        return result
 
     def retried(self, call):
         """A refund or settlement retried until the store answers: applied once, whatever the first try did.
@@ -312,8 +317,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(chain=st.sampled_from(sorted(CHAINS)), cost=st.integers(1, 6))
     def past_its_deadline(self, chain, cost):
         COUNTS["past_its_deadline"] += 1
-        result = self.run(self.debit_call(request(chain, cost, self.now, deadline=time.time() - 0.001)))
-        assert result is None or (result.outcome is Outcome.EXPIRED and result.charged == 0), result
+        try:
+            result = self.run(self.ledger.debit(request(chain, cost, self.now, deadline=time.time() - 0.001)))
+        except LedgerUnavailable:
+            return
+        assert result.outcome is Outcome.EXPIRED and result.charged == 0, result
 
     @rule(chain=st.sampled_from(sorted(CHAINS)), count=st.integers(2, 24), cost=st.integers(1, 3))
     def burst(self, chain, count, cost):
@@ -350,6 +358,8 @@ class LedgerMachine(RuleBasedStateMachine):
             try:
                 result = await task
             except (asyncio.CancelledError, LedgerUnavailable):
+                return
+            if result.outcome is Outcome.EXPIRED:
                 return
             # it finished before the cancel landed: a normal debit
             assert result.outcome is self.model.debit("team", 1, self.now)
