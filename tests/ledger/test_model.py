@@ -263,15 +263,18 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert (result.outcome, result.replayed) == (Outcome.DEBITED, True), result
 
+    def _windows_kept(self, record: Record) -> bool:
+        """Whether every window the record charged is one the store must still keep (the current or previous)."""
+        return all(
+            b.period is None or b.window(self.now) - b.window(record.checked_at) <= 1 for b in CHAINS[record.chain][1]
+        )
+
     @rule(record=consumes(records))
     def refund(self, record):
         """Once, to the windows it was charged in (only windows the store must still keep: current, previous)."""
         if record is None or record.debit_id not in self.model.records:
             return
-        if any(
-            b.period is not None and b.window(self.now) - b.window(record.checked_at) > 1
-            for b in CHAINS[record.chain][1]
-        ):
+        if not self._windows_kept(record):
             return
         COUNTS["refund"] += 1
         refund = replayed(record, record.checked_at)
@@ -286,10 +289,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def settle(self, record, actual):
         if record is None or record.debit_id not in self.model.records or not CHAINS[record.chain][1]:
             return
-        if any(
-            b.period is not None and b.window(self.now) - b.window(record.checked_at) > 1
-            for b in CHAINS[record.chain][1]
-        ):
+        if not self._windows_kept(record):
             return
         COUNTS["settle"] += 1
         result, unknown = self.retried(lambda: self.ledger.settle(replayed(record, record.checked_at), actual))
