@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from satgate.caveats import CaveatSyntaxError, split_caveat
-from satgate.caveats.budget_window import BudgetWindow
 from satgate.ledger.base import Bucket
 from satgate.timefmt import format_utc, parse_utc
 from satgate.tokens import wire
@@ -38,12 +37,8 @@ def delegate(
 ) -> Delegated:
     """The child's expiry is capped by the parent's (its `expires` caveats, read without a key) and by
     `not_after`, so what it reports is what the verifier will enforce — attenuation only narrows anyway.
-    `budget_window` (`500/1d`): a per-window cap of its own, beside the parent's budgets (ValueError if malformed)."""
-    if budget_window is not None:
-        try:
-            BudgetWindow.parse(budget_window)
-        except CaveatSyntaxError as exc:
-            raise ValueError(str(exc)) from None
+    `budget_window` (`500/1d`): a per-window cap of its own, beside the parent's budgets
+    (a malformed one is refused by attenuate, as every caveat is)."""
     expires_at = time.time() + ttl_seconds
     for cap in (not_after, earliest_expiry(token)):
         if cap is not None:
