@@ -10,6 +10,7 @@ import re
 from urllib.parse import unquote
 
 _SUSPECT = re.compile(r"[;%\\]|//|/\.|[\x00-\x1f\x7f]")  # the fast path: nothing else can be read two ways
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
 _DOT_SEGMENTS = frozenset({".", ".."})
 
@@ -18,13 +19,13 @@ def ambiguity(path: str) -> str | None:
     """Why `path` (without its query) could reach an upstream as another path, or None when it cannot."""
     if _SUSPECT.search(path) is None:
         return None
-    if re.search(r"[\x00-\x1f\x7f]", path):
-        return "a control character"
-    if "\\" in path:
-        return "a backslash"
-    if "//" in path:
-        return "an empty segment (//)"
-    for layer in _decodings(path):
+    for layer in _decodings(path):  # as sent, then as servers that decode once or twice read it
+        if _CONTROL.search(layer):
+            return "a control character"
+        if "\\" in layer:
+            return "a backslash"
+        if "//" in layer:
+            return "an empty segment (//)"
         if _ENCODED_SEPARATOR.search(layer):
             return "an encoded slash, backslash or NUL"
         segments = [segment.split(";", 1)[0] for segment in layer.split("/")[1:]]
@@ -32,8 +33,6 @@ def ambiguity(path: str) -> str | None:
             return "a dot segment"
         if "" in segments[:-1]:  # `/a/;x/b` is `/a//b` to a server that drops parameters
             return "an empty segment"
-        if "\\" in layer or "//" in layer or re.search(r"[\x00-\x1f\x7f]", layer):
-            return "a separator or control character once decoded"
     return None
 
 
