@@ -85,6 +85,8 @@ class TokenAdmin:
     async def _budgeted(self, tenant: str, target_id: str, which: str) -> tuple[Bucket, TokenRecord | DelegationRecord]:
         """The bucket a change targets: `which` "lifetime", "window", or "" (its lifetime budget, else its
         window's)."""
+        if which not in ("", "lifetime", "window"):
+            raise ExchangeDenied(400, "bad_request", "bucket: lifetime or window")
         target: TokenRecord | DelegationRecord | None = await self._store.token(tenant, target_id)
         if target is None:
             target = await self._store.delegation(tenant, target_id)
