@@ -79,44 +79,59 @@ def test_only_delivered_requests_are_paid_for(paid_stack):
     assert sorted(r["details"]["reason"] for r in refunds) == ["upstream_5xx"] * 4 + ["upstream_reset"]
 
 
-def test_a_resent_or_duplicated_entry_refunds_once(paid_stack, transport):
-    """What Envoy resends after a reconnect, or a second Envoy sending the same entry: the running authz server's
-    access-log service, over two streams, refunds the debit once (the claim comes from a real Check answer)."""
+def claimed_entry(stack: Stack, transport: str, token: str, path: str, context: dict, request_id: str):
+    """One check through the authz server, and an access-log message whose entry carries the allow's metadata
+    as Envoy keeps it (the gRPC answer's dynamic_metadata, or the HTTP answer's x-satgate-log-* headers)."""
     import grpc
-    from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+    from envoy.service.accesslog.v3 import als_pb2
     from envoy.service.auth.v3 import external_auth_pb2_grpc
+    from google.protobuf.struct_pb2 import Struct
 
     from authz_server.delivery import EXT_AUTHZ_NAMESPACE
     from tests.authz.conftest import check_request
 
+    if transport == "grpc":
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports.authz}") as channel:
+            answer = external_auth_pb2_grpc.AuthorizationStub(channel).Check(
+                check_request(token, path=path, context=context), timeout=5
+            )
+        metadata = answer.dynamic_metadata
+    else:
+        with httpx.Client(trust_env=False) as http:
+            reply = http.get(
+                f"http://127.0.0.1:{stack.ports.authz}/satgate/check{path}",
+                headers={"authorization": f"Bearer {token}", "x-request-id": request_id},
+            )
+        metadata = Struct()
+        metadata.update({k: v for k, v in reply.headers.items() if k.startswith("x-satgate-log-")})
+    message = als_pb2.StreamAccessLogsMessage()
+    message.identifier.log_name = "satgate"
+    log = message.http_logs.log_entry.add()
+    log.common_properties.metadata.filter_metadata[EXT_AUTHZ_NAMESPACE].CopyFrom(metadata)
+    return message, log
+
+
+def resend_twice(stack: Stack, transport: str, message) -> None:
+    """A stream, then a "reconnect" resending the same entry twice — as Envoy may, or two Envoys would."""
+    import grpc
+    from envoy.service.accesslog.v3 import als_pb2_grpc
+
+    port = stack.ports.authz if transport == "grpc" else stack.als_ports["authz"]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = als_pb2_grpc.AccessLogServiceStub(channel)
+        for _stream in range(2):
+            stub.StreamAccessLogs(iter([message, message]), timeout=5)
+
+
+def test_a_resent_or_duplicated_entry_refunds_once(paid_stack, transport):
+    """What Envoy resends after a reconnect, or a second Envoy sending the same entry: the running authz server's
+    access-log service, over two streams, refunds the debit once (the claim comes from a real Check answer)."""
     keyring = load_keyring(paid_stack.state_dir / "keyring.json")
     token = mint(keyring, "demo", [("budget", "10")]).token
-    grpc_port = paid_stack.ports.authz if transport == "grpc" else paid_stack.als_ports["authz"]
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        if transport == "grpc":
-            answer = external_auth_pb2_grpc.AuthorizationStub(channel).Check(
-                check_request(token, path="/paid/x", context={"refund_on": "5xx"}), timeout=5
-            )
-            metadata = answer.dynamic_metadata
-        else:  # the HTTP transport's answer, as Envoy turns its x-satgate-log-* headers into metadata
-            with httpx.Client(trust_env=False) as http:
-                reply = http.get(
-                    f"http://127.0.0.1:{paid_stack.ports.authz}/satgate/check/paid/x",
-                    headers={"authorization": f"Bearer {token}", "x-request-id": "dup-1"},
-                )
-            from google.protobuf.struct_pb2 import Struct
-
-            metadata = Struct()
-            metadata.update({k: v for k, v in reply.headers.items() if k.startswith("x-satgate-log-")})
-        assert remaining(paid_stack, token) == 9
-        message = als_pb2.StreamAccessLogsMessage()
-        message.identifier.log_name = "satgate"
-        log = message.http_logs.log_entry.add()
-        log.common_properties.metadata.filter_metadata[EXT_AUTHZ_NAMESPACE].CopyFrom(metadata)
-        log.response.response_code.value = 503
-        stub = als_pb2_grpc.AccessLogServiceStub(channel)
-        for _stream in range(2):  # a stream, then a "reconnect" resending the same entry twice
-            stub.StreamAccessLogs(iter([message, message]), timeout=5)
+    message, log = claimed_entry(paid_stack, transport, token, "/paid/x", {"refund_on": "5xx"}, "dup-1")
+    assert remaining(paid_stack, token) == 9
+    log.response.response_code.value = 503
+    resend_twice(paid_stack, transport, message)
     settles_to(paid_stack, token, 10)
     time.sleep(0.3)
     assert remaining(paid_stack, token) == 10  # refunded once, never more than was charged

@@ -17,7 +17,7 @@ from satgate.keyring import load_keyring
 from satgate.tokens.mint import mint
 from satgate_dev.devstack import Stack, StackPorts
 
-from .test_delivery_refunds import audit_records, remaining, settles_to
+from .test_delivery_refunds import audit_records, claimed_entry, remaining, resend_twice, settles_to
 
 pytestmark = pytest.mark.e2e
 UPSTREAM = [sys.executable, str(Path(__file__).with_name("faulty_upstream.py")), "--port", "{port}"]
@@ -89,41 +89,16 @@ def test_an_authz_restart_loses_no_settlement_envoy_sends_after_it(metered_stack
 
 def test_a_resent_or_duplicated_entry_settles_once(metered_stack, transport):
     """What Envoy resends after a reconnect, or a second Envoy sending the same entry: settled once."""
-    import grpc
-    from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
-    from envoy.service.auth.v3 import external_auth_pb2_grpc
-    from google.protobuf.struct_pb2 import Struct
-
-    from authz_server.delivery import COST_KEY, COST_NAMESPACE, EXT_AUTHZ_NAMESPACE
-    from tests.authz.conftest import check_request
+    from authz_server.delivery import COST_KEY, COST_NAMESPACE
 
     keyring = load_keyring(metered_stack.state_dir / "keyring.json")
     token = mint(keyring, "demo", [("budget", "10")]).token
-    grpc_port = metered_stack.ports.authz if transport == "grpc" else metered_stack.als_ports["authz"]
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        if transport == "grpc":
-            answer = external_auth_pb2_grpc.AuthorizationStub(channel).Check(
-                check_request(token, path="/metered/x", context={"settle": "response_header"}), timeout=5
-            )
-            metadata = answer.dynamic_metadata
-        else:  # the HTTP transport's answer, as Envoy turns its x-satgate-log-* headers into metadata
-            with httpx.Client(trust_env=False) as http:
-                reply = http.get(
-                    f"http://127.0.0.1:{metered_stack.ports.authz}/satgate/check/metered/x",
-                    headers={"authorization": f"Bearer {token}", "x-request-id": "dup-settle"},
-                )
-            metadata = Struct()
-            metadata.update({k: v for k, v in reply.headers.items() if k.startswith("x-satgate-log-")})
-        assert remaining(metered_stack, token) == 9
-        message = als_pb2.StreamAccessLogsMessage()
-        message.identifier.log_name = "satgate"
-        log = message.http_logs.log_entry.add()
-        log.common_properties.metadata.filter_metadata[EXT_AUTHZ_NAMESPACE].CopyFrom(metadata)
-        log.common_properties.metadata.filter_metadata[COST_NAMESPACE].fields[COST_KEY].string_value = "0"
-        log.response.response_code.value = 200
-        stub = als_pb2_grpc.AccessLogServiceStub(channel)
-        for _stream in range(2):  # a stream, then a "reconnect" resending the same entry twice
-            stub.StreamAccessLogs(iter([message, message]), timeout=5)
+    context = {"settle": "response_header"}
+    message, log = claimed_entry(metered_stack, transport, token, "/metered/x", context, "dup-settle")
+    assert remaining(metered_stack, token) == 9
+    log.common_properties.metadata.filter_metadata[COST_NAMESPACE].fields[COST_KEY].string_value = "0"
+    log.response.response_code.value = 200
+    resend_twice(metered_stack, transport, message)
     settles_to(metered_stack, token, 10)
     time.sleep(0.3)
     assert remaining(metered_stack, token) == 10  # settled once: the reserved credit given back, never more
