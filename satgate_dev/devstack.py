@@ -285,7 +285,7 @@ class Stack:
             **{name: functools.partial(self._authz_ready, name, port) for name, port in self.authz_ports.items()},
             "mint": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.mint}/healthz"),
             "idp": lambda: http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            "envoy": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready"),
+            "envoy": lambda: http_ok(f"http://{LOOPBACK}:{self.ports.envoy_admin}/ready") and self._envoy_sees_authz(),
         }
         pending = dict(checks)
         while pending:
@@ -298,6 +298,21 @@ class Stack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}")
             time.sleep(0.05)
+
+    def _envoy_sees_authz(self) -> bool:
+        """Envoy health-checks the authz hosts, each second while no traffic flows: one whose first check came
+        before it was ready would get no traffic for up to a second. Ready once Envoy calls every one healthy."""
+        try:
+            clusters = f"http://{LOOPBACK}:{self.ports.envoy_admin}/clusters"
+            with urllib.request.urlopen(clusters, timeout=0.5) as response:
+                lines = [line for line in response.read().decode().splitlines() if "::health_flags::" in line]
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        for name, port in self.authz_ports.items():
+            where = self.authz_address(name, port).removeprefix("unix:")
+            if not all(line.endswith("::healthy") for line in lines if f"::{where}::" in line):
+                return False
+        return True
 
     def authz_address(self, name: str, port: int) -> str:
         """Where an authz server of this stack listens: its port, or its socket in the state dir."""
