@@ -22,6 +22,7 @@ class RedisServer:
     persistent: bool = False  # AOF with fsync on every write: an acknowledged debit survives kill -9
     fsync: str = "always"  # appendfsync when persistent: always (as shipped), everysec (the bench compares)
     cluster: bool = False
+    replica_of: int | None = None  # the primary's port: start as its replica (Sentinel may change it later)
     process: subprocess.Popen | None = None
 
     @property
@@ -44,8 +45,12 @@ class RedisServer:
             "redis.log",
             "--protected-mode",
             "yes",
+            "--repl-diskless-sync-delay",  # a replica syncs at once, not after 5 s waiting for others
+            "0",
         ]
         argv += ["--appendonly", "yes", "--appendfsync", self.fsync] if self.persistent else ["--appendonly", "no"]
+        if self.replica_of is not None:
+            argv += ["--replicaof", LOOPBACK, str(self.replica_of)]
         if self.cluster:
             argv += [
                 "--cluster-enabled",
@@ -75,6 +80,14 @@ class RedisServer:
         return subprocess.run(  # noqa: S603 - redis-cli from PATH, like redis-server
             ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10, check=True
         ).stdout
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -14,9 +14,12 @@ from typing import Any, cast
 import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from satgate.audit.chain import GENESIS, AuditEvent, Once, canonical_json, chain_hash, first_break
 from satgate.ledger.base import LedgerUnavailable
+from satgate.ledger.redis_client import async_client, sync_client
+from satgate.ledger.redis_replication import Replication
 from satgate.ledger.url import redis_settings
 
 STREAM = "sg:{satgate-audit}:stream"
@@ -38,18 +41,13 @@ _MAX_RACES = 50
 
 class RedisStreamAuditLog:
     def __init__(self, ledger_url: str) -> None:
-        client_url, cluster, timeout, _ = redis_settings(ledger_url)
-        options: dict[str, Any] = {"decode_responses": True, "socket_timeout": max(timeout, 2.0)}
-        self._client: Redis | RedisCluster = (
-            RedisCluster.from_url(client_url, **options) if cluster else Redis.from_url(client_url, **options)
-        )
+        settings = redis_settings(ledger_url)
+        options: dict[str, Any] = {"decode_responses": True, "socket_timeout": max(settings.timeout, 2.0)}
+        self._client: Redis | RedisCluster = async_client(settings, **options)
         # Reads (export, verify) are synchronous, like the SQLite log's.
-        self._reader: redis.Redis | redis.RedisCluster = (
-            redis.RedisCluster.from_url(client_url, **options)
-            if cluster
-            else redis.Redis.from_url(client_url, **options)
-        )
+        self._reader: redis.Redis | redis.RedisCluster = sync_client(settings, **options)
         self._append = self._client.register_script(_APPEND)
+        self._replication = Replication(settings.wait_replicas, settings.timeout)  # as the ledger's writes
         self._one_at_a_time = asyncio.Lock()
 
     async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
@@ -65,13 +63,37 @@ class RedisStreamAuditLog:
                 if once is not None:  # the window's key, in the chain's slot, set by the script that appends
                     keys.append(f"sg:{{satgate-audit}}:once:{once.key}")
                     args.append(str(int(once.seconds * 1000)))
-                entry_id = await self._append(keys=keys, args=args)
+                entry_id = await self._appended(keys, args)
                 if entry_id == "once":
                     return None
                 if entry_id:
                     return digest
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         raise RuntimeError("audit: could not append after repeated races for the chain head")
+
+    async def _appended(self, keys: list[str], args: list[str]) -> Any:
+        """The script's reply; behind Sentinel only once a replica holds the entry (else the failover that
+        follows could drop it with the primary)."""
+        if not self._replication.replicas:
+            return await self._append(keys=keys, args=args)
+        try:
+            try:
+                entry_id, replicated = await self._appended_once(keys, args)
+            except NoScriptError:  # a Redis restarted (or promoted) without the script
+                await self._client.script_load(_APPEND)
+                entry_id, replicated = await self._appended_once(keys, args)
+        except (redis.RedisError, OSError) as exc:
+            raise LedgerUnavailable(f"audit: redis: {type(exc).__name__}: {exc}") from exc
+        if not replicated:
+            raise self._replication.unacknowledged()
+        return entry_id
+
+    async def _appended_once(self, keys: list[str], args: list[str]) -> tuple[Any, bool]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.evalsha(self._append.sha, len(keys), *keys, *args)
+        self._replication.wait(pipe)
+        (entry_id,), replicated = self._replication.split(await pipe.execute())
+        return entry_id, replicated
 
     async def records(self) -> list[tuple[str, dict[str, Any], str, str]]:
         return list(self._records())

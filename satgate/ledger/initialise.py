@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from satgate.ledger.marker import new_marker
+
+if TYPE_CHECKING:
+    from satgate.ledger.redis_url import RedisSettings
 
 
 async def init_ledger(url: str) -> tuple[str, int]:
@@ -20,35 +24,30 @@ async def init_ledger(url: str) -> tuple[str, int]:
 
         path, _options = sqlite_path(url)
         return str(path), int(initialise(path, new_marker()))
-    client_url, cluster, _timeout, _connections = redis_settings(url)
-    return await write_markers(client_url, cluster=cluster, marker=new_marker())
+    return await write_markers(redis_settings(url), marker=new_marker())
 
 
-async def write_markers(client_url: str, *, cluster: bool, marker: str) -> tuple[str, int]:
+async def write_markers(settings: RedisSettings, *, marker: str) -> tuple[str, int]:
     """`satgate ledger init` on Redis: set every slot's marker where it is missing (SET NX), never clear."""
-    from redis.asyncio import Redis  # noqa: PLC0415
-    from redis.asyncio.cluster import RedisCluster  # noqa: PLC0415
     from redis.exceptions import RedisError  # noqa: PLC0415
 
     from satgate.ledger.base import LedgerUnavailable  # noqa: PLC0415
     from satgate.ledger.marker import all_redis_marker_keys  # noqa: PLC0415
+    from satgate.ledger.redis_client import async_client  # noqa: PLC0415
     from satgate.urls import display_url  # noqa: PLC0415
 
-    client: Redis | RedisCluster = (
-        RedisCluster.from_url(client_url, decode_responses=True)
-        if cluster
-        else Redis.from_url(client_url, decode_responses=True)
-    )
+    client = async_client(settings, decode_responses=True)
     try:
         pipe = client.pipeline(transaction=False)
         for key in all_redis_marker_keys():
             pipe.set(key, marker, nx=True)
         written = sum(1 for ok in await pipe.execute() if ok)
     except (RedisError, OSError) as exc:
-        raise LedgerUnavailable(f"ledger: cannot initialise Redis at {display_url(client_url)}: {exc}") from exc
+        where = display_url(settings.client_url)
+        raise LedgerUnavailable(f"ledger: cannot initialise Redis at {where}: {exc}") from exc
     finally:
         await client.aclose()
-    return display_url(client_url), written
+    return display_url(settings.client_url), written
 
 
 def init_ledger_blocking(url: str) -> tuple[str, int]:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
@@ -27,9 +28,11 @@ from satgate.ledger.base import (
     DebitResult,
     LedgerNotInitialised,
     LedgerUnavailable,
+    Outcome,
     SettleResult,
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
+from satgate.ledger.redis_client import async_client
 from satgate.ledger.redis_keys import (
     UNMARKED,
     adjustment_key,
@@ -43,6 +46,8 @@ from satgate.ledger.redis_keys import (
     window_key,
 )
 from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND, SETTLE
+from satgate.ledger.redis_replication import Replication
+from satgate.ledger.redis_url import RedisSettings, redis_settings
 from satgate.ledger.refunds import Refunds
 
 log = structlog.get_logger("satgate.ledger")
@@ -62,10 +67,6 @@ class _Queued:
     answer: asyncio.Future[DebitResult]
     at: float  # the check's time: the windows its buckets are judged in
     deadlines: list[float] = field(default_factory=list)
-
-
-async def _listed(reply: Awaitable[Any]) -> list[Any]:
-    return [await reply]
 
 
 def _settle(answer: asyncio.Future[DebitResult], *, error: BaseException) -> None:
@@ -88,8 +89,12 @@ class RedisLedger:
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.time,
         idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS,
+        wait_replicas: int = 0,
     ) -> None:
+        if wait_replicas and isinstance(client, RedisCluster):
+            raise ValueError("wait_replicas needs one primary (Redis or Sentinel), not a Cluster")
         self._client = client
+        self._replication = Replication(wait_replicas, timeout)
         self._window = idempotency_window_seconds  # each record's TTL: the SPEC's 10 minutes but in tests/bench
         self._timeout = timeout
         self._clock = clock
@@ -106,30 +111,27 @@ class RedisLedger:
         self._sending: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        cluster: bool = False,
-        timeout: float = 0.25,
-        max_connections: int = 64,
-        idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS,
+    def from_url(cls, url: str, *, idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS) -> RedisLedger:
+        return cls.from_settings(redis_settings(url), idempotency_window_seconds=idempotency_window_seconds)
+
+    @classmethod
+    def from_settings(
+        cls, settings: RedisSettings, *, idempotency_window_seconds: int = IDEMPOTENCY_WINDOW_SECONDS
     ) -> RedisLedger:
-        options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": True,
-            "max_connections": max_connections,
-        }
-        client: Redis | RedisCluster = (
-            RedisCluster.from_url(url, **options) if cluster else Redis.from_url(url, **options)
+        client = async_client(
+            settings,
+            socket_timeout=settings.timeout,
+            socket_connect_timeout=settings.timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            max_connections=settings.max_connections,
         )
         return cls(
             client,
-            timeout=timeout,
-            max_in_flight=max_connections,
+            timeout=settings.timeout,
+            max_in_flight=settings.max_connections,
             idempotency_window_seconds=idempotency_window_seconds,
+            wait_replicas=settings.wait_replicas,
         )
 
     async def _initialize(self) -> None:
@@ -181,6 +183,17 @@ class RedisLedger:
         finally:
             self._in_flight.release()
 
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if not self._replication.replicas:
+            return await self._call(lambda _gives_up: script(keys=keys, args=args))
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return await self._replication.write(self._client, self._call, *command)
+        except NoScriptError:  # Redis restarted without its scripts (it never ran this one)
+            self._ready = False
+            await self._initialize()
+            return await self._replication.write(self._client, self._call, *command)
+
     def _refund_after(self, request: DebitRequest, deadline: float) -> None:
         """The debit may have run before its deadline, its reply lost. Past the deadline no copy of it can spend
         any more, so a refund then gives back exactly what one copy spent, or nothing."""
@@ -196,7 +209,7 @@ class RedisLedger:
             return 0
         keys, keeps = bucket_keys(request.tenant, request.buckets, self._checked_at(request))
         keys.insert(0, debit_record_key(request.tenant, request.debit_id))
-        return int(await self._call(lambda _gives_up: self._refund(keys=keys, args=[request.attempt, *keeps])))
+        return int(await self._script(self._refund, keys, [request.attempt, *keeps]))
 
     async def settle(self, request: DebitRequest, actual: int) -> SettleResult:
         if request.debit_id is None or not request.buckets:
@@ -211,7 +224,7 @@ class RedisLedger:
             len(request.thresholds),
             *request.thresholds,
         ]
-        reply = await self._call(lambda _gives_up: self._settle(keys=keys, args=args))
+        reply = await self._script(self._settle, keys, args)
         match reply:
             case ["none"]:
                 return SettleResult(settled=False)
@@ -232,7 +245,7 @@ class RedisLedger:
             lifetime if window is None else window_key(tenant, bucket.bucket_id, window),
         ]
         args = [bucket.limit, delta, self._window, "0" if window is None else "1"]
-        reply = await self._call(lambda _gives_up: self._adjust(keys=keys, args=args))
+        reply = await self._script(self._adjust, keys, args)
         match reply:
             case ["unmarked"]:
                 raise LedgerNotInitialised(UNMARKED)
@@ -283,7 +296,9 @@ class RedisLedger:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    def _pipeline(self, batch: list[_Queued], gives_up: float) -> Awaitable[list[Any]]:
+    async def _pipeline(self, batch: list[_Queued], gives_up: float) -> tuple[list[Any], bool]:
+        """The batch's replies, and whether replicas acknowledged them (wait_replicas)."""
+
         def arguments(queued: _Queued) -> list[Any]:
             # Never later than this call gives up: once the caller stopped waiting, the script must not spend.
             deadline = gives_up if queued.request.deadline is None else min(gives_up, queued.request.deadline)
@@ -292,23 +307,26 @@ class RedisLedger:
 
         if isinstance(self._client, RedisCluster):
             (queued,) = batch
-            return _listed(self._debit(keys=queued.keys, args=arguments(queued)))
+            return [await self._debit(keys=queued.keys, args=arguments(queued))], True
         pipe = self._client.pipeline(transaction=False)
         for queued in batch:
             pipe.evalsha(self._debit.sha, len(queued.keys), *queued.keys, *arguments(queued))
-        return pipe.execute(raise_on_error=False)
+        self._replication.wait(pipe)
+        return self._replication.split(await pipe.execute(raise_on_error=False))
 
     async def _send(self, batch: list[_Queued]) -> None:
         deadlines = [q.request.deadline for q in batch]
         queue_deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         try:
-            replies = await self._call(lambda gives_up: self._pipeline(batch, gives_up), queue_deadline)
+            replies, replicated = await self._call(lambda gives_up: self._pipeline(batch, gives_up), queue_deadline)
             unsent = [q for q, reply in zip(batch, replies, strict=True) if isinstance(reply, NoScriptError)]
             if unsent:  # Redis restarted without its scripts (it never ran those): load them, send those again
                 self._ready = False
                 await self._initialize()
-                again = iter(await self._call(lambda gives_up: self._pipeline(unsent, gives_up), queue_deadline))
+                resent, replicated_too = await self._call(lambda g: self._pipeline(unsent, g), queue_deadline)
+                again = iter(resent)
                 replies = [next(again) if isinstance(reply, NoScriptError) else reply for reply in replies]
+                replicated = replicated and replicated_too
         except (Exception, asyncio.CancelledError) as exc:  # every waiter gets an answer, whatever went wrong
             error = exc if isinstance(exc, LedgerUnavailable) else LedgerUnavailable(f"ledger: redis: {exc!r}")
             for queued in batch:
@@ -325,6 +343,9 @@ class RedisLedger:
             except LedgerUnavailable as exc:
                 _settle(queued.answer, error=exc)
                 continue
+            if not replicated and result.outcome is Outcome.DEBITED:  # a refusal is safe to answer unreplicated
+                self._unknown(queued, self._replication.unacknowledged())
+                continue
             if queued.answer.cancelled():
                 if result.spent:
                     self._refunds.owe(queued.request, "caller_gone")  # committed for a caller that left
@@ -339,7 +360,7 @@ class RedisLedger:
         _settle(queued.answer, error=error)
 
     async def revoke(self, tenant: str, revocation_id: str, reason: str = "") -> bool:
-        return bool(await self._call(lambda _gives_up: self._client.sadd(revoked_key(tenant), revocation_id)))
+        return bool(await self._replication.write(self._client, self._call, "SADD", revoked_key(tenant), revocation_id))
 
     async def is_revoked(self, tenant: str, revocation_ids: tuple[str, ...]) -> bool:
         found = await self._call(lambda _g: self._client.smismember(revoked_key(tenant), list(revocation_ids)))

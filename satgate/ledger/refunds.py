@@ -4,6 +4,7 @@ mechanism for the pipeline (an answer too late) and both stores (a caller gone, 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -14,7 +15,10 @@ if TYPE_CHECKING:
     from satgate.ledger.base import DebitRequest, Ledger
 
 log = structlog.get_logger("satgate.ledger")
-_ATTEMPTS = 5
+# Retried for as long as a store failover can take (Sentinel's down-after plus its election), well within the
+# debit record's life (the idempotency window) that a refund needs; backoff capped so a store back is seen soon.
+RETRY_SECONDS = 120.0
+_MAX_BACKOFF_SECONDS = 5.0
 
 
 class Refunds:
@@ -43,11 +47,16 @@ class Refunds:
 
 async def pay(ledger: Ledger, request: DebitRequest, why: str) -> int:
     """Refund `request`'s debit, retrying while the store is down; the credits refunded (0: nothing, or given up)."""
-    for attempt in range(_ATTEMPTS):
+    give_up = time.monotonic() + RETRY_SECONDS
+    attempt = 0
+    while True:
         try:
             return await ledger.refund(request)
         except LedgerUnavailable as exc:
+            if time.monotonic() >= give_up:
+                break
             log.warning("refund_retry", reason=why, attempt=attempt, detail=str(exc))
-            await asyncio.sleep(0.2 * 2**attempt)
+            await asyncio.sleep(min(0.2 * 2**attempt, _MAX_BACKOFF_SECONDS))
+            attempt += 1
     log.error("refund_failed", reason=why, tenant=request.tenant, cost=request.cost)
     return 0

@@ -13,7 +13,7 @@ from satgate.config import ConfigError, load_config
 from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
 from satgate.ledger.marker import redis_marker_key_for_tenant
 from satgate.ledger.redis_keys import bucket_key, revoked_key
-from satgate.ledger.url import LedgerUrlError, open_ledger, validate_ledger_url
+from satgate.ledger.url import LedgerUrlError, open_ledger, redis_settings, validate_ledger_url
 from satgate_dev.devstack import free_port
 from satgate_dev.redis_server import RedisServer
 from tests.ledgers import fresh_ledger
@@ -196,6 +196,9 @@ async def test_kill_minus_nine_and_restart_keeps_every_acknowledged_debit(tmp_pa
         "redis+cluster://10.0.0.1:7000",
         "redis://:secret@127.0.0.1:6380/0?timeout_ms=100&max_connections=8",
         "sqlite:////var/lib/satgate/ledger.db",
+        "redis+sentinel://sentinel-0:26379,sentinel-1:26379,[::1]:26379/satgate/0",
+        "redis+sentinel://:secret@10.0.0.5:26379/satgate?wait_replicas=2",
+        "redis://127.0.0.1:6380/0?wait_replicas=1",
     ],
 )
 def test_good_urls(url):
@@ -211,11 +214,29 @@ def test_good_urls(url):
         ("redis://127.0.0.1:6379/0?pool=9", "unknown option"),
         ("memcached://127.0.0.1", "unsupported URL"),
         ("postgres://db/ledger", "unsupported URL"),
+        ("redis+sentinel://sentinel-0:26379/", "must name Sentinel's service"),
+        ("redis+sentinel://sentinel-0:26379/satgate/zero", "must name Sentinel's service"),
+        ("redis+sentinel://sentinel-0,sentinel-1:26379/satgate", "each Sentinel must be host:port"),
+        ("redis+sentinel://sentinel-0:26379/satgate?wait_replicas=-1", "wait_replicas must be a whole number"),
+        ("redis+cluster://10.0.0.1:7000?wait_replicas=1", "not supported on Redis Cluster"),
     ],
 )
 def test_bad_urls_name_the_problem(url, fragment):
     with pytest.raises(LedgerUrlError, match=fragment):
         validate_ledger_url(url)
+
+
+def test_wait_replicas_is_on_behind_sentinel_unless_turned_off():
+    assert redis_settings("redis+sentinel://s:26379/satgate").wait_replicas == 1
+    assert redis_settings("redis+sentinel://s:26379/satgate?wait_replicas=0").wait_replicas == 0
+    assert redis_settings("redis://127.0.0.1:6380/0").wait_replicas == 0  # one Redis: no replica to wait for
+    sentinel = redis_settings("redis+sentinel://:pw@a:26379,b:26380/satgate/3")
+    assert (sentinel.sentinels, sentinel.service, sentinel.password, sentinel.db) == (
+        (("a", 26379), ("b", 26380)),
+        "satgate",
+        "pw",
+        3,
+    )
 
 
 def test_bad_ledger_url_refuses_to_load_config(tmp_path):
