@@ -259,3 +259,10 @@ def test_ledger_url_from_the_environment_replaces_the_files(tmp_path, monkeypatc
     assert "s3cret" not in str(refused.value)
     monkeypatch.delenv("SATGATE_LEDGER")
     assert load_config(path).ledger.startswith("sqlite:///")
+
+
+def test_a_bad_sentinel_url_from_the_environment_never_shows_its_password(monkeypatch):
+    monkeypatch.setenv("SATGATE_LEDGER", "redis+sentinel://:s3cret@sentinel-0,sentinel-1:26379/satgate")
+    with pytest.raises(ConfigError, match="each Sentinel must be host:port") as refused:
+        load_config(None)
+    assert "s3cret" not in str(refused.value)
