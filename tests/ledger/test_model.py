@@ -4,9 +4,10 @@ the SPEC: lifetime and windowed buckets in any chain, revocations, idempotent re
 settlements, an injected clock. Each step runs on a real SQLite file or a private redis-server, with
 interleaved concurrent debits — from this process and, on SQLite, from a second writer process at the same
 time — and faults: Redis killed and restarted from its AOF, Redis paused (SIGSTOP) past a debit's deadline, its
-client connections dropped, the SQLite write lock held by another process past a deadline. After every step each
-bucket's remaining credits in the store equal the model's exactly: nothing overspent, nothing acknowledged lost,
-nothing spent twice or for a refused, expired or unanswered debit.
+client connections dropped, the SQLite write lock held by another process past a deadline, an authz process
+killed (SIGKILL) between its debit and its answer and the check retried (as Envoy does) on another. After every
+step each bucket's remaining credits in the store equal the model's exactly: nothing overspent, nothing
+acknowledged lost, nothing spent twice or for a refused, expired or unanswered debit.
 
 A failure prints hypothesis's reproduction (`@reproduce_failure(...)`, and the seed: rerun with
 `pytest tests/ledger/test_model.py --hypothesis-seed=<seed>`). `./dev soak` runs ≥ 100 000 steps."""
@@ -22,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -38,33 +38,19 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable, Outcome
-from satgate.ledger.windows import Period
+from satgate.ledger import DebitRequest, LedgerUnavailable, Outcome
 from satgate_dev.redis_server import RedisServer
 from tests.ledgers import fresh_ledger, hold_write_lock
 
+from .model import ALL_BUCKETS, CHAINS, DEADLINE, TENANT, Model, Record, replayed, request
+from .model_processes import KILLED_BEFORE_ANSWERING, OTHER_WRITER, bucket_specs
+
 T0 = 1_800_000_000.0  # an hour boundary
-TENANT = "acme"
 SOAK_STEPS = int(os.environ.get("SATGATE_SOAK_STEPS", "0"))
 STEPS = 40
 COUNTS: collections.Counter[str] = collections.Counter()  # rule → times run (printed by ./dev soak)
 
-# Two roots and their children: lifetime and windowed buckets mixed across delegation steps.
-POOL, TEAM = Bucket("a" * 32, 60), Bucket("b" * 32, 25)
-HOURLY, MINUTELY = Bucket("c" * 32, 9, Period.parse("1h")), Bucket("d" * 32, 4, Period.parse("1m"))
-DAILY = Bucket("e" * 32, 30, Period.parse("1d"))
-CHAINS = {  # name: revocation ids (root first), buckets (chain order)
-    "pool": (("r1" * 16,), (POOL,)),
-    "team": (("r1" * 16, "d1" * 16), (POOL, TEAM)),
-    "hourly": (("r1" * 16, "d2" * 16), (POOL, HOURLY)),
-    "team-minutely": (("r1" * 16, "d1" * 16, "d3" * 16), (POOL, TEAM, MINUTELY)),
-    "daily": (("r2" * 16,), (DAILY,)),
-    "daily-hourly": (("r2" * 16, "d4" * 16), (DAILY, HOURLY)),
-    "free": (("r3" * 16,), ()),
-}
-ALL_BUCKETS = (POOL, TEAM, HOURLY, MINUTELY, DAILY)
 REPLAY_WITHIN = 240.0
-DEADLINE = 2.0  # seconds, as Envoy's ext_authz timeout gives a check
 # A fault takes tenths of a second (a restart, a pause outlasting a deadline, the refund owed after it): in a soak
 # run one step in FAULT_EVERY may be one, so 100 000 steps stay within about an hour; a test run allows any.
 FAULT_EVERY = 25 if SOAK_STEPS else 1
@@ -74,108 +60,12 @@ def sometimes(machine: LedgerMachine) -> bool:
     return machine.steps % FAULT_EVERY == 0  # real seconds: well inside the stores' 10-minute idempotency window
 
 
-@dataclass
-class Record:
-    """A debit the store acknowledged, as the model keeps it."""
-
-    debit_id: str
-    attempt: str
-    chain: str
-    cost: int
-    checked_at: float
-    charged: int
-    created: float = field(default_factory=time.monotonic)
-    settled: bool = False
-
-
-class Model:
-    """The SPEC's ledger, one request at a time."""
-
-    def __init__(self) -> None:
-        self.spent: collections.Counter[tuple[str, int | None]] = collections.Counter()  # (bucket, window)
-        self.revoked: set[str] = set()
-        self.records: dict[str, Record] = {}
-
-    def key(self, bucket: Bucket, at: float) -> tuple[str, int | None]:
-        return bucket.bucket_id, bucket.window(at)
-
-    def left(self, bucket: Bucket, at: float) -> int:
-        return bucket.limit - self.spent[self.key(bucket, at)]
-
-    def debit(self, chain: str, cost: int, at: float) -> Outcome:
-        ids, buckets = CHAINS[chain]
-        if self.revoked & set(ids):
-            return Outcome.REVOKED
-        if any(self.left(b, at) < cost for b in buckets):
-            return Outcome.INSUFFICIENT
-        for bucket in buckets:
-            self.spent[self.key(bucket, at)] += cost
-        return Outcome.DEBITED
-
-    def give_back(self, record: Record, credits: int) -> None:
-        for bucket in CHAINS[record.chain][1]:
-            self.spent[self.key(bucket, record.checked_at)] -= credits
-
-    def payable(self, record: Record, at_most: int) -> int:
-        return min([at_most, *(self.left(b, record.checked_at) for b in CHAINS[record.chain][1])])
-
-
-def request(chain: str, cost: int, at: float, debit_id: str | None = None, deadline: float | None = None):
-    """As the check sends it: with a deadline (a debit whose answer is lost is refunded once it has passed)."""
-    ids, buckets = CHAINS[chain]
-    return DebitRequest(
-        TENANT,
-        ids,
-        buckets,
-        cost,
-        debit_id or secrets.token_hex(16),
-        deadline=time.time() + DEADLINE if deadline is None else deadline,
-        attempt=secrets.token_hex(8),
-        checked_at=at,
-    )
-
-
-def replayed(record: Record, at: float) -> DebitRequest:
-    return DebitRequest(
-        TENANT,
-        CHAINS[record.chain][0],
-        CHAINS[record.chain][1],
-        record.cost,
-        record.debit_id,
-        attempt=record.attempt,
-        checked_at=at,
-    )
-
-
 async def _together(*calls):
     return await asyncio.gather(*calls)
 
 
 def _fields(req: DebitRequest) -> dict:
     return {name: getattr(req, name) for name in DebitRequest.__slots__}
-
-
-OTHER_WRITER = """
-import asyncio, json, secrets, sys, time
-from satgate.ledger import Bucket, DebitRequest, LedgerUnavailable
-from satgate.ledger.url import open_ledger
-from satgate.ledger.windows import Period
-async def main():
-    ledger = open_ledger(sys.argv[1])
-    for line in sys.stdin:  # one burst per line: prepare, say ready, wait for go, debit all at once
-        spec = json.loads(line)
-        buckets = tuple(Bucket(b, l, Period.parse(p) if p else None) for b, l, p in spec["buckets"])
-        requests = [DebitRequest(spec["tenant"], tuple(spec["ids"]), buckets, spec["cost"], secrets.token_hex(16),
-                                 attempt=secrets.token_hex(8), checked_at=spec["at"], deadline=time.time() + 2)
-                    for _ in range(spec["count"])]
-        print("ready", flush=True)
-        sys.stdin.readline()
-        results = await asyncio.gather(*(ledger.debit(r) for r in requests), return_exceptions=True)
-        print(json.dumps([r.outcome.value if not isinstance(r, LedgerUnavailable) else None for r in results]),
-              flush=True)
-    await ledger.close()
-asyncio.run(main())
-"""
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -341,6 +231,46 @@ class LedgerMachine(RuleBasedStateMachine):
             if outcome is Outcome.DEBITED:
                 assert self.model.debit(chain, cost, self.now) is Outcome.DEBITED, (chain, cost, outcomes)
 
+    @precondition(sometimes)
+    @rule(target=records, chain=st.sampled_from(sorted(set(CHAINS) - {"free"})), cost=st.integers(1, 6))
+    def authz_killed_between_debit_and_answer(self, chain, cost):
+        """An authz process has its debit judged by the store and is killed (SIGKILL) before it answers; Envoy
+        retries the check on another replica with the same request id, so the same debit id: answered from the
+        record if the first spent, judged anew if it did not — charged once either way."""
+        COUNTS["authz_killed"] += 1
+        first = request(chain, cost, self.now)
+        spec = {**_fields(first), "ids": list(first.revocation_ids), "buckets": bucket_specs(first.buckets)}
+        killed = subprocess.Popen(
+            [sys.executable, "-c", KILLED_BEFORE_ANSWERING, self.url, json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert killed.stdout is not None
+        judged = killed.stdout.readline().strip()
+        assert judged in {"debited", "insufficient", "revoked", "expired", "unknown"}, judged
+        killed.kill()
+        killed.wait()
+        killed.stdout.close()
+        for _ in range(50):  # Envoy's retry, until a store answers
+            retry = DebitRequest(**{**_fields(first), "attempt": secrets.token_hex(8), "deadline": time.time() + 2})
+            result = self.run(self.debit_call(retry))
+            if result is not None:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the store never answered the retry")
+        expected = self.model.debit(chain, cost, self.now)
+        assert result.outcome is expected, (judged, result)
+        if judged == "debited":
+            assert result.replayed, result  # the first attempt's record: not charged again
+        COUNTS["authz_killed_after_spending"] += result.replayed
+        if expected is not Outcome.DEBITED:
+            return None
+        spender = first.attempt if result.replayed else retry.attempt
+        record = Record(first.debit_id, spender, chain, cost, self.now, result.charged)
+        self.model.records[record.debit_id] = record
+        return record
+
     @rule(seconds=st.sampled_from([0.5, 30, 59, 61, 600, 3599, 3600, 86400]))
     def advance(self, seconds):
         COUNTS["advance"] += 1
@@ -391,7 +321,8 @@ class SqliteMachine(LedgerMachine):
 
     def open(self):
         self.path = self.directory / f"ledger-{secrets.token_hex(4)}.db"
-        return fresh_ledger(f"sqlite:///{self.path}")
+        self.url = f"sqlite:///{self.path}"
+        return fresh_ledger(self.url)
 
     @rule(
         cost=st.integers(1, 3),
@@ -408,7 +339,7 @@ class SqliteMachine(LedgerMachine):
             "ids": list(ids),
             "cost": cost,
             "at": self.now,
-            "buckets": [(b.bucket_id, b.limit, str(b.period) if b.period else "") for b in buckets],
+            "buckets": bucket_specs(buckets),
         }
         other = self._other_writer()
         assert other.stdin is not None and other.stdout is not None
@@ -427,7 +358,7 @@ class SqliteMachine(LedgerMachine):
         """The second writer process, started once per run and fed one burst at a time."""
         if getattr(self, "other", None) is None:
             self.other = subprocess.Popen(
-                [sys.executable, "-c", OTHER_WRITER, f"sqlite:///{self.path}"],
+                [sys.executable, "-c", OTHER_WRITER, self.url],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -462,7 +393,8 @@ class RedisMachine(LedgerMachine):
 
     def open(self):
         self.server.cli("flushall")  # our private instance
-        return fresh_ledger(self.server.url + "?timeout_ms=250")
+        self.url = self.server.url + "?timeout_ms=250"
+        return fresh_ledger(self.url)
 
     @precondition(sometimes)
     @rule()
