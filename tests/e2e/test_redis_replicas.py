@@ -1,5 +1,5 @@
-"""Replicas sharing budgets through Redis, behind one real Envoy: exact spend under load, and Redis dying
-and coming back mid-load."""
+"""Replicas sharing budgets through Redis, behind one real Envoy: exact spend under load, Redis dying and coming
+back mid-load, and a Redis primary failed over by Sentinel mid-load."""
 
 import asyncio
 
@@ -10,6 +10,7 @@ from satgate.ledger.url import open_ledger
 from satgate.tokens.mint import mint
 from satgate.tokens.verify import TokenVerifier
 from satgate_dev.devstack import Stack, StackPorts
+from satgate_dev.redis_sentinel import SentinelGroup
 from satgate_dev.redis_server import RedisServer
 
 from .conftest import burst, decision_pids
@@ -80,3 +81,55 @@ def test_redis_killed_mid_load_fails_closed_recovers_and_loses_nothing(tmp_path)
         assert acknowledged <= spent <= acknowledged + 32
     finally:
         redis.stop()
+
+
+async def remaining(url: str, bucket) -> int:
+    ledger = open_ledger(url)
+    try:
+        left = await ledger.remaining("acme", (bucket,))
+        assert left is not None
+        return left
+    finally:
+        await ledger.close()
+
+
+def test_the_redis_primary_killed_behind_sentinel_fails_closed_and_loses_nothing_acknowledged(tmp_path):
+    """Through real Envoy, ledger redis+sentinel:// (wait_replicas=1 by default): the primary is killed mid-load;
+    while no primary is known every check is a 503, after the promotion and the old primary's return as a replica
+    the server recovers by itself, and the promoted replica holds exactly the credits of the 200s."""
+    group = SentinelGroup(tmp_path / "sentinel").start()
+    stack = Stack(tmp_path / "stack", StackPorts.free(), config_overrides={"ledger": group.url()})
+    budget = 10**6
+    try:
+        with stack:
+            keyring = load_keyring(stack.state_dir / "keyring.json")
+            token = mint(keyring, "acme", [("scope", "api:*"), ("budget", str(budget))]).token
+            seen = []
+
+            def kill_after_some(status: int) -> None:
+                seen.append(status)
+                if len(seen) == 150:
+                    group.primary.kill()
+
+            during = asyncio.run(burst(stack.url, token, 600, 32, on_response=kill_after_some))
+            assert set(during) <= {200, 503}  # never another answer, never an allow without the ledger
+            assert during.count(503) > 0
+            group.wait_until(lambda: group.sentinel.primary() == group.replica.port, 30)
+            group.rejoin(group.primary)  # restarted from its AOF, now the new primary's replica
+            recovered = []
+            for _ in range(100):
+                recovered = asyncio.run(burst(stack.url, token, 1, 1))
+                if recovered == [200]:
+                    break
+                asyncio.run(asyncio.sleep(0.1))
+            assert recovered == [200], "the authz server did not recover by itself"
+            acknowledged = during.count(200) + 1
+            bucket = TokenVerifier(keyring).verify(token).buckets[0]
+            for _ in range(100):  # debits whose answer was lost are refunded once their deadline passed
+                spent = budget - asyncio.run(remaining(group.url(), bucket))
+                if spent == acknowledged:
+                    break
+                asyncio.run(asyncio.sleep(0.2))
+            assert spent == acknowledged, (spent, acknowledged)
+    finally:
+        group.stop()
