@@ -45,6 +45,29 @@ def test_two_replicas_share_one_redis_and_spend_exactly_the_budget(tmp_path):
         redis.stop()
 
 
+def killed_mid_burst(stack: Stack, token: str, kill) -> list[int]:
+    """600 requests, 32 at a time; `kill` the store after the 150th answer. Returns every status."""
+    seen: list[int] = []
+
+    def kill_after_some(status: int) -> None:
+        seen.append(status)
+        if len(seen) == 150:
+            kill()
+
+    during = asyncio.run(burst(stack.url, token, 600, 32, on_response=kill_after_some))
+    assert set(during) <= {200, 503}  # never another answer, never an allow without the ledger
+    assert during.count(503) > 0
+    return during
+
+
+def recovers_by_itself(stack: Stack, token: str) -> None:
+    for _ in range(100):
+        if asyncio.run(burst(stack.url, token, 1, 1)) == [200]:
+            return
+        asyncio.run(asyncio.sleep(0.1))
+    raise AssertionError("the authz server did not recover by itself")
+
+
 def test_redis_killed_mid_load_fails_closed_recovers_and_loses_nothing(tmp_path):
     redis = RedisServer(tmp_path / "redis", persistent=True).start()
     stack = Stack(tmp_path / "stack", StackPorts.free(), config_overrides={"ledger": redis.url})
@@ -53,27 +76,12 @@ def test_redis_killed_mid_load_fails_closed_recovers_and_loses_nothing(tmp_path)
         with stack:
             keyring = load_keyring(stack.state_dir / "keyring.json")
             token = mint(keyring, "acme", [("scope", "api:*"), ("budget", str(budget))]).token
-            seen = []
-
-            def kill_after_some(status: int) -> None:
-                seen.append(status)
-                if len(seen) == 150:
-                    redis.kill()
-
-            during = asyncio.run(burst(stack.url, token, 600, 32, on_response=kill_after_some))
-            assert set(during) <= {200, 503}  # never another answer, never an allow without the ledger
-            assert during.count(503) > 0
+            during = killed_mid_burst(stack, token, redis.kill)
             down = asyncio.run(burst(stack.url, token, 50, 8))
             assert set(down) == {503}
 
             redis.start()  # same port, same AOF
-            recovered = []
-            for _ in range(100):
-                recovered = asyncio.run(burst(stack.url, token, 1, 1))
-                if recovered == [200]:
-                    break
-                asyncio.run(asyncio.sleep(0.1))
-            assert recovered == [200], "the authz server did not recover by itself"
+            recovers_by_itself(stack, token)
         acknowledged = during.count(200) + 1
         bucket = TokenVerifier(keyring).verify(token).buckets[0]
         spent = budget - asyncio.run(open_ledger(redis.url).remaining("acme", (bucket,)))
@@ -104,25 +112,10 @@ def test_the_redis_primary_killed_behind_sentinel_fails_closed_and_loses_nothing
         with stack:
             keyring = load_keyring(stack.state_dir / "keyring.json")
             token = mint(keyring, "acme", [("scope", "api:*"), ("budget", str(budget))]).token
-            seen = []
-
-            def kill_after_some(status: int) -> None:
-                seen.append(status)
-                if len(seen) == 150:
-                    group.primary.kill()
-
-            during = asyncio.run(burst(stack.url, token, 600, 32, on_response=kill_after_some))
-            assert set(during) <= {200, 503}  # never another answer, never an allow without the ledger
-            assert during.count(503) > 0
+            during = killed_mid_burst(stack, token, group.primary.kill)
             group.wait_until(lambda: group.sentinel.primary() == group.replica.port, 30)
             group.rejoin(group.primary)  # restarted from its AOF, now the new primary's replica
-            recovered = []
-            for _ in range(100):
-                recovered = asyncio.run(burst(stack.url, token, 1, 1))
-                if recovered == [200]:
-                    break
-                asyncio.run(asyncio.sleep(0.1))
-            assert recovered == [200], "the authz server did not recover by itself"
+            recovers_by_itself(stack, token)
             acknowledged = during.count(200) + 1
             bucket = TokenVerifier(keyring).verify(token).buckets[0]
             for _ in range(100):  # debits whose answer was lost are refunded once their deadline passed
