@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict
 from typing import Any, cast
 
 import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from satgate.audit.chain import GENESIS, AuditEvent, Once, canonical_json, chain_hash, first_break
 from satgate.ledger.base import LedgerUnavailable
@@ -37,6 +36,11 @@ redis.call('SET', KEYS[2], ARGV[3])
 return id
 """
 _MAX_RACES = 50
+
+
+async def _sent_once(send: Callable[[float], Awaitable[Any]]) -> Any:
+    """The audit log's calls: sent once, under the client's own socket timeout."""
+    return await send(0.0)
 
 
 class RedisStreamAuditLog:
@@ -77,23 +81,11 @@ class RedisStreamAuditLog:
         if not self._replication.replicas:
             return await self._append(keys=keys, args=args)
         try:
-            try:
-                entry_id, replicated = await self._appended_once(keys, args)
-            except NoScriptError:  # a Redis restarted (or promoted) without the script
-                await self._client.script_load(_APPEND)
-                entry_id, replicated = await self._appended_once(keys, args)
+            return await self._replication.script(
+                self._client, _sent_once, self._append.sha, keys, args, load=lambda: self._client.script_load(_APPEND)
+            )
         except (redis.RedisError, OSError) as exc:
             raise LedgerUnavailable(f"audit: redis: {type(exc).__name__}: {exc}") from exc
-        if not replicated:
-            raise self._replication.unacknowledged()
-        return entry_id
-
-    async def _appended_once(self, keys: list[str], args: list[str]) -> tuple[Any, bool]:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.evalsha(self._append.sha, len(keys), *keys, *args)
-        self._replication.wait(pipe)
-        (entry_id,), replicated = self._replication.split(await pipe.execute())
-        return entry_id, replicated
 
     async def records(self) -> list[tuple[str, dict[str, Any], str, str]]:
         return list(self._records())

@@ -186,13 +186,11 @@ class RedisLedger:
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         if not self._replication.replicas:
             return await self._call(lambda _gives_up: script(keys=keys, args=args))
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        try:
-            return await self._replication.write(self._client, self._call, *command)
-        except NoScriptError:  # Redis restarted without its scripts (it never ran this one)
-            self._ready = False
-            await self._initialize()
-            return await self._replication.write(self._client, self._call, *command)
+        return await self._replication.script(self._client, self._call, script.sha, keys, args, load=self._reload)
+
+    async def _reload(self) -> None:
+        self._ready = False
+        await self._initialize()
 
     def _refund_after(self, request: DebitRequest, deadline: float) -> None:
         """The debit may have run before its deadline, its reply lost. Past the deadline no copy of it can spend

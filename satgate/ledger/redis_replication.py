@@ -44,7 +44,7 @@ class Replication:
         """One write sent through `call` (the ledger's timeout and resend rules), answered once enough replicas
         hold it; else LedgerUnavailable — it may have been applied: every write sent so is safe to send again
         (revocations are a set, refunds, settlements and budget changes carry their id). NoScriptError is raised
-        as is, for the caller to load its scripts."""
+        as is (script() loads the script and sends again)."""
 
         async def send(_gives_up: float) -> list[Any]:
             pipe = client.pipeline(transaction=False)
@@ -60,3 +60,22 @@ class Replication:
         if not replicated:
             raise self.unacknowledged()
         return reply
+
+    async def script(
+        self,
+        client: Any,
+        call: Callable[[Send], Awaitable[Any]],
+        sha: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        load: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """write() of one EVALSHA; a Redis restarted or promoted without the script never ran it: `load` it, and
+        send it once more."""
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            return await self.write(client, call, *command)
+        except NoScriptError:
+            await load()
+            return await self.write(client, call, *command)
