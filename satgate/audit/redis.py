@@ -36,6 +36,7 @@ redis.call('SET', KEYS[2], ARGV[3])
 return id
 """
 _MAX_RACES = 50
+_CONTROL_PLANE_TIMEOUT = 2.0  # seconds
 
 
 async def _sent_once(send: Callable[[float], Awaitable[Any]]) -> Any:
@@ -46,12 +47,15 @@ async def _sent_once(send: Callable[[float], Awaitable[Any]]) -> Any:
 class RedisStreamAuditLog:
     def __init__(self, ledger_url: str) -> None:
         settings = redis_settings(ledger_url)
-        options: dict[str, Any] = {"decode_responses": True, "socket_timeout": max(settings.timeout, 2.0)}
+        # The control plane's own bound, not the check's: an admin action can wait out a replica that a busy
+        # machine descheduled (or whose fsync stalled) for a moment, where a debit must answer within its deadline.
+        timeout = max(settings.timeout, _CONTROL_PLANE_TIMEOUT)
+        options: dict[str, Any] = {"decode_responses": True, "socket_timeout": timeout}
         self._client: Redis | RedisCluster = async_client(settings, **options)
         # Reads (export, verify) are synchronous, like the SQLite log's.
         self._reader: redis.Redis | redis.RedisCluster = sync_client(settings, **options)
         self._append = self._client.register_script(_APPEND)
-        self._replication = Replication(settings.wait_replicas, settings.timeout)  # as the ledger's writes
+        self._replication = Replication(settings.wait_replicas, timeout)  # WAIT: half the socket's bound
         self._one_at_a_time = asyncio.Lock()
 
     async def append(self, event: AuditEvent, *, once: Once | None = None) -> str | None:
