@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from mint_server.issuers import IssuerDirectory
 from mint_server.policies import PolicyError, TrustPolicy
 from mint_server.policy_files import PolicyStore, validate_policy
 from satgate.audit import AuditEvent, AuditLog
@@ -114,6 +115,13 @@ class ManagedPolicies:
         except PolicyError as exc:
             raise PolicyRefused(400, "invalid_policy", str(exc)) from None
 
+    def _refuse_overlap(self, policy: TrustPolicy) -> None:
+        """A tenant's policy may never trust another tenant's identities (SPEC v2.2): 409, naming nobody."""
+        others = [p for p in self._policies.current.policies if (p.tenant, p.name) != (policy.tenant, policy.name)]
+        reason = IssuerDirectory(others, self._policies.shared_issuers).overlap(policy)
+        if reason is not None:
+            raise PolicyRefused(409, "overlap", f"this policy would trust another tenant's identities: {reason}")
+
     def _writable(self, name: str) -> None:
         if name in self._policies.file_policy_names:
             raise PolicyRefused(
@@ -156,6 +164,8 @@ class ManagedPolicies:
     async def create(self, actor: Actor, document: object) -> dict[str, Any]:
         policy = self._validated(actor, document)
         self._writable(policy.name)
+        await self.refresh()  # another replica's newest policies count too
+        self._refuse_overlap(policy)
         latest = await self._versions.latest(policy.name)
         if latest is not None and latest.action != "delete":
             where = "your tenant" if latest.tenant == actor.tenant else "another tenant"
@@ -176,6 +186,8 @@ class ManagedPolicies:
         policy = self._validated(actor, document)
         if policy.name != name:
             raise PolicyRefused(400, "invalid_policy", f"name: a policy keeps its name ({name!r}); create a new one")
+        await self.refresh()
+        self._refuse_overlap(policy)
         dumped = policy.model_dump(mode="json", exclude_none=True)
         return await self._write(actor, name, "update", dumped, latest.version)
 

@@ -273,7 +273,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def rule_matches(rule: TrustRule, identity: Identity) -> bool:
-    m, claims = rule.match, identity.claims
+    return match_holds(rule.match, identity)
+
+
+def match_holds(m: Match, identity: Identity) -> bool:
+    """Every field the match sets holds for the identity's claims (a trust rule's, or a tenant's assigned share)."""
+    claims = identity.claims
     k8s = _mapping(claims.get("kubernetes.io"))
     service_account = _mapping(k8s.get("serviceaccount"))
     checks: list[tuple[Any, Patterns | None]] = [

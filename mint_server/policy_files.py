@@ -6,6 +6,7 @@ A bad file refuses to load with lines naming the file, the field and what to wri
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
+from mint_server.issuers import IssuerDirectory, SharedIssuer, file_conflicts
 from mint_server.policies import PolicyError, PolicyFile, TrustPolicy
 from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
 
@@ -216,15 +218,22 @@ class PolicyStore:
         default_tenant: str | None = None,
         *,
         require_scopes: bool = False,
+        shared_issuers: Sequence[SharedIssuer] = (),
     ) -> None:
         self._path = path
         self._attribute_keys = attribute_keys
         self._default_tenant = default_tenant
         self._require_scopes = require_scopes
+        self._shared = tuple(shared_issuers)
         self._files = self._load() if path else PolicyFile(policies=[])
         self._managed: list[TrustPolicy] = []
         self.current = self._files
+        self.directory = IssuerDirectory(self.current.policies, self._shared)
         self._stamp = policies_stamp(path) if path else None
+
+    @property
+    def shared_issuers(self) -> tuple[SharedIssuer, ...]:
+        return self._shared
 
     @property
     def file_policy_names(self) -> frozenset[str]:
@@ -238,10 +247,12 @@ class PolicyStore:
         taken = self.file_policy_names
         managed = [p for p in self._managed if p.name not in taken]  # the API refuses those; a file added later wins
         self.current = PolicyFile(policies=[*self._files.policies, *managed])
+        self.directory = IssuerDirectory(self.current.policies, self._shared)
 
     def _load(self) -> PolicyFile:
         assert self._path is not None
         doc = load_policies(self._path, self._attribute_keys, self._default_tenant, require_scopes=self._require_scopes)
+        file_conflicts(doc.policies, self._shared, self._path)
         for warning in unscoped_rules(doc):
             log.warning("policy_rule_unscoped", detail=warning)
         return doc

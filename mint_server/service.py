@@ -17,7 +17,6 @@ import structlog
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.metrics import MintMetrics
 from mint_server.policies import (
-    JWT_PROVIDERS,
     Identity,
     TrustPolicy,
     TrustRule,
@@ -207,7 +206,8 @@ class MintService:
             raise ExchangeDenied(503, "unavailable", "AWS STS could not be reached") from None
         if self.managed is not None:
             await self.managed.refresh()
-        candidates = [p for p in self.policies.current.policies if p.provider == "aws"]
+        # Only the policies of the tenant that owns the caller's account (SPEC v2.2: Tenants and issuers)
+        candidates = self.policies.directory.aws_candidates(str(identity.claims.get("account", "")))
         return await self._issue_for(identity, candidates)
 
     async def _audited(self, provider: str, exchange: Awaitable[ExchangeResult], source: str) -> ExchangeResult:
@@ -238,24 +238,21 @@ class MintService:
 
     async def _verify_jwt(self, credentials: str) -> tuple[Identity, list[TrustPolicy]]:
         peeked = oidc.peek(credentials)
-        candidates = [
-            p for p in self.policies.current.policies if p.provider in JWT_PROVIDERS and p.issuer == peeked.issuer
-        ]
-        if not candidates:
+        # The key source and the policies are the issuer's owning tenant's (or, on an issuer the platform admin
+        # shares, those of the tenant whose assigned claims the identity carries): never chosen across tenants.
+        route = self.policies.directory.jwt_route(peeked.issuer)
+        if route is None:
             raise IdentityError(
                 f"JWT issuer {_shown(peeked.issuer)} is not trusted by any policy (a policy's issuer must match "
                 "exactly: http://localhost:8090 and http://127.0.0.1:8090 are different issuers)"
             )
-        jwks_uri = next((p.jwks_uri for p in candidates if p.jwks_uri), None)
-        fetch = next((p.fetch_options for p in candidates if p.ca_file or p.bearer_token_file), oidc.PUBLIC)
-        key = await self._jwks.key_for(peeked.issuer, jwks_uri, peeked.header.get("kid"), fetch)
-        audiences = sorted({a for p in candidates for a in p.audiences})
-        claims = oidc.verify(credentials, key, peeked, audiences)
-        token_audiences = {claims["aud"]} if isinstance(claims["aud"], str) else set(claims["aud"])
-        accepting = [p for p in candidates if token_audiences & set(p.audiences)]
+        key = await self._jwks.key_for(peeked.issuer, route.jwks_uri, peeked.header.get("kid"), route.fetch)
+        claims = oidc.verify(credentials, key, peeked, route.audiences)
         subject = str(claims.get("sub", ""))
         once, until = oidc.replay_key(credentials, peeked.issuer, claims)
         identity = Identity("jwt", subject, claims, peeked.issuer, replay_key=once, replay_until=until)
+        token_audiences = {claims["aud"]} if isinstance(claims["aud"], str) else set(claims["aud"])
+        accepting = [p for p in route.candidates(identity) if token_audiences & set(p.audiences)]
         return identity, accepting
 
     async def _issue_for(self, identity: Identity, candidates: list[TrustPolicy]) -> ExchangeResult:

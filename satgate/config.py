@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -239,6 +239,28 @@ class WebhookConfig(_Strict):
         return self.secret if self.secret is not None else os.environ[self.secret_env or ""]
 
 
+class SharedIssuerConfig(_Strict):
+    """An issuer several tenants use (one Kubernetes cluster, GitHub Actions): the platform admin names its key
+    source and, per tenant, the claims that tenant's identities carry (a trust rule's `match`: namespace,
+    service_account, claims). Validated by the Mint, which owns the matching."""
+
+    issuer: Annotated[str, AfterValidator(https_unless_loopback)]
+    jwks_uri: Annotated[str, AfterValidator(https_unless_loopback)] | None = None
+    ca_file: Path | None = None
+    bearer_token_file: Path | None = None
+    tenants: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for tenant, claims in value.items():
+            if not TENANT_RE.fullmatch(tenant):
+                raise ValueError(f"{tenant!r} is not a tenant name ([a-z0-9][a-z0-9-]{{0,62}})")
+            if not claims and len(value) > 1:
+                raise ValueError(f"{tenant}: assign the claims its identities carry (e.g. namespace: [team-a-*])")
+        return value
+
+
 class MintConfig(_Strict):
     listen: ListenAddress = "127.0.0.1:8081"
     tls: TlsConfig | None = None  # HTTP and gRPC, the admin listeners too
@@ -248,6 +270,7 @@ class MintConfig(_Strict):
     admin_grpc_listen: ListenAddress | None = None
     policies: Path | None = None  # trust policies: a YAML file or a directory of them, reloaded when they change
     default_tenant: str | None = None  # the tenant of a policy that names none
+    shared_issuers: list[SharedIssuerConfig] = []  # issuers several tenants use, each tenant its assigned claims
     require_scopes: bool = False  # a trust rule without issue.scopes refuses to load (else: a warning)
     audit_log: Path = Path("audit.db")  # in state_dir unless set
     max_ttl: Annotated[str, AfterValidator(_duration)] = "24h"

@@ -25,6 +25,7 @@ from mint_server.config_audit import config_loaded
 from mint_server.console.routes import ADMIN_KEY as CONSOLE_ADMIN
 from mint_server.console.routes import ROUTES as CONSOLE_ROUTES
 from mint_server.console.routes import SERVICE_KEY as CONSOLE_SERVICE
+from mint_server.issuers import SharedIssuer
 from mint_server.keyring_audit import KeyringAudit
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.policy_files import PolicyStore
@@ -50,6 +51,19 @@ from satgate_api.mint.v1 import mint_pb2_grpc
 log = structlog.get_logger("satgate.mint")
 
 
+def policy_store(config: Config) -> PolicyStore:
+    """The trust policies as configured; a bad file or shared issuer raises PolicyError naming it."""
+    mint = config.mint
+    shared = [SharedIssuer.from_config(index, entry) for index, entry in enumerate(mint.shared_issuers)]
+    return PolicyStore(
+        mint.policies,
+        frozenset(config.authz.attributes),
+        mint.default_tenant,
+        require_scopes=mint.require_scopes,
+        shared_issuers=shared,
+    )
+
+
 async def build_services(config: Config, session: aiohttp.ClientSession) -> tuple[MintService, AdminService]:
     mint = config.mint
     attribute_keys = frozenset(config.authz.attributes)
@@ -65,7 +79,7 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
     keyring = KeyringFile(config.keyring, group_readable=config.keyring_group_readable)
     ledger, audit = open_ledger(config.ledger), config.open_audit_log()
     KeyringAudit(keyring, audit)  # listens on the keyring: a rotation shipped as a file is in this chain too
-    policies = PolicyStore(mint.policies, attribute_keys, mint.default_tenant, require_scopes=mint.require_scopes)
+    policies = policy_store(config)
     max_ttl = parse_duration(mint.max_ttl)
     service = MintService(
         keyring=keyring,
@@ -235,12 +249,7 @@ def check_startup(config: Config) -> None:
             config.mint.tls.files("mint.tls").check()
         except TlsError as exc:
             raise ConfigError(str(exc)) from None
-    PolicyStore(
-        config.mint.policies,
-        frozenset(config.authz.attributes),
-        config.mint.default_tenant,
-        require_scopes=config.mint.require_scopes,
-    )
+    policy_store(config)
     for setting, address in listeners(config).items():
         claim(setting, address)
 

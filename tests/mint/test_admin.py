@@ -157,7 +157,13 @@ async def test_tenants_are_isolated(idp, start_mint, keyring):
             oidc_policy(idp.issuer, name="globex-agents", match='sub: "g-*"', issue="budget_credits: 5").replace(
                 "tenant: acme", "tenant: globex"
             ),
-        )
+        ),
+        shared_issuers=[
+            {
+                "issuer": idp.issuer,
+                "tenants": {"acme": {"claims": {"sub": "agent-*"}}, "globex": {"claims": {"sub": "g-*"}}},
+            }
+        ],
     )
     _, acme = await m.exchange(idp.token("agent-1", "satgate"))
     _, globex = await m.exchange(idp.token("g-1", "satgate"))
