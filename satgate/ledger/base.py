@@ -30,6 +30,11 @@ class Bucket:
         return None if self.period is None else self.period.index(at)
 
 
+def windowed(bucket: Bucket) -> None:
+    if bucket.period is None:
+        raise ValueError("set_limit: a windowed bucket only (a lifetime bucket's limit moves by adjust)")
+
+
 @dataclass(frozen=True, slots=True)
 class DebitRequest:
     tenant: str
@@ -141,6 +146,14 @@ class Ledger(Protocol):
         from the window of `at` on), in one atomic step with every debit: the next check sees it. A cut never takes
         the limit below what the bucket has spent. A resend of the same `change_id` (the store's own resend after a
         broken connection) is applied once."""
+        ...
+
+    async def set_limit(self, tenant: str, bucket: Bucket, limit: int, *, if_unset: bool = False) -> bool:
+        """Make a bucket's limit (a windowed bucket's per-window limit) exactly `limit`, whatever its caveat says,
+        in one atomic step with every debit: what it spent stays spent (a limit below that leaves nothing to spend).
+        The identity budgets a trust rule sets (SPEC v2.2): the Mint names the limit, tokens never carry one.
+        `if_unset`: only when nothing set or changed the limit before. True when the limit was written. Windowed
+        buckets only: a lifetime bucket's spending and limit changes share one counter."""
         ...
 
     async def probe(self) -> None:

@@ -30,6 +30,7 @@ from satgate.ledger.base import (
     LedgerUnavailable,
     Outcome,
     SettleResult,
+    windowed,
 )
 from satgate.ledger.marker import REDIS_SLOTS, all_redis_marker_keys, redis_marker_key_for_tenant
 from satgate.ledger.redis_client import async_client
@@ -45,7 +46,7 @@ from satgate.ledger.redis_keys import (
     revoked_key,
     window_key,
 )
-from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND, SETTLE
+from satgate.ledger.redis_lua import ADJUST, DEBIT, REFUND, SET_LIMIT, SETTLE
 from satgate.ledger.redis_replication import Replication
 from satgate.ledger.redis_url import RedisSettings, redis_settings
 from satgate.ledger.refunds import Refunds
@@ -102,6 +103,7 @@ class RedisLedger:
         self._refund = client.register_script(REFUND)
         self._adjust = client.register_script(ADJUST)
         self._settle = client.register_script(SETTLE)
+        self._set_limit = client.register_script(SET_LIMIT)
         self._refunds = Refunds(self)
         # redis-py raises once its pool is exhausted; queue here instead, inside the same per-call timeout.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -145,7 +147,7 @@ class RedisLedger:
                     async with asyncio.timeout(max(self._timeout, 5.0)):
                         if isinstance(self._client, RedisCluster):
                             await self._client.initialize()
-                        for script in (self._debit, self._refund, self._adjust, self._settle):
+                        for script in (self._debit, self._refund, self._adjust, self._settle, self._set_limit):
                             await self._client.script_load(script.script)
                 except (RedisError, OSError, TimeoutError) as exc:
                     raise LedgerUnavailable(f"ledger: redis: cannot reach it: {type(exc).__name__}: {exc}") from exc
@@ -254,6 +256,16 @@ class RedisLedger:
             case ["ok", remaining]:
                 return BudgetAdjustment(applied=True, remaining=int(remaining))
         raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
+
+    async def set_limit(self, tenant: str, bucket: Bucket, limit: int, *, if_unset: bool = False) -> bool:
+        windowed(bucket)
+        keys = [redis_marker_key_for_tenant(tenant), bucket_key(tenant, bucket.bucket_id)]
+        reply = await self._script(self._set_limit, keys, [bucket.limit - limit, "1" if if_unset else "0"])
+        if reply == "unmarked":
+            raise LedgerNotInitialised(UNMARKED)
+        if reply not in ("ok", "kept"):
+            raise LedgerUnavailable(f"ledger: redis: unexpected reply {reply!r}")
+        return reply == "ok"
 
     async def probe(self) -> None:
         found = await asyncio.gather(*(self._call(_command(self._client.exists, key)) for key in _probed_keys()))

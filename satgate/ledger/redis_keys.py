@@ -75,9 +75,9 @@ def limit_pairs(buckets: tuple[Bucket, ...], keeps: list[str]) -> list[Any]:
 def crossings_of(request: DebitRequest, at: float, replies: list[Any]) -> tuple[Crossing, ...]:
     found = []
     for reply in replies:
-        position, permille = reply.split(":")
+        position, permille, limit = reply.split(":")
         bucket = request.buckets[int(position) - 1]
-        found.append(Crossing(bucket.bucket_id, int(permille), bucket.window(at), bucket.limit))
+        found.append(Crossing(bucket.bucket_id, int(permille), bucket.window(at), int(limit)))
     return tuple(found)
 
 

@@ -12,7 +12,8 @@ id, n revocation ids, the ids…, the buckets' pairs, n thresholds, the threshol
 Returns {'unmarked'} | {'expired'} | {'revoked'} | {'replay', 'charged:remaining:attempt'}
 | {'insufficient', remaining, short} (short: the 1-based buckets that cannot pay, comma-separated)
 | {'ok', charged, remaining, crossed…} with remaining '' when the token has no budget and each crossing
-'bucket:permille'. The deadline is judged by Redis's clock when the script runs, so a script that waited in a
+'bucket:permille:limit' (the limit judged against, its changes included). The deadline is judged by Redis's
+clock when the script runs, so a script that waited in a
 socket buffer (Redis paused, a slow network) past its deadline spends nothing.
 
 REFUND — KEYS[1] the debit's record, KEYS[2..] the buckets it charged; ARGV[1] the attempt id, then per bucket
@@ -27,6 +28,10 @@ ADJUST — KEYS[1] the ledger marker of the tenant's slot, KEYS[2] the bucket's 
 change's record, KEYS[4] its current window's counter (KEYS[2] again when lifetime); ARGV: the bucket's limit, the
 delta (+ top-up, - cut), record ttl, 1|0 windowed. A change moves the lifetime counter the other way, so debits
 need nothing new. Returns {'unmarked'} | {'replay', remaining} | {'below', remaining} | {'ok', remaining}.
+
+SET_LIMIT — KEYS[1] the ledger marker of the tenant's slot, KEYS[2] the bucket's lifetime counter; ARGV: the
+counter that gives the wanted limit (the caveat's limit less it), 1|0 only if unset. A windowed bucket's counter
+holds only its limit changes, so its windows keep what they spent. Returns 'unmarked' | 'ok' | 'kept'.
 """
 
 _BUCKETS = """
@@ -60,7 +65,7 @@ local function cross(found, j, k, keep, limit, before, after, first, count)
       if keep ~= '' then
         redis.call('EXPIRE', KEYS[k + 2], tonumber(keep))
       end
-      found[#found + 1] = j .. ':' .. permille
+      found[#found + 1] = j .. ':' .. permille .. ':' .. string.format('%d', limit)
     end
   end
 end
@@ -216,4 +221,15 @@ redis.call('DECRBY', KEYS[2], delta)
 local remaining = string.format('%d', left + delta)
 redis.call('SET', KEYS[3], remaining, 'EX', tonumber(ARGV[3]))
 return {'ok', remaining}
+"""
+
+SET_LIMIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 'unmarked'
+end
+if ARGV[2] == '1' then
+  return redis.call('SET', KEYS[2], ARGV[1], 'NX') and 'ok' or 'kept'
+end
+redis.call('SET', KEYS[2], ARGV[1])
+return 'ok'
 """

@@ -34,6 +34,7 @@ from satgate.ledger.base import (
     LedgerUnavailable,
     Outcome,
     SettleResult,
+    windowed,
 )
 from satgate.ledger.refunds import Refunds
 from satgate.ledger.sqlite_schema import (
@@ -376,6 +377,10 @@ class SqliteLedger:
         """In the writer's IMMEDIATE transaction, as debits are; it runs once, so `change_id` needs no record."""
         when = time.time() if at is None else at
         return await self._run(lambda db: sqlite_jobs.adjust(db, tenant, bucket, delta, when), write=True)
+
+    async def set_limit(self, tenant: str, bucket: Bucket, limit: int, *, if_unset: bool = False) -> bool:
+        windowed(bucket)
+        return await self._run(lambda db: sqlite_jobs.set_limit(db, tenant, bucket, limit, if_unset), write=True)
 
     async def revoked_each(self, tenant: str, revocation_ids: tuple[str, ...]) -> list[bool]:
         if not revocation_ids:

@@ -195,6 +195,18 @@ def adjust(db: sqlite3.Connection, tenant: str, bucket: Bucket, delta: int, at: 
     return BudgetAdjustment(applied=True, remaining=left + delta)
 
 
+def set_limit(db: sqlite3.Connection, tenant: str, bucket: Bucket, limit: int, if_unset: bool) -> bool:
+    """The bucket's lifetime row holds what moves its limit (a windowed bucket's windows keep their own spending):
+    set so that the caveat's limit less it is `limit`."""
+    conflict = "DO NOTHING" if if_unset else "DO UPDATE SET spent = excluded.spent"
+    cursor = db.execute(
+        "INSERT INTO buckets (tenant, bucket_id, credit_limit, spent) VALUES (?, ?, ?, ?) "  # noqa: S608 - fixed text
+        f"ON CONFLICT (tenant, bucket_id) {conflict}",
+        (tenant, bucket.bucket_id, bucket.limit, bucket.limit - limit),
+    )
+    return cursor.rowcount == 1
+
+
 def sweep(db: sqlite3.Connection, slot: int, at: float) -> None:
     """Debit records past the idempotency window, windows before the previous one, and their threshold records."""
     db.execute("DELETE FROM debits WHERE slot < ?", (slot - 1,))

@@ -1,0 +1,61 @@
+"""Limits the ledger holds (SPEC v2.2, identity budgets): the Mint sets a windowed bucket's limit in the store, the
+token carries none, and every store keeps it in the same atomic step as the debits — on SQLite, Redis and Redis
+Cluster alike."""
+
+import asyncio
+import secrets
+
+import pytest
+
+from satgate.ledger import Bucket, Outcome
+from tests.ledger.test_windows import HOUR, T0, at
+
+
+def identity_bucket() -> Bucket:
+    return Bucket(secrets.token_hex(16), 0, HOUR)  # as the verifier reads a budget_bucket caveat: no limit of its own
+
+
+async def test_a_bucket_without_a_limit_pays_nothing(ledger):
+    bucket = identity_bucket()
+    assert (await ledger.debit(at(T0, [bucket]))).outcome is Outcome.INSUFFICIENT
+
+
+async def test_the_limit_set_is_the_limit_and_a_change_keeps_what_was_spent(ledger):
+    bucket = identity_bucket()
+    assert await ledger.set_limit("acme", bucket, 5)
+    outcomes = [(await ledger.debit(at(T0, [bucket]))).outcome for _ in range(6)]
+    assert outcomes == [Outcome.DEBITED] * 5 + [Outcome.INSUFFICIENT]
+    await ledger.set_limit("acme", bucket, 8)  # raised: 3 more in this window, the 5 spent stay spent
+    assert await ledger.remaining("acme", (bucket,), at=T0) == 3
+    await ledger.set_limit("acme", bucket, 2)  # cut below what was spent: nothing left, never negative
+    assert await ledger.remaining("acme", (bucket,), at=T0) == 0
+    assert (await ledger.debit(at(T0, [bucket]))).outcome is Outcome.INSUFFICIENT
+    assert await ledger.remaining("acme", (bucket,), at=T0 + 3600) == 2  # the next window, at the new limit
+
+
+async def test_if_unset_never_overwrites_a_limit(ledger):
+    bucket = identity_bucket()
+    assert await ledger.set_limit("acme", bucket, 4, if_unset=True)
+    assert not await ledger.set_limit("acme", bucket, 1000, if_unset=True)  # an older token's exchange, say
+    assert await ledger.remaining("acme", (bucket,), at=T0) == 4
+
+
+async def test_concurrent_debits_never_pass_the_limit_the_ledger_holds(ledger):
+    bucket = identity_bucket()
+    await ledger.set_limit("acme", bucket, 10)
+    results = await asyncio.gather(*(ledger.debit(at(T0, [bucket])) for _ in range(40)))
+    assert sum(r.outcome is Outcome.DEBITED for r in results) == 10
+
+
+async def test_thresholds_are_fractions_of_the_limit_the_ledger_holds(ledger):
+    bucket = identity_bucket()
+    await ledger.set_limit("acme", bucket, 10)
+    crossed = []
+    for _ in range(10):
+        crossed += (await ledger.debit(at(T0, [bucket], thresholds=(800, 1000)))).crossed
+    assert [(c.permille, c.limit) for c in crossed] == [(800, 10), (1000, 10)]
+
+
+async def test_a_lifetime_bucket_is_refused(ledger):
+    with pytest.raises(ValueError, match="windowed"):
+        await ledger.set_limit("acme", Bucket(secrets.token_hex(16), 5), 5)
