@@ -7,6 +7,7 @@ from collections.abc import Collection
 from satgate.caveats.attribute import Attribute
 from satgate.caveats.base import Caveat, Denial, RequestFacts
 from satgate.caveats.budget import Budget
+from satgate.caveats.budget_bucket import BudgetBucket
 from satgate.caveats.budget_window import BudgetWindow
 from satgate.caveats.cidrs import Cidrs
 from satgate.caveats.delegation import Delegation
@@ -30,6 +31,7 @@ BUILTIN: dict[str, type[Caveat]] = {
         Scope,
         Budget,
         BudgetWindow,
+        BudgetBucket,
         Delegation,
         MaxDelegationDepth,
         Methods,
@@ -59,6 +61,7 @@ __all__ = [
     "BUILTIN",
     "Attribute",
     "Budget",
+    "BudgetBucket",
     "BudgetWindow",
     "Caveat",
     "CaveatSyntaxError",

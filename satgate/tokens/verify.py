@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from satgate.caveats import (
     Attribute,
     Budget,
+    BudgetBucket,
     BudgetWindow,
     Caveat,
     CaveatSyntaxError,
@@ -91,6 +92,13 @@ def _within_depth_limits(depth_limits: list[tuple[int, MaxDelegationDepth]], rev
             raise TokenRejected(Denial(403, "caveat_failed", "delegation depth exceeded", limit.key))
 
 
+def _issuers_own(last_issuer_bucket: int, seal_at: int) -> None:
+    """A budget_bucket caveat counts only before the issuer's seal: one a holder appended (or a token without a
+    seal) could name a bucket its holder must not draw on — another identity's budget."""
+    if last_issuer_bucket > seal_at:
+        raise _reject("invalid_signature", "a budget_bucket caveat is the issuer's: none may follow its seal")
+
+
 class TokenVerifier:
     """Verifies tokens against a keyring. Verdicts are cached by exact token string: a hit is the same bytes
     that already verified (per-request caveats are still judged on every request), and a refused token is
@@ -165,16 +173,19 @@ class TokenVerifier:
         attributes: list[Attribute] = []
         labels: list[str] = []
         grants: Grants | None = None
+        last_issuer_bucket = seal_at = -1
         depth_limits: list[tuple[int, MaxDelegationDepth]] = []
         for index, raw in enumerate(raw_caveats):
             caveat = _parsed(raw, self._attribute_keys)
             if isinstance(caveat, CaveatSyntaxError):
                 raise _reject("malformed_token", f"invalid caveat: {caveat}") from None
             match caveat:
-                case Budget(credits=credits):
-                    buckets.append(Bucket(bucket_id=sigs[index + 1][:_BUCKET_BYTES].hex(), limit=credits))
-                case BudgetWindow(credits=credits, period=period):
+                case Budget(credits=credits) | BudgetWindow(credits=credits):  # keyed by the signature after it
+                    period = caveat.period if isinstance(caveat, BudgetWindow) else None
                     buckets.append(Bucket(sigs[index + 1][:_BUCKET_BYTES].hex(), credits, period))
+                case BudgetBucket(bucket_id=bucket_id, period=period):
+                    last_issuer_bucket = index
+                    buckets.append(Bucket(bucket_id, 0, period))  # the ledger holds its limit
                 case Delegation(delegation_id=delegation_id):
                     revocation_ids.append(delegation_id)
                 case MaxDelegationDepth():
@@ -187,10 +198,12 @@ class TokenVerifier:
                     if grants is not None:
                         raise _reject("invalid_signature", "token carries more than one seal")
                     grants = self._unseal(ident, caveat, sigs[index], checks, attributes)
+                    seal_at = index
                 case Expires() | NotBefore():
                     times.append(caveat)
                 case _:
                     checks.append(caveat)
+        _issuers_own(last_issuer_bucket, seal_at)
         _within_depth_limits(depth_limits, len(revocation_ids))
         return VerifiedToken(
             identifier=ident,

@@ -216,3 +216,26 @@ def test_appending_never_widens_what_a_token_reaches(issued, appended):
     own_seal = wire.decode(parent).caveats[-1]
     child = append_raw(parent, *(own_seal if raw == b"seal = replay" else raw for raw in appended))
     assert admitted(child) <= admitted(parent) <= granted_by_issuer(issued)
+
+
+IDENTITY_BUCKET = "5f" * 16
+
+
+def test_an_issuers_budget_bucket_is_a_bucket_whose_limit_the_ledger_holds():
+    token = VERIFIER.verify(mint(KEYRING, "acme", [("budget_bucket", f"{IDENTITY_BUCKET}/8h")]).token)
+    (bucket,) = token.buckets
+    assert (bucket.bucket_id, bucket.limit, str(bucket.period)) == (IDENTITY_BUCKET, 0, "8h")
+    child = VERIFIER.verify(
+        delegate(
+            mint(KEYRING, "acme", [("budget_bucket", f"{IDENTITY_BUCKET}/8h")]).token, ttl_seconds=60, budget_credits=3
+        ).token
+    )
+    assert [b.bucket_id for b in child.buckets][0] == IDENTITY_BUCKET  # a child still draws on it
+
+
+def test_a_budget_bucket_a_holder_appends_or_without_a_seal_is_refused():
+    """Else a holder who saw another identity's bucket id could drain that identity's budget."""
+    own = mint(KEYRING, "acme", [("scope", "api:*")]).token
+    assert _refusal(attenuate(own, [("budget_bucket", f"{IDENTITY_BUCKET}/8h")]))[0] == "invalid_signature"
+    assert _refusal(append_raw(own, f"budget_bucket = {IDENTITY_BUCKET}/1h".encode()))[0] == "invalid_signature"
+    assert _refusal(_unsealed([f"budget_bucket = {IDENTITY_BUCKET}/1h".encode()]))[0] == "invalid_signature"
