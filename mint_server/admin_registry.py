@@ -14,6 +14,7 @@ from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats.budget_window import BudgetWindow
 from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore, DelegationRecord, TokenRecord
 from satgate.ledger import Bucket, Ledger, LedgerUnavailable
+from satgate.ledger.windows import Period
 from satgate.timefmt import format_utc, parse_duration
 from satgate.tokens.verify import VerifiedToken
 from satgate.usage import UsageSink, grouping
@@ -42,8 +43,8 @@ class TokenAdmin:
         now = time.time()
         wanted: list[tuple[int, str, Bucket]] = []
         for i, r in enumerate(records):
-            if r.bucket_id is not None and r.budget_credits is not None:
-                wanted.append((i, "lifetime", Bucket(r.bucket_id, r.budget_credits)))
+            if (lifetime := _credits_bucket(r)) is not None:
+                wanted.append((i, "lifetime", lifetime))
             if (window := _window_bucket(r)) is not None:
                 wanted.append((i, "window", window))
         lefts = await _answered(self._ledger.remaining_each(tenant, tuple(b for _, _, b in wanted), at=now))
@@ -53,7 +54,8 @@ class TokenAdmin:
             if kind == "lifetime":
                 remaining[i] = left
             else:
-                windows[i] = _window_state(bucket, left, now)
+                credits = BudgetWindow.parse(records[i].budget_window).credits
+                windows[i] = _window_state(bucket, left, now, credits)
         ids = tuple(getattr(r, id_field) for r in records)
         revoked = await _answered(self._ledger.revoked_each(tenant, ids))
         return [
@@ -92,11 +94,7 @@ class TokenAdmin:
             target = await self._store.delegation(tenant, target_id)
         if target is None:
             raise ExchangeDenied(404, "not_found", f"no token or delegation {target_id} in tenant {tenant!r}")
-        lifetime = (
-            Bucket(target.bucket_id, target.budget_credits)
-            if target.bucket_id is not None and target.budget_credits is not None
-            else None
-        )
+        lifetime = _credits_bucket(target)
         window = _window_bucket(target)
         bucket = {"lifetime": lifetime, "window": window}.get(which) if which else (lifetime or window)
         if bucket is None:
@@ -240,18 +238,32 @@ class TokenAdmin:
             await self._usage.close()
 
 
+def _identity(record: TokenRecord | DelegationRecord) -> bool:
+    """Its buckets are a trust rule's identity budget (SPEC v2.2), shared and limited by the ledger."""
+    return isinstance(record, TokenRecord) and record.budget_per is not None
+
+
+def _credits_bucket(record: TokenRecord | DelegationRecord) -> Bucket | None:
+    """The bucket of its budget_credits: its own, or (identity budgets) the rule's for its ttl period."""
+    if record.bucket_id is None or record.budget_credits is None:
+        return None
+    if isinstance(record, TokenRecord) and _identity(record) and record.budget_period is not None:
+        return Bucket(record.bucket_id, 0, Period.parse(record.budget_period))
+    return Bucket(record.bucket_id, record.budget_credits)
+
+
 def _window_bucket(record: TokenRecord | DelegationRecord) -> Bucket | None:
     if record.window_bucket_id is None or record.budget_window is None:
         return None
     window = BudgetWindow.parse(record.budget_window)
-    return Bucket(record.window_bucket_id, window.credits, window.period)
+    return Bucket(record.window_bucket_id, 0 if _identity(record) else window.credits, window.period)
 
 
-def _window_state(bucket: Bucket, remaining: int, now: float) -> dict[str, Any]:
+def _window_state(bucket: Bucket, remaining: int, now: float, credits: int | None = None) -> dict[str, Any]:
     assert bucket.period is not None
     index = bucket.period.index(now)
     return {
-        "credits": bucket.limit,
+        "credits": bucket.limit if credits is None else credits,
         "period": str(bucket.period),
         "window_start": format_utc(bucket.period.start(index)),
         "resets_at": format_utc(bucket.period.end(index)),

@@ -9,11 +9,13 @@ from typing import Any
 
 import structlog
 
+from mint_server.identity_budgets import RuleBudgets
 from mint_server.issuers import IssuerDirectory
 from mint_server.policies import PolicyError, TrustPolicy
-from mint_server.policy_files import PolicyStore, validate_policy
+from mint_server.policy_files import PolicyStore, per_token_budgets, validate_policy
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.policy_versions import PolicyConflict, PolicyVersion, PolicyVersions
+from satgate.ledger import LedgerUnavailable
 
 log = structlog.get_logger("satgate.mint")
 
@@ -62,6 +64,7 @@ class ManagedPolicies:
         self._require_scopes = require_scopes
         self._generation = -1
         self._latest: dict[str, PolicyVersion] = {}
+        self.budgets: RuleBudgets | None = None  # carries a budget change to existing identity budgets
 
     @property
     def attribute_keys(self) -> frozenset[str]:
@@ -172,6 +175,8 @@ class ManagedPolicies:
             raise PolicyRefused(409, "conflict", f"policy {policy.name!r} exists in {where}; update it instead")
         if latest is not None and latest.tenant != actor.tenant:
             raise PolicyRefused(409, "conflict", f"policy name {policy.name!r} belongs to another tenant")
+        for warning in per_token_budgets([policy]):
+            log.warning("policy_budget_per_token", detail=warning, tenant=actor.tenant)
         dumped = policy.model_dump(mode="json", exclude_none=True)
         return await self._write(actor, policy.name, "create", dumped, latest.version if latest else 0)
 
@@ -189,7 +194,19 @@ class ManagedPolicies:
         await self.refresh()
         self._refuse_overlap(policy)
         dumped = policy.model_dump(mode="json", exclude_none=True)
-        return await self._write(actor, name, "update", dumped, latest.version)
+        written = await self._write(actor, name, "update", dumped, latest.version)
+        if self.budgets is not None and latest.document is not None:
+            before = TrustPolicy.model_validate(latest.document)
+            try:
+                await self.budgets.apply(before, policy, actor.token_id)  # audited when it moved any
+            except LedgerUnavailable:
+                raise PolicyRefused(
+                    503,
+                    "unavailable",
+                    f"policy {name!r} is saved (version {written['version']}), but the ledger could not take its "
+                    "new budgets for the identities that have one: retry when the ledger is back",
+                ) from None
+        return written
 
     async def set_enabled(self, actor: Actor, name: str, enabled: bool) -> dict[str, Any]:
         latest = await self._owned(actor, name)

@@ -24,11 +24,12 @@ from satgate.urls import https_unless_loopback, is_loopback_url
 
 Provider = Literal["kubernetes", "oidc", "github", "aws"]
 JWT_PROVIDERS = frozenset({"kubernetes", "oidc", "github"})
+BUDGET_OWNERS = frozenset({"identity", "policy", "token"})
 _TEMPLATE_RE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _PLACEHOLDER_RE = re.compile(r"\.Claims\.([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)")
 # Caveats a rule may not set directly: they come from the rule's own fields or from delegation.
 _RESERVED_CAVEATS = frozenset(
-    {"expires", "budget", "budget_window", "scope", "delegation", "max_delegation_depth", "label"}
+    {"expires", "budget", "budget_window", "budget_bucket", "scope", "delegation", "max_delegation_depth", "label"}
 )
 
 
@@ -75,6 +76,21 @@ class Issue(_Strict):
     caveats: dict[str, str] = {}
     label_template: str | None = None
     max_delegation_depth: Annotated[int, Field(ge=0, le=16)] | None = None
+    # What the budget belongs to (SPEC v2.2): the identity (its subject), a claim template ("{{ .Claims.run_id }}"),
+    # the policy (one pool for the rule), or token (a fresh budget per exchange: no ceiling, warned at load).
+    budget_per: str = "identity"
+
+    @field_validator("budget_per")
+    @classmethod
+    def _budget_per(cls, value: str) -> str:
+        if value in BUDGET_OWNERS:
+            return value
+        expressions = _TEMPLATE_RE.findall(value)
+        if not expressions or any(not _PLACEHOLDER_RE.fullmatch(e) for e in expressions):
+            raise ValueError(
+                f'{value!r}: use identity, policy, token, or a claim template such as "{{{{ .Claims.run_id }}}}"'
+            )
+        return value
 
     @field_validator("ttl")
     @classmethod

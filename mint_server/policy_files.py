@@ -173,6 +173,17 @@ def attribute_caveat_keys(path: str | Path, default_tenant: str | None = None) -
     return sorted(keys)
 
 
+def per_token_budgets(policies: Sequence[TrustPolicy]) -> list[str]:
+    """Rules whose budget is per token: every exchange (a refresh too) brings a fresh one — no ceiling."""
+    return [
+        f"policy {policy.name}: trust_rules.{index} has budget_per: token, so every exchange (and every refresh) "
+        "issues a fresh budget and the rule sets no ceiling — use budget_per: identity (the default)"
+        for policy in policies
+        for index, rule in enumerate(policy.trust_rules)
+        if rule.issue.budget_per == "token" and (rule.issue.budget_credits or rule.issue.budget_window)
+    ]
+
+
 def unscoped_rules(doc: PolicyFile) -> list[str]:
     """Rules that issue no `scopes`: their tokens pass every route's scope check (rarely what was meant)."""
     return [
@@ -255,6 +266,8 @@ class PolicyStore:
         file_conflicts(doc.policies, self._shared, self._path)
         for warning in unscoped_rules(doc):
             log.warning("policy_rule_unscoped", detail=warning)
+        for warning in per_token_budgets(doc.policies):
+            log.warning("policy_budget_per_token", detail=warning)
         return doc
 
     def reload_if_changed(self) -> bool:

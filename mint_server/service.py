@@ -7,20 +7,21 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 import structlog
 
+from mint_server.exchange_results import ExchangeDenied, ExchangeResult, MintSettings, VerifyResult
+from mint_server.identity_budgets import (
+    RuleBudgets,
+)
+from mint_server.issuance import Issuance
 from mint_server.managed_policies import ManagedPolicies
 from mint_server.metrics import MintMetrics
 from mint_server.policies import (
     Identity,
     TrustPolicy,
-    TrustRule,
-    render_label,
     rule_matches,
 )
 from mint_server.policy_files import PolicyStore
@@ -30,12 +31,10 @@ from mint_server.rate_limit import RateLimiter, workload_instance
 from mint_server.refusals import UnauthenticatedRefusals
 from mint_server.tracing import exchange_span
 from satgate.audit import AuditEvent, AuditLog
-from satgate.control_plane.store import ControlPlaneStore, TokenRecord
+from satgate.control_plane.store import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
-from satgate.timefmt import format_utc, parse_duration
-from satgate.tokens.delegate import own_buckets
-from satgate.tokens.mint import mint
+from satgate.timefmt import format_utc
 from satgate.tokens.verify import TokenRejected, TokenVerifier
 from satgate.tracing import Tracing
 
@@ -45,77 +44,6 @@ log = structlog.get_logger("satgate.mint")
 def _shown(text: str) -> str:
     """A value from an unverified token, safe to put in a message: printable, bounded, quoted."""
     return repr("".join(c if c.isprintable() else "?" for c in text[:200]))
-
-
-class ExchangeDenied(Exception):
-    """A refusal with its HTTP status: 400 bad request, 401 identity, 403 policy, 429 rate, 503 upstream."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        message: str,
-        *,
-        policy: TrustPolicy | None = None,
-        identity: Identity | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-        self.policy, self.identity = policy, identity
-        self.retry_after = retry_after  # seconds, for 429: when the next exchange would be allowed
-
-
-@dataclass(frozen=True)
-class ExchangeResult:
-    token: str
-    token_id: str
-    tenant: str
-    expires_at: str
-    budget_credits: int | None
-    caveats: tuple[str, ...]
-    policy: str
-    budget_window: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "token_id": self.token_id,
-            "tenant": self.tenant,
-            "expires_at": self.expires_at,
-            "budget_credits": self.budget_credits,
-            "budget_window": self.budget_window,
-            "caveats": list(self.caveats),
-            "policy": self.policy,
-        }
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    valid: bool
-    token_id: str | None = None
-    tenant: str | None = None
-    caveats: tuple[str, ...] = ()
-    remaining: int | None = None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        if not self.valid:
-            return {"valid": False, "error": self.error}
-        return {
-            "valid": True,
-            "token_id": self.token_id,
-            "tenant": self.tenant,
-            "caveats": list(self.caveats),
-            "remaining": self.remaining,
-        }
-
-
-@dataclass
-class MintSettings:
-    max_ttl_seconds: int
-    attribute_keys: frozenset[str]
-    aws: aws.AwsSettings | None
 
 
 class MintService:
@@ -150,6 +78,16 @@ class MintService:
         self._settings = settings
         self._rate = rate_limiter
         self._verifier = TokenVerifier(keyring.current, attribute_keys=settings.attribute_keys, tenants=tenants)
+        self.budgets = RuleBudgets(ledger, store, audit)
+        self._issuance = Issuance(
+            keyring=keyring,
+            ledger=ledger,
+            store=store,
+            audit=audit,
+            metrics=self.metrics,
+            settings=settings,
+            verifier=self._verifier,
+        )
         keyring.on_change(self._verifier.use_keyring)
         self._jwks = oidc.JwksCache(
             session,
@@ -288,112 +226,60 @@ class MintService:
                     policy=policy,
                     identity=identity,
                 )
-            return await self._issue(policy, rule, identity)
+            return await self._issuance.issue(policy, rule, identity)
         if disabled_match is not None:
             raise ExchangeDenied(
                 403, "policy_disabled", "the matching policy is disabled", policy=disabled_match, identity=identity
             )
         raise ExchangeDenied(403, "no_matching_rule", "no trust rule matches this identity", identity=identity)
 
-    async def _issue(self, policy: TrustPolicy, rule: TrustRule, identity: Identity) -> ExchangeResult:
-        spec = rule.issue
-        ttl = min(parse_duration(spec.ttl), self._settings.max_ttl_seconds)
-        if policy.max_ttl:
-            ttl = min(ttl, parse_duration(policy.max_ttl))
-        expires_at = format_utc(time.time() + ttl)
-        caveats: list[tuple[str, str]] = [("expires", expires_at)]
-        if spec.scopes:
-            caveats.append(("scope", ",".join(spec.scopes)))
-        if spec.budget_credits is not None:
-            caveats.append(("budget", str(spec.budget_credits)))
-        if spec.budget_window is not None:
-            caveats.append(("budget_window", spec.budget_window))
-        if spec.max_delegation_depth is not None:
-            caveats.append(("max_delegation_depth", str(spec.max_delegation_depth)))
-        if spec.label_template and (label := render_label(spec.label_template, identity.claims)):
-            caveats.append(("label", label))
-        caveats.extend(sorted(spec.caveats.items()))
-        minted = mint(self.keyring.current, policy.tenant, caveats, attribute_keys=self._settings.attribute_keys)
-        result = ExchangeResult(
-            token=minted.token,
-            token_id=minted.identifier.token_id,
-            tenant=policy.tenant,
-            expires_at=expires_at,
-            budget_credits=spec.budget_credits,
-            caveats=tuple(f"{k} = {v}" for k, v in caveats),
-            policy=policy.name,
-            budget_window=spec.budget_window,
-        )
-        bucket_id, window_bucket_id = own_buckets(  # for budget changes and the registry's remaining credits
-            self._verifier.verify(minted.token).buckets,
-            budget=spec.budget_credits is not None,
-            window=spec.budget_window is not None,
-        )
-        await self.store.record_token(
-            TokenRecord(
-                tenant=policy.tenant,
-                token_id=result.token_id,
-                issued_at=time.time(),
-                source="exchange",
-                policy=policy.name,
-                subject=identity.subject,
-                label=next((v for k, v in caveats if k == "label"), None),
-                budget_credits=spec.budget_credits,
-                bucket_id=bucket_id,
-                scopes=",".join(spec.scopes) or None,
-                expires_at=expires_at,
-                budget_window=spec.budget_window,
-                window_bucket_id=window_bucket_id,
-            )
-        )
-        self.metrics.exchanges.labels(identity.provider, "issued").inc()  # jwt | aws on every Mint metric
-        await self._audit.append(
-            AuditEvent(
-                type="exchange",
-                tenant=policy.tenant,
-                actor=identity.subject,
-                token_id=result.token_id,
-                policy=policy.name,
-                details={
-                    "provider": policy.provider,
-                    "rule": rule.name or policy.trust_rules.index(rule),
-                    "ttl_seconds": ttl,
-                    "budget_credits": spec.budget_credits,
-                    "budget_window": spec.budget_window,
-                },
-            )
-        )
-        log.info("exchange", policy=policy.name, tenant=policy.tenant, token_id=result.token_id, actor=identity.subject)
-        return result
-
-    # ------------------------------------------------------------------------------------ verify
     async def verify(self, token_text: str) -> VerifyResult:
         try:
             token = self._verifier.verify(token_text)
         except TokenRejected as exc:
             return VerifyResult(valid=False, error=exc.denial.error)
+        now = time.time()
         try:
             revoked = await self._ledger.is_revoked(token.tenant, token.revocation_ids)
-            remaining = await self._ledger.remaining(token.tenant, token.buckets)
+            lefts = await self._ledger.remaining_each(token.tenant, token.buckets, at=now)
         except LedgerUnavailable as exc:
             raise ExchangeDenied(503, "unavailable", "ledger unavailable") from exc
         if revoked:
             return VerifyResult(valid=False, error="revoked")
-        if token.expires_at is not None and token.expires_at <= time.time():
+        if token.expires_at is not None and token.expires_at <= now:
             return VerifyResult(valid=False, error="expired")
-        return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, remaining)
+        if not lefts:
+            return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, None)
+        remaining, tightest = min(zip(lefts, token.buckets, strict=True), key=lambda pair: pair[0])
+        period = tightest.period  # a windowed budget (an identity's too) refills when its window ends
+        resets_at = None if period is None else format_utc(period.end(period.index(now)))
+        return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, remaining, resets_at=resets_at)
 
     # ------------------------------------------------------------------------------------ lifecycle
     async def watch_policies(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            before = {(p.tenant, p.name): p for p in self.policies.current.policies}
             if self.policies.reload_if_changed():
+                await self._carry_budget_changes(before)
                 names = [p.name for p in self.policies.current.policies]
                 disabled = [p.name for p in self.policies.current.policies if p.disabled]
                 log.info("policies_reloaded", policies=names, disabled=disabled)
                 await self._audit.append(
                     AuditEvent(type="policy_change", details={"policies": names, "disabled": disabled})
                 )
+
+    async def _carry_budget_changes(self, before: Mapping[tuple[str, str], TrustPolicy]) -> None:
+        """A policy file's budget change reaches the identity budgets that exist (logged when the ledger is down:
+        they keep their limit until the next change)."""
+        for policy in self.policies.current.policies:
+            old = before.get((policy.tenant, policy.name))
+            if old is None:
+                continue
+            try:
+                await self.budgets.apply(old, policy, None)
+            except LedgerUnavailable as exc:
+                log.error("policy_budgets_not_applied", policy=policy.name, tenant=policy.tenant, detail=str(exc))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # the last interval's refusals, if the audit store takes them

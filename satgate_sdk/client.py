@@ -59,6 +59,10 @@ class Held:
     token_id: str
     expires_at: float
     tenant: str
+    # The identity's budget across its exchanges (a trust rule's, SPEC v2.2), as of this exchange: what was left
+    # and when it refills (None for a budget of this token alone)
+    remaining: int | None = None
+    resets_at: float | None = None
 
 
 EXCHANGE_PATH = "/api/mint/exchange"
@@ -149,7 +153,15 @@ class SatGateAgent:
         if response.status_code != 200:
             raise _refusal(response, "exchange_failed")
         body = response.json()
-        self._held = Held(body["token"], body["token_id"], _epoch(body["expires_at"]), body["tenant"])
+        budget = body.get("identity_budget") or {}
+        self._held = Held(
+            body["token"],
+            body["token_id"],
+            _epoch(body["expires_at"]),
+            body["tenant"],
+            remaining=budget.get("remaining"),
+            resets_at=_epoch(budget["resets_at"]) if budget.get("resets_at") else None,
+        )
         self._schedule_refresh(self._held)
         return self._held
 

@@ -75,6 +75,8 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
             response.budget_credits = result.budget_credits
         if result.budget_window is not None:
             response.budget_window = result.budget_window
+        if result.identity_budget is not None:
+            response.identity_budget.CopyFrom(mint_pb2.IdentityBudget(**result.identity_budget))
         return response
 
     async def Verify(
@@ -90,6 +92,8 @@ class MintGrpc(mint_pb2_grpc.MintServicer):
             response.caveats.extend(result.caveats)
             if result.remaining is not None:
                 response.remaining = result.remaining
+            if result.resets_at is not None:
+                response.resets_at = result.resets_at
         return response
 
 

@@ -167,6 +167,9 @@ class Token(Model):
     budget_window: str | None = None
     window_bucket_id: str | None = None
     window: BudgetWindowState | None = None
+    budget_per: str | None = None
+    budget_rule: str | None = None
+    budget_period: str | None = None
 
 
 class ListTokensResponse(Model):

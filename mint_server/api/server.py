@@ -104,6 +104,7 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
     usage = await open_usage_sink(config.control_plane, config.authz.usage.path) if config.authz.usage.enabled else None
     managed = ManagedPolicies(store.policies, policies, audit, attribute_keys, require_scopes=mint.require_scopes)
     service.managed = managed
+    managed.budgets = service.budgets
     admin = AdminService(
         verifier=admin_verifier,
         ledger=ledger,

@@ -67,7 +67,13 @@ tokens = Table(
     Column("expires_at", Text),
     Column("budget_window", Text),
     Column("window_bucket_id", Text),
+    # Identity budgets (SPEC v2.2): what the budget belongs to (NULL: this token alone), the rule that set it and
+    # the period of its credits bucket; the ledger holds these buckets' limits.
+    Column("budget_per", Text),
+    Column("budget_rule", Text),
+    Column("budget_period", Text),
     Index("tokens_by_time", "tenant", "issued_at"),
+    Index("tokens_by_policy_budget", "tenant", "policy", "budget_per"),
 )
 
 # Trust policies managed by API: each change a new version; `document` None once deleted.

@@ -72,6 +72,9 @@ class TokenRecord:
     expires_at: str | None
     budget_window: str | None = None
     window_bucket_id: str | None = None
+    budget_per: str | None = None  # identity budgets: whose budget (None: this token's own buckets)
+    budget_rule: str | None = None  # the rule whose budget it is
+    budget_period: str | None = None  # the period of the credits bucket (the rule's ttl)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,6 +216,29 @@ class ControlPlaneStore:
         query = query.order_by(tokens.c.issued_at.desc()).limit(limit)
         async with self._engine.connect() as db:
             return [TokenRecord(**row._mapping) for row in await db.execute(query)]
+
+    async def identity_buckets(self, tenant: str, policy: str) -> list[tuple[str, str, str, str]]:
+        """(rule, kind, bucket id, period) of every identity budget tokens were issued on under a policy: what a
+        change of its budgets applies to."""
+        found: set[tuple[str, str, str, str]] = set()
+        query = (
+            select(
+                tokens.c.budget_rule,
+                tokens.c.bucket_id,
+                tokens.c.budget_period,
+                tokens.c.window_bucket_id,
+                tokens.c.budget_window,
+            )
+            .where(tokens.c.tenant == tenant, tokens.c.policy == policy, tokens.c.budget_per.is_not(None))
+            .distinct()
+        )
+        async with self._engine.connect() as db:
+            for rule, credits_id, period, window_id, window in await db.execute(query):
+                if credits_id and period:
+                    found.add((rule, "credits", credits_id, period))
+                if window_id and window:
+                    found.add((rule, "window", window_id, window.partition("/")[2]))
+        return sorted(found)
 
     async def issued_timeline(self, tenant: str, since: float, step_seconds: int) -> dict[int, int]:
         """Tokens issued per slot of `step_seconds` (slot start → count)."""

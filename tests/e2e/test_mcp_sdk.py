@@ -100,12 +100,15 @@ def test_satgate_client_exchanges_refreshes_and_types_the_refusals(tmp_path):
             ["fetch_page", "search"],
             "results for a",
             "contents of u",
-            (402, 2, 1),
+            (402, 2, 0),  # the identity's budget is windowed (the rule's ttl): the 402 says when it refills
         ]
 
         async def refreshing_agent() -> tuple:
-            """Its token revoked mid-session, the client exchanges a new one and the call goes through."""
-            agent = SatGateAgent(mint_url, identity=IdentityFile(identity))
+            """Its token revoked mid-session, the client exchanges a new one and the call goes through. Another
+            agent: agent-1's budget is spent, across all its tokens (identity budgets)."""
+            other = tmp_path / "identity-2"
+            other.write_text(DemoIdp.load(stack.idp_state).token("agent-2", "satgate"))
+            agent = SatGateAgent(mint_url, identity=IdentityFile(other))
             async with SatGateClient(url=f"{stack.url}/mcp", agent=agent) as client:
                 first = agent.held
                 ledger = open_ledger(f"sqlite:///{stack.state_dir}/ledger.db")

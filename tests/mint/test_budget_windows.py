@@ -35,9 +35,13 @@ def _day_window(now: float) -> tuple[str, str]:
 async def test_a_policy_issues_a_windowed_budget_and_the_registry_shows_its_window(idp, mint_server, keyring):
     status, issued = await mint_server.exchange(idp.token("agent-1", "satgate"))
     assert status == 200, issued
-    assert issued["budget_window"] == "100/1d" and "budget_window = 100/1d" in issued["caveats"]
+    assert issued["budget_window"] == "100/1d"
     buckets = TokenVerifier(keyring).verify(issued["token"]).buckets
-    assert [(b.limit, str(b.period) if b.period else None) for b in buckets] == [(1000, None), (100, "1d")]
+    # Identity budgets (SPEC v2.2): the rule's credits per ttl period and its window, limits held by the ledger
+    assert [(b.limit, str(b.period)) for b in buckets] == [(0, "1h"), (0, "1d")]
+    assert [f"budget_bucket = {b.bucket_id}/{b.period}" for b in buckets] == [
+        c for c in issued["caveats"] if c.startswith("budget")
+    ]
 
     detail = await (
         await mint_server.client.get(f"/api/admin/tokens/{issued['token_id']}", headers=bearer(admin_token(keyring)))
@@ -86,8 +90,8 @@ async def test_delegation_adds_a_window_of_its_own_beside_the_parents_budgets(id
     assert [c.split(" = ")[0] for c in child["caveats"]] == ["delegation", "expires", "budget_window", "label"]
     verified = TokenVerifier(keyring).verify(child["token"])
     assert [(b.limit, str(b.period) if b.period else None) for b in verified.buckets] == [
-        (1000, None),
-        (100, "1d"),
+        (0, "1h"),  # the identity's budgets, limits in the ledger
+        (0, "1d"),
         (10, "1h"),
     ]
     ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")  # the ledger the Mint's fixture shares with authz
@@ -137,7 +141,7 @@ async def test_a_budget_change_targets_the_window_when_asked(idp, mint_server, k
     assert status == 409 and "spent in the current window" in refused["message"]
     assert (await change(delta=1, bucket="weekly"))[0] == 400
     audited = [r["details"] for r in await mint_server.audit() if r["type"] == "budget_change"]
-    assert [(d["delta"], d.get("window")) for d in audited] == [(5, None), (-40, "1d")]
+    assert [(d["delta"], d.get("window")) for d in audited] == [(5, "1h"), (-40, "1d")]  # the ttl's, the window's
 
     _, lifetime_only = await mint_server.exchange(idp.token("agent-2", "satgate"))
     child = await (
@@ -221,4 +225,4 @@ async def test_the_console_shows_the_window_its_history_and_settled_requests(idp
     )
     assert changed.status == 303
     after = await (await mint_server.client.get(target)).text()
-    assert "70 left in the 1d window" in after and "(1000 remaining)" in after
+    assert "70 left in the 1d window" in after and "(1000 remaining in this 1h period)" in after

@@ -38,7 +38,8 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_lists_tokens(idp, mint
     assert page.status == 200 and issued["token_id"] in html and "satgate:viewer" in html
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     detail = await (await mint_server.client.get(f"/console/tokens/{issued['token_id']}")).text()
-    assert "(5 remaining)" in detail
+    assert "(5 remaining in this 1h period)" in detail  # the identity's budget (SPEC v2.2), per ttl period
+    assert "every token issued to it shares this budget" in detail
     assert 'action="/console/tokens/' not in detail  # a viewer sees no revoke form
 
 
@@ -133,7 +134,7 @@ async def test_an_admin_changes_a_budget_and_a_member_cannot(idp, mint_server, k
     )
     assert done.status == 303
     after = await (await mint_server.client.get(target)).text()
-    assert "(15 remaining)" in after and '<td class="number">+10</td>' in after and "q4" in after
+    assert "(15 remaining in this 1h period)" in after and '<td class="number">+10</td>' in after and "q4" in after
 
 
 async def test_an_admin_disables_an_api_policy_from_the_console(idp, mint_server, keyring):

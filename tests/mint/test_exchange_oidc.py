@@ -10,6 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mint_server.identity_budgets import bucket_id
+from satgate.ledger.windows import Period
 from satgate.tokens.verify import TokenVerifier
 from satgate_dev.demo_idp import SigningKeyPair
 
@@ -31,9 +33,10 @@ async def test_exchange_issues_a_token_the_authz_server_accepts(idp, start_mint)
     assert status == 200, body
     assert (body["tenant"], body["policy"], body["budget_credits"]) == ("acme", "agents", 25)
     caveats = body["caveats"]
+    identity_bucket = bucket_id("acme", "agents", "0", kind="credits", period=Period.parse("2h"), key="agent-7")
     assert caveats[1:] == [
         "scope = api:read,mcp:*",
-        "budget = 25",
+        f"budget_bucket = {identity_bucket}/2h",  # the identity's budget (SPEC v2.2): the ledger holds its 25
         "max_delegation_depth = 1",
         "label = agent agent-7 run 4242",
         "department = eng",
@@ -43,7 +46,8 @@ async def test_exchange_issues_a_token_the_authz_server_accepts(idp, start_mint)
     assert abs(expires - (time.time() + 7200)) < 60
     token = TokenVerifier(mint.keyring(), attribute_keys=["department"]).verify(body["token"])
     assert (token.tenant, token.token_id, token.attribute("department")) == ("acme", body["token_id"], "eng")
-    assert [b.limit for b in token.buckets] == [25]
+    assert [(b.bucket_id, b.limit) for b in token.buckets] == [(identity_bucket, 0)]
+    assert (body["identity_budget"]["remaining"], body["identity_budget"]["period"]) == (25, "2h")
 
 
 async def test_credentials_may_come_as_a_bearer_header(idp, start_mint):

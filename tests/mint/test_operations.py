@@ -1,8 +1,8 @@
 """Which rule issues, disabling and hot reload, rate limits, audit, metrics, verify, and gRPC."""
 
 import asyncio
-import time
 import json
+import time
 
 import grpc
 import pytest

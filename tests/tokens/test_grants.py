@@ -230,7 +230,7 @@ def test_an_issuers_budget_bucket_is_a_bucket_whose_limit_the_ledger_holds():
             mint(KEYRING, "acme", [("budget_bucket", f"{IDENTITY_BUCKET}/8h")]).token, ttl_seconds=60, budget_credits=3
         ).token
     )
-    assert [b.bucket_id for b in child.buckets][0] == IDENTITY_BUCKET  # a child still draws on it
+    assert child.buckets[0].bucket_id == IDENTITY_BUCKET  # a child still draws on it
 
 
 def test_a_budget_bucket_a_holder_appends_or_without_a_seal_is_refused():

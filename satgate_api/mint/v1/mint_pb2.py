@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esatgate_api/mint/v1/mint.proto\x12\x13satgate_api.mint.v1\"g\n\x0f\x45xchangeRequest\x12\x15\n\x0b\x63redentials\x18\x01 \x01(\tH\x00\x12\x31\n\x03\x61ws\x18\x02 \x01(\x0b\x32\".satgate_api.mint.v1.AwsIamRequestH\x00\x42\n\n\x08identity\"\xac\x01\n\rAwsIamRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12@\n\x07headers\x18\x04 \x03(\x0b\x32/.satgate_api.mint.v1.AwsIamRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd6\x01\n\x10\x45xchangeResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63\x61veats\x18\x06 \x03(\t\x12\x0e\n\x06policy\x18\x07 \x01(\t\x12\x1a\n\rbudget_window\x18\x08 \x01(\tH\x01\x88\x01\x01\x42\x11\n\x0f_budget_creditsB\x10\n\x0e_budget_window\"\x1e\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x87\x01\n\x0eVerifyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61veats\x18\x04 \x03(\t\x12\x16\n\tremaining\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x06 \x01(\tB\x0c\n\n_remaining\"\x8f\x02\n\x0f\x44\x65legateRequest\x12\x1b\n\x0e\x62udget_credits\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x0b\n\x03ttl\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x42\n\x07\x63\x61veats\x18\x05 \x03(\x0b\x32\x31.satgate_api.mint.v1.DelegateRequest.CaveatsEntry\x12\x1a\n\rbudget_window\x18\x06 \x01(\tH\x01\x88\x01\x01\x1a.\n\x0c\x43\x61veatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0f_budget_creditsB\x10\n\x0e_budget_window\"\x9d\x01\n\x10\x44\x65legateResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x15\n\rdelegation_id\x18\x03 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x12\n\nexpires_at\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61veats\x18\x07 \x03(\t2\x8b\x02\n\x04Mint\x12W\n\x08\x45xchange\x12$.satgate_api.mint.v1.ExchangeRequest\x1a%.satgate_api.mint.v1.ExchangeResponse\x12Q\n\x06Verify\x12\".satgate_api.mint.v1.VerifyRequest\x1a#.satgate_api.mint.v1.VerifyResponse\x12W\n\x08\x44\x65legate\x12$.satgate_api.mint.v1.DelegateRequest\x1a%.satgate_api.mint.v1.DelegateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esatgate_api/mint/v1/mint.proto\x12\x13satgate_api.mint.v1\"g\n\x0f\x45xchangeRequest\x12\x15\n\x0b\x63redentials\x18\x01 \x01(\tH\x00\x12\x31\n\x03\x61ws\x18\x02 \x01(\x0b\x32\".satgate_api.mint.v1.AwsIamRequestH\x00\x42\n\n\x08identity\"\xac\x01\n\rAwsIamRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12@\n\x07headers\x18\x04 \x03(\x0b\x32/.satgate_api.mint.v1.AwsIamRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x94\x02\n\x10\x45xchangeResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x1b\n\x0e\x62udget_credits\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63\x61veats\x18\x06 \x03(\t\x12\x0e\n\x06policy\x18\x07 \x01(\t\x12\x1a\n\rbudget_window\x18\x08 \x01(\tH\x01\x88\x01\x01\x12<\n\x0fidentity_budget\x18\t \x01(\x0b\x32#.satgate_api.mint.v1.IdentityBudgetB\x11\n\x0f_budget_creditsB\x10\n\x0e_budget_window\"F\n\x0eIdentityBudget\x12\x11\n\tremaining\x18\x01 \x01(\x03\x12\x11\n\tresets_at\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"\x1e\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xad\x01\n\x0eVerifyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61veats\x18\x04 \x03(\t\x12\x16\n\tremaining\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x16\n\tresets_at\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_remainingB\x0c\n\n_resets_at\"\x8f\x02\n\x0f\x44\x65legateRequest\x12\x1b\n\x0e\x62udget_credits\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x0b\n\x03ttl\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x42\n\x07\x63\x61veats\x18\x05 \x03(\x0b\x32\x31.satgate_api.mint.v1.DelegateRequest.CaveatsEntry\x12\x1a\n\rbudget_window\x18\x06 \x01(\tH\x01\x88\x01\x01\x1a.\n\x0c\x43\x61veatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0f_budget_creditsB\x10\n\x0e_budget_window\"\x9d\x01\n\x10\x44\x65legateResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x15\n\rdelegation_id\x18\x03 \x01(\t\x12\x1c\n\x14parent_delegation_id\x18\x04 \x01(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x12\n\nexpires_at\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61veats\x18\x07 \x03(\t2\x8b\x02\n\x04Mint\x12W\n\x08\x45xchange\x12$.satgate_api.mint.v1.ExchangeRequest\x1a%.satgate_api.mint.v1.ExchangeResponse\x12Q\n\x06Verify\x12\".satgate_api.mint.v1.VerifyRequest\x1a#.satgate_api.mint.v1.VerifyResponse\x12W\n\x08\x44\x65legate\x12$.satgate_api.mint.v1.DelegateRequest\x1a%.satgate_api.mint.v1.DelegateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,17 +42,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AWSIAMREQUEST_HEADERSENTRY']._serialized_start=287
   _globals['_AWSIAMREQUEST_HEADERSENTRY']._serialized_end=333
   _globals['_EXCHANGERESPONSE']._serialized_start=336
-  _globals['_EXCHANGERESPONSE']._serialized_end=550
-  _globals['_VERIFYREQUEST']._serialized_start=552
-  _globals['_VERIFYREQUEST']._serialized_end=582
-  _globals['_VERIFYRESPONSE']._serialized_start=585
-  _globals['_VERIFYRESPONSE']._serialized_end=720
-  _globals['_DELEGATEREQUEST']._serialized_start=723
-  _globals['_DELEGATEREQUEST']._serialized_end=994
-  _globals['_DELEGATEREQUEST_CAVEATSENTRY']._serialized_start=911
-  _globals['_DELEGATEREQUEST_CAVEATSENTRY']._serialized_end=957
-  _globals['_DELEGATERESPONSE']._serialized_start=997
-  _globals['_DELEGATERESPONSE']._serialized_end=1154
-  _globals['_MINT']._serialized_start=1157
-  _globals['_MINT']._serialized_end=1424
+  _globals['_EXCHANGERESPONSE']._serialized_end=612
+  _globals['_IDENTITYBUDGET']._serialized_start=614
+  _globals['_IDENTITYBUDGET']._serialized_end=684
+  _globals['_VERIFYREQUEST']._serialized_start=686
+  _globals['_VERIFYREQUEST']._serialized_end=716
+  _globals['_VERIFYRESPONSE']._serialized_start=719
+  _globals['_VERIFYRESPONSE']._serialized_end=892
+  _globals['_DELEGATEREQUEST']._serialized_start=895
+  _globals['_DELEGATEREQUEST']._serialized_end=1166
+  _globals['_DELEGATEREQUEST_CAVEATSENTRY']._serialized_start=1083
+  _globals['_DELEGATEREQUEST_CAVEATSENTRY']._serialized_end=1129
+  _globals['_DELEGATERESPONSE']._serialized_start=1169
+  _globals['_DELEGATERESPONSE']._serialized_end=1326
+  _globals['_MINT']._serialized_start=1329
+  _globals['_MINT']._serialized_end=1596
 # @@protoc_insertion_point(module_scope)

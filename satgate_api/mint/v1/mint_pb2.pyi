@@ -34,7 +34,7 @@ class AwsIamRequest(_message.Message):
     def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("token", "token_id", "tenant", "expires_at", "budget_credits", "caveats", "policy", "budget_window")
+    __slots__ = ("token", "token_id", "tenant", "expires_at", "budget_credits", "caveats", "policy", "budget_window", "identity_budget")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class ExchangeResponse(_message.Message):
     CAVEATS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     BUDGET_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_BUDGET_FIELD_NUMBER: _ClassVar[int]
     token: str
     token_id: str
     tenant: str
@@ -51,7 +52,18 @@ class ExchangeResponse(_message.Message):
     caveats: _containers.RepeatedScalarFieldContainer[str]
     policy: str
     budget_window: str
-    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., budget_credits: _Optional[int] = ..., caveats: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., budget_window: _Optional[str] = ...) -> None: ...
+    identity_budget: IdentityBudget
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., expires_at: _Optional[str] = ..., budget_credits: _Optional[int] = ..., caveats: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., budget_window: _Optional[str] = ..., identity_budget: _Optional[_Union[IdentityBudget, _Mapping]] = ...) -> None: ...
+
+class IdentityBudget(_message.Message):
+    __slots__ = ("remaining", "resets_at", "period")
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    remaining: int
+    resets_at: str
+    period: str
+    def __init__(self, remaining: _Optional[int] = ..., resets_at: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("token",)
@@ -60,20 +72,22 @@ class VerifyRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("valid", "token_id", "tenant", "caveats", "remaining", "error")
+    __slots__ = ("valid", "token_id", "tenant", "caveats", "remaining", "error", "resets_at")
     VALID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     CAVEATS_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     token_id: str
     tenant: str
     caveats: _containers.RepeatedScalarFieldContainer[str]
     remaining: int
     error: str
-    def __init__(self, valid: _Optional[bool] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., remaining: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    resets_at: str
+    def __init__(self, valid: _Optional[bool] = ..., token_id: _Optional[str] = ..., tenant: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., remaining: _Optional[int] = ..., error: _Optional[str] = ..., resets_at: _Optional[str] = ...) -> None: ...
 
 class DelegateRequest(_message.Message):
     __slots__ = ("budget_credits", "scopes", "ttl", "label", "caveats", "budget_window")
