@@ -4,13 +4,14 @@ only on its own tenant."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mint_server.admin_registry import TokenAdmin
-from mint_server.managed_policies import ManagedPolicies
+from mint_server.managed_policies import Actor, ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied
@@ -307,19 +308,47 @@ class AdminService:
             and (category is None or category_of(str(record.get("type"))) == category)
         ]
 
-    async def revoke_policy(self, admin: VerifiedToken, name: str, reason: str) -> dict[str, Any]:
+    async def revoke_policy(
+        self, admin: VerifiedToken, name: str, reason: str, *, revoke_tokens: bool = False
+    ) -> dict[str, Any]:
+        """Stops issuance at once, for good (SPEC v2.2: policy state); the policy stays listed as revoked. An API
+        policy's name is free again for a new policy. `revoke_tokens`: every token issued under it is revoked too
+        (their delegations with them)."""
         await self.managed.refresh()  # an API-managed policy another replica just created is revocable too
-        policy = next((p for p in self._policies.current.policies if p.name == name), None)
-        if policy is None or policy.tenant != admin.tenant:  # another tenant's policy does not exist for you
-            raise ExchangeDenied(404, "not_found", f"no policy {name!r} in tenant {admin.tenant!r}")
-        fresh = await self._store.revoke_policy(name, admin.tenant, reason[:200])
+        fresh = await self.managed.revoke(Actor(admin.tenant, admin.token_id), name)
+        source = "api"
+        if fresh is None:  # not an API policy of this tenant: a file policy of it, or nothing it may know of
+            known = any(p.tenant == admin.tenant and p.name == name for p in self._policies.current.policies)
+            if not known:
+                raise ExchangeDenied(404, "not_found", f"no policy {name!r} in tenant {admin.tenant!r}")
+            fresh, source = await self._store.revoke_policy(admin.tenant, name, reason[:200]), "file"
+        revoked_tokens = await self._revoke_tokens_of(admin.tenant, name, reason) if revoke_tokens else 0
         await self._audit.append(
             AuditEvent(
                 type="policy_revoked",
                 tenant=admin.tenant,
                 actor=admin.token_id,
                 policy=name,
-                details={"reason": reason[:200]},
+                details={"reason": reason[:200], "source": source, "tokens_revoked": revoked_tokens},
             )
         )
-        return {"policy": name, "revoked": True, "already_revoked": not fresh}
+        return {"policy": name, "revoked": True, "already_revoked": not fresh, "tokens_revoked": revoked_tokens}
+
+    async def _revoke_tokens_of(self, tenant: str, policy: str, reason: str) -> int:
+        """Every token the registry holds for the policy, page by page; a token's delegations go with it."""
+        count, before = 0, None
+        while True:
+            page = await self._store.tokens(tenant, policy=policy, before=before, limit=1000)
+            for record in page:
+                try:
+                    count += await self._ledger.revoke(tenant, record.token_id, f"policy {policy} revoked: {reason}")
+                except LedgerUnavailable:
+                    raise ExchangeDenied(
+                        503,
+                        "unavailable",
+                        f"policy {policy!r} is revoked; {count} of its tokens were revoked before "
+                        "the ledger stopped answering: revoke it again with revoke_tokens to finish",
+                    ) from None
+            if len(page) < 1000:
+                return count
+            before = math.nextafter(page[-1].issued_at, math.inf)  # ties at the boundary again: revoking is idempotent

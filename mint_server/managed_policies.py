@@ -14,7 +14,8 @@ from mint_server.issuers import IssuerDirectory
 from mint_server.policies import PolicyError, TrustPolicy
 from mint_server.policy_files import PolicyStore, per_token_budgets, validate_policy
 from satgate.audit import AuditEvent, AuditLog
-from satgate.control_plane.policy_versions import PolicyConflict, PolicyVersion, PolicyVersions
+from satgate.control_plane.policy_versions import ENDED, PolicyConflict, PolicyVersion, PolicyVersions
+from satgate.control_plane.store import ControlPlaneStore
 from satgate.ledger import LedgerUnavailable
 
 log = structlog.get_logger("satgate.mint")
@@ -34,12 +35,13 @@ class Actor:
     token_id: str
 
 
-def _shown(policy: TrustPolicy, source: str, version: int | None) -> dict[str, Any]:
+def _shown(policy: TrustPolicy, source: str, version: int | None, state: str | None = None) -> dict[str, Any]:
     return {
         "name": policy.name,
         "tenant": policy.tenant,
         "provider": policy.provider,
-        "disabled": policy.disabled,
+        "state": state or ("disabled" if policy.disabled else "enabled"),
+        "disabled": policy.disabled or state == "revoked",
         "source": source,
         "read_only": source == "file",
         "version": version,
@@ -50,20 +52,21 @@ def _shown(policy: TrustPolicy, source: str, version: int | None) -> dict[str, A
 class ManagedPolicies:
     def __init__(
         self,
-        versions: PolicyVersions,
+        store: ControlPlaneStore,
         policies: PolicyStore,
         audit: AuditLog,
         attribute_keys: frozenset[str],
         *,
         require_scopes: bool = False,
     ) -> None:
-        self._versions = versions
+        self._store = store
+        self._versions: PolicyVersions = store.policies
         self._policies = policies
         self._audit = audit
         self._attribute_keys = attribute_keys
         self._require_scopes = require_scopes
         self._generation = -1
-        self._latest: dict[str, PolicyVersion] = {}
+        self._latest: dict[tuple[str, str], PolicyVersion] = {}  # (tenant, name): live and revoked API policies
         self.budgets: RuleBudgets | None = None  # carries a budget change to existing identity budgets
 
     @property
@@ -76,26 +79,36 @@ class ManagedPolicies:
         generation = await self._versions.generation()
         if generation == self._generation:
             return
-        current = await self._versions.current()
+        current = await self._versions.current(revoked=True)
         managed = []
         for version in current:
             try:
-                managed.append(TrustPolicy.model_validate(version.document))
+                policy = TrustPolicy.model_validate(version.document)
+                # A revoked policy never issues, yet still matches its identities (403, not "untrusted issuer")
+                # and keeps its issuer from being taken over by another tenant.
+                managed.append(policy.model_copy(update={"disabled": True}) if version.action == "revoke" else policy)
             except ValueError as exc:  # validated when written; a newer SatGate's field, say: keep the others
                 log.error("managed_policy_invalid", policy=version.name, detail=str(exc).splitlines()[0])
         self._policies.use_managed(managed)
-        self._latest = {v.name: v for v in current}
+        self._latest = {(v.tenant, v.name): v for v in current}
         self._generation = generation
 
     # ------------------------------------------------------------------ reads
     async def list_policies(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's policies with their state: enabled, disabled, or revoked (kept in sight, never issuing)."""
         await self.refresh()
-        files = self._policies.file_policy_names
-        return [
-            _shown(p, "file" if p.name in files else "api", None if p.name in files else self._latest[p.name].version)
-            for p in self._policies.current.policies
-            if p.tenant == tenant
-        ]
+        files = self._policies.file_policy_keys
+        revoked_files = await self._store.revoked_policies(tenant)
+        shown = []
+        for p in self._policies.current.policies:
+            if p.tenant != tenant:
+                continue
+            if (p.tenant, p.name) in files:
+                shown.append(_shown(p, "file", None, state="revoked" if p.name in revoked_files else None))
+            else:
+                latest = self._latest[(p.tenant, p.name)]
+                shown.append(_shown(p, "api", latest.version, "revoked" if latest.action == "revoke" else None))
+        return shown
 
     async def get(self, tenant: str, name: str) -> dict[str, Any]:
         found = next((p for p in await self.list_policies(tenant) if p["name"] == name), None)
@@ -104,7 +117,7 @@ class ManagedPolicies:
         return found
 
     async def history(self, tenant: str, name: str) -> list[dict[str, Any]]:
-        versions = [v for v in await self._versions.history(name) if v.tenant == tenant]
+        versions = await self._versions.history(tenant, name)
         if not versions:
             raise PolicyRefused(404, "not_found", f"no API-managed policy {name!r} in tenant {tenant!r}")
         return [v.to_json() for v in versions]
@@ -125,16 +138,23 @@ class ManagedPolicies:
         if reason is not None:
             raise PolicyRefused(409, "overlap", f"this policy would trust another tenant's identities: {reason}")
 
-    def _writable(self, name: str) -> None:
-        if name in self._policies.file_policy_names:
+    def _writable(self, tenant: str, name: str) -> None:
+        if (tenant, name) in self._policies.file_policy_keys:
             raise PolicyRefused(
                 403, "read_only", f"policy {name!r} comes from a policy file: change the file (it is read-only here)"
             )
 
     async def _owned(self, actor: Actor, name: str) -> PolicyVersion:
-        self._writable(name)
-        latest = await self._versions.latest(name)
-        if latest is None or latest.tenant != actor.tenant or latest.action == "delete":
+        self._writable(actor.tenant, name)
+        latest = await self._versions.latest(actor.tenant, name)
+        if latest is not None and latest.action == "revoke":
+            raise PolicyRefused(
+                409,
+                "revoked",
+                f"policy {name!r} is revoked, for good: it cannot be enabled or changed. Create a new policy (the "
+                "name is free again) if its identities should exchange once more",
+            )
+        if latest is None or latest.action == "delete":
             raise PolicyRefused(404, "not_found", f"no API-managed policy {name!r} in tenant {actor.tenant!r}")
         return latest
 
@@ -166,15 +186,12 @@ class ManagedPolicies:
 
     async def create(self, actor: Actor, document: object) -> dict[str, Any]:
         policy = self._validated(actor, document)
-        self._writable(policy.name)
+        self._writable(actor.tenant, policy.name)
         await self.refresh()  # another replica's newest policies count too
         self._refuse_overlap(policy)
-        latest = await self._versions.latest(policy.name)
-        if latest is not None and latest.action != "delete":
-            where = "your tenant" if latest.tenant == actor.tenant else "another tenant"
-            raise PolicyRefused(409, "conflict", f"policy {policy.name!r} exists in {where}; update it instead")
-        if latest is not None and latest.tenant != actor.tenant:
-            raise PolicyRefused(409, "conflict", f"policy name {policy.name!r} belongs to another tenant")
+        latest = await self._versions.latest(actor.tenant, policy.name)  # names are per tenant
+        if latest is not None and latest.action not in ENDED:
+            raise PolicyRefused(409, "conflict", f"policy {policy.name!r} exists; update it instead")
         for warning in per_token_budgets([policy]):
             log.warning("policy_budget_per_token", detail=warning, tenant=actor.tenant)
         dumped = policy.model_dump(mode="json", exclude_none=True)
@@ -217,3 +234,16 @@ class ManagedPolicies:
     async def delete(self, actor: Actor, name: str) -> dict[str, Any]:
         latest = await self._owned(actor, name)
         return await self._write(actor, name, "delete", None, latest.version)
+
+    async def revoke(self, actor: Actor, name: str) -> bool | None:
+        """Revoke an API policy: a `revoke` version keeping its document (listed as revoked, issuing nothing; its
+        name free again). True when revoked now, False when it was already, None when it is not an API policy."""
+        if (actor.tenant, name) in self._policies.file_policy_keys:
+            return None
+        latest = await self._versions.latest(actor.tenant, name)
+        if latest is None or latest.action == "delete":
+            return None
+        if latest.action == "revoke":
+            return False
+        await self._write(actor, name, "revoke", latest.document, latest.version)
+        return True

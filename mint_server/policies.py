@@ -229,8 +229,9 @@ class PolicyFile(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> PolicyFile:
-        names = [p.name for p in self.policies]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        """Names are per tenant (SPEC v2.2): two tenants may each have their `agents`."""
+        keys = [(p.tenant, p.name) for p in self.policies]
+        duplicates = sorted({f"{n} (tenant {t})" for t, n in keys if keys.count((t, n)) > 1})
         if duplicates:
             raise ValueError(f"duplicate policy name(s): {', '.join(duplicates)}")
         return self

@@ -247,16 +247,18 @@ class PolicyStore:
         return self._shared
 
     @property
-    def file_policy_names(self) -> frozenset[str]:
-        return frozenset(p.name for p in self._files.policies)
+    def file_policy_keys(self) -> frozenset[tuple[str, str]]:
+        """(tenant, name) of every file policy: names are per tenant."""
+        return frozenset((p.tenant, p.name) for p in self._files.policies)
 
     def use_managed(self, policies: list[TrustPolicy]) -> None:
         self._managed = policies
         self._combine()
 
     def _combine(self) -> None:
-        taken = self.file_policy_names
-        managed = [p for p in self._managed if p.name not in taken]  # the API refuses those; a file added later wins
+        taken = self.file_policy_keys
+        # the API refuses those; a file added later wins
+        managed = [p for p in self._managed if (p.tenant, p.name) not in taken]
         self.current = PolicyFile(policies=[*self._files.policies, *managed])
         self.directory = IssuerDirectory(self.current.policies, self._shared)
 

@@ -199,10 +199,10 @@ class MintService:
             rule = next((r for r in policy.trust_rules if rule_matches(r, identity)), None)
             if rule is None:
                 continue
-            if policy.disabled or await self.store.is_policy_revoked(policy.name):
+            if policy.disabled or await self.store.is_policy_revoked(policy.tenant, policy.name):
                 disabled_match = disabled_match or policy
                 continue
-            if wait := self._rate.wait((policy.name, workload_instance(identity))):
+            if wait := self._rate.wait((f"{policy.tenant}/{policy.name}", workload_instance(identity))):
                 retry_after = max(1, math.ceil(wait))
                 raise ExchangeDenied(
                     429,
@@ -229,7 +229,11 @@ class MintService:
             return await self._issuance.issue(policy, rule, identity)
         if disabled_match is not None:
             raise ExchangeDenied(
-                403, "policy_disabled", "the matching policy is disabled", policy=disabled_match, identity=identity
+                403,
+                "policy_disabled",
+                "the matching policy is disabled or revoked",
+                policy=disabled_match,
+                identity=identity,
             )
         raise ExchangeDenied(403, "no_matching_rule", "no trust rule matches this identity", identity=identity)
 
@@ -262,12 +266,23 @@ class MintService:
             before = {(p.tenant, p.name): p for p in self.policies.current.policies}
             if self.policies.reload_if_changed():
                 await self._carry_budget_changes(before)
-                names = [p.name for p in self.policies.current.policies]
-                disabled = [p.name for p in self.policies.current.policies if p.disabled]
-                log.info("policies_reloaded", policies=names, disabled=disabled)
-                await self._audit.append(
-                    AuditEvent(type="policy_change", details={"policies": names, "disabled": disabled})
-                )
+                await self._audit_reload(before)
+
+    async def _audit_reload(self, before: Mapping[tuple[str, str], TrustPolicy]) -> None:
+        """A policy file reload, recorded under each tenant it changed (its export and console show it), naming
+        the policies added, changed and removed."""
+        after = {(p.tenant, p.name): p for p in self.policies.current.policies}
+        changes: dict[str, dict[str, list[str]]] = {}
+        for key in sorted(before.keys() | after.keys()):
+            old, new = before.get(key), after.get(key)
+            kind = "added" if old is None else "removed" if new is None else "changed" if old != new else None
+            if kind is not None:
+                changes.setdefault(key[0], {"added": [], "changed": [], "removed": []})[kind].append(key[1])
+        log.info("policies_reloaded", tenants=sorted(changes))
+        for tenant, changed in changes.items():
+            disabled = sorted(name for (owner, name), p in after.items() if owner == tenant and p.disabled)
+            details = {"source": "file", "action": "reload", **changed, "disabled": disabled}
+            await self._audit.append(AuditEvent(type="policy_change", tenant=tenant, details=details))
 
     async def _carry_budget_changes(self, before: Mapping[tuple[str, str], TrustPolicy]) -> None:
         """A policy file's budget change reaches the identity budgets that exist (logged when the ledger is down:

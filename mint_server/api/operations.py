@@ -114,7 +114,7 @@ async def _delete_policy(admin: AdminService, token: VerifiedToken, r: PolicyNam
 
 
 async def _revoke_policy(admin: AdminService, token: VerifiedToken, r: RevokePolicyRequest) -> dict[str, Any]:
-    return await admin.revoke_policy(token, r.name, r.reason)
+    return await admin.revoke_policy(token, r.name, r.reason, revoke_tokens=r.revoke_tokens)
 
 
 async def _list_tokens(admin: AdminService, token: VerifiedToken, r: ListTokensRequest) -> dict[str, Any]:

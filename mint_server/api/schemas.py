@@ -40,6 +40,7 @@ class UpdatePolicyRequest(Model):
 class RevokePolicyRequest(Model):
     name: PolicyNameField
     reason: Reason = ""
+    revoke_tokens: bool = Field(False, description="also revoke every token issued under the policy (and its children)")
 
 
 class ListTokensRequest(Model):
@@ -109,6 +110,7 @@ class Policy(Model):
     name: str
     tenant: str
     provider: str
+    state: Literal["enabled", "disabled", "revoked"]
     disabled: bool
     source: Literal["file", "api"]
     read_only: bool
@@ -138,6 +140,7 @@ class RevokePolicyResponse(Model):
     policy: str
     revoked: bool
     already_revoked: bool
+    tokens_revoked: int = 0
 
 
 class BudgetWindowState(Model):

@@ -102,7 +102,7 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
     admin_verifier = TokenVerifier(keyring.current, attribute_keys=attribute_keys, tenants=config.authz.tenants)
     keyring.on_change(admin_verifier.use_keyring)
     usage = await open_usage_sink(config.control_plane, config.authz.usage.path) if config.authz.usage.enabled else None
-    managed = ManagedPolicies(store.policies, policies, audit, attribute_keys, require_scopes=mint.require_scopes)
+    managed = ManagedPolicies(store, policies, audit, attribute_keys, require_scopes=mint.require_scopes)
     service.managed = managed
     managed.budgets = service.budgets
     admin = AdminService(

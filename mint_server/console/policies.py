@@ -1,5 +1,5 @@
 """Trust policies: the list, one policy with its history as diffs, and — for admins, on API-managed policies —
-create, edit, enable/disable and delete, validated exactly as the admin API and policy files are."""
+create, edit, enable/disable and delete, validated exactly as the admin API and policy files are; revoke."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp import web
 
 from mint_server.console.web import ADMIN_KEY, checked_form, chrome_of, handler, page, refused_page, see_other, session
 from mint_server.managed_policies import Actor, PolicyRefused
+from mint_server.service import ExchangeDenied
 from satgate.tokens.verify import VerifiedToken
 
 MAX_DOCUMENT = 64 * 1024
@@ -174,3 +175,19 @@ async def disable_policy(request: web.Request) -> web.StreamResponse:
 @handler
 async def delete_policy(request: web.Request) -> web.StreamResponse:
     return await _change(request, "DeletePolicy")
+
+
+@handler
+async def revoke_policy(request: web.Request) -> web.StreamResponse:
+    """For good (SPEC v2.2): the policy stays listed as revoked; its tokens too when the box is ticked."""
+    token, form = await checked_form(request, "RevokePolicy")
+    name = request.match_info["name"]
+    if not form.get("confirm"):
+        return refused_page(request, 400, "confirm: tick the box — a revocation cannot be undone", token)
+    try:
+        await request.app[ADMIN_KEY].revoke_policy(
+            token, name, str(form.get("reason", ""))[:200], revoke_tokens=bool(form.get("revoke_tokens"))
+        )
+    except ExchangeDenied as refused:
+        return refused_page(request, refused.status, refused.message, token)
+    return see_other(f"/console/policies/{name}")

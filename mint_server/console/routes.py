@@ -29,4 +29,5 @@ ROUTES = (
     ("POST", "/console/policies/{name}/enable", policies.enable_policy),
     ("POST", "/console/policies/{name}/disable", policies.disable_policy),
     ("POST", "/console/policies/{name}/delete", policies.delete_policy),
+    ("POST", "/console/policies/{name}/revoke", policies.revoke_policy),
 )

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satgate.control_plane.schema import policy_versions
 
-ACTIONS = frozenset({"create", "update", "disable", "enable", "delete"})
+ACTIONS = frozenset({"create", "update", "disable", "enable", "delete", "revoke"})
+ENDED = ("delete", "revoke")  # the policy is gone (a revoked one stays listed, as revoked); its name is free again
 
 
 class PolicyConflict(Exception):
@@ -58,37 +59,33 @@ class PolicyVersions:
         async with self._engine.connect() as db:
             return int(await db.scalar(select(func.coalesce(func.max(policy_versions.c.seq), 0))) or 0)
 
-    async def latest(self, name: str) -> PolicyVersion | None:
-        query = select(policy_versions).where(policy_versions.c.name == name)
+    async def latest(self, tenant: str, name: str) -> PolicyVersion | None:
+        query = select(policy_versions).where(policy_versions.c.tenant == tenant, policy_versions.c.name == name)
         query = query.order_by(policy_versions.c.version.desc()).limit(1)
         async with self._engine.connect() as db:
             row = (await db.execute(query)).first()
         return _version(row) if row else None
 
-    async def current(self) -> list[PolicyVersion]:
-        """Each live policy's newest version, in the order the policies were first created (order matters)."""
-        newest = (
-            select(policy_versions.c.name, func.max(policy_versions.c.version).label("version"))
-            .group_by(policy_versions.c.name)
-            .subquery()
-        )
-        first = (
-            select(policy_versions.c.name, func.min(policy_versions.c.seq).label("first_seq"))
-            .group_by(policy_versions.c.name)
-            .subquery()
-        )
+    async def current(self, *, revoked: bool = False) -> list[PolicyVersion]:
+        """Each live policy's newest version, in the order the policies were first created (order matters);
+        with `revoked`, the revoked ones too (listed as such)."""
+        v = policy_versions.c
+        newest = select(v.tenant, v.name, func.max(v.version).label("version")).group_by(v.tenant, v.name).subquery()
+        first = select(v.tenant, v.name, func.min(v.seq).label("first_seq")).group_by(v.tenant, v.name).subquery()
+        ended = ["delete"] if revoked else list(ENDED)
         query = (
             select(policy_versions)
-            .join(newest, (newest.c.name == policy_versions.c.name) & (newest.c.version == policy_versions.c.version))
-            .join(first, first.c.name == policy_versions.c.name)
-            .where(policy_versions.c.action != "delete")
+            .join(newest, (newest.c.tenant == v.tenant) & (newest.c.name == v.name) & (newest.c.version == v.version))
+            .join(first, (first.c.tenant == v.tenant) & (first.c.name == v.name))
+            .where(v.action.not_in(ended))
             .order_by(first.c.first_seq)
         )
         async with self._engine.connect() as db:
             return [_version(row) for row in await db.execute(query)]
 
-    async def history(self, name: str) -> list[PolicyVersion]:
-        query = select(policy_versions).where(policy_versions.c.name == name).order_by(policy_versions.c.version)
+    async def history(self, tenant: str, name: str) -> list[PolicyVersion]:
+        v = policy_versions.c
+        query = select(policy_versions).where(v.tenant == tenant, v.name == name).order_by(v.version)
         async with self._engine.connect() as db:
             return [_version(row) for row in await db.execute(query)]
 

@@ -88,7 +88,7 @@ policy_versions = Table(
     Column("document", JSON),
     Column("created_at", Float, nullable=False),
     Column("actor", Text, nullable=False),
-    UniqueConstraint("name", "version", name="policy_versions_once"),  # two writers of one version: one wins
+    UniqueConstraint("tenant", "name", "version", name="policy_versions_once"),  # two writers of one: one wins
 )
 
 budget_changes = Table(
@@ -106,11 +106,12 @@ budget_changes = Table(
     Index("budget_changes_by_target", "tenant", "target_id"),
 )
 
-revoked_policies = Table(
-    "revoked_policies",
+# Revoked file policies, per tenant (an API policy's revocation is its `revoke` version)
+policy_revocations = Table(
+    "policy_revocations",
     metadata,
+    Column("tenant", Text, primary_key=True),
     Column("name", Text, primary_key=True),
-    Column("tenant", Text, nullable=False),
     Column("revoked_at", Float, nullable=False),
     Column("reason", Text, nullable=False),
 )

@@ -18,7 +18,7 @@ from satgate.control_plane.policy_versions import PolicyVersions
 from satgate.control_plane.schema import (
     budget_changes,
     delegations,
-    revoked_policies,
+    policy_revocations,
     time_slot,
     tokens,
     used_signatures,
@@ -265,24 +265,26 @@ class ControlPlaneStore:
             ]
 
     # ------------------------------------------------------------------ trust policies
-    async def revoke_policy(self, name: str, tenant: str, reason: str) -> bool:
-        """False when it was revoked already (by this replica or another)."""
+    async def revoke_policy(self, tenant: str, name: str, reason: str) -> bool:
+        """A file policy's revocation (permanent). False when it was revoked already (by any replica)."""
         statement = (
-            self._insert(revoked_policies)
-            .values(name=name, tenant=tenant, revoked_at=time.time(), reason=reason)
+            self._insert(policy_revocations)
+            .values(tenant=tenant, name=name, revoked_at=time.time(), reason=reason)
             .on_conflict_do_nothing()
         )
         async with self._engine.begin() as db:
             return (await db.execute(statement)).rowcount == 1
 
-    async def is_policy_revoked(self, name: str) -> bool:
+    async def is_policy_revoked(self, tenant: str, name: str) -> bool:
         """Asked at every exchange a policy would issue for: a revocation through any replica holds at once."""
+        revoked = policy_revocations.c
         async with self._engine.connect() as db:
-            return bool(await db.scalar(select(exists().where(revoked_policies.c.name == name))))
+            return bool(await db.scalar(select(exists().where(revoked.tenant == tenant, revoked.name == name))))
 
-    async def revoked_policies(self) -> frozenset[str]:
+    async def revoked_policies(self, tenant: str) -> frozenset[str]:
+        query = select(policy_revocations.c.name).where(policy_revocations.c.tenant == tenant)
         async with self._engine.connect() as db:
-            return frozenset(await db.scalars(select(revoked_policies.c.name)))
+            return frozenset(await db.scalars(query))
 
     # ------------------------------------------------------------------ one-time credentials
     async def first_use(self, digest: bytes, fresh_until: float) -> bool:

@@ -54,12 +54,14 @@ async def test_a_delegation_id_is_recorded_once(store):
         await store.record_delegation(step("d1", None))
 
 
-async def test_revoking_a_policy_is_idempotent_and_seen_at_once(store):
-    assert not await store.is_policy_revoked("ci")
-    assert await store.revoke_policy("ci", "acme", "leaked") is True
-    assert await store.revoke_policy("ci", "acme", "again") is False
-    assert await store.is_policy_revoked("ci")
-    assert await store.revoked_policies() == frozenset({"ci"})
+async def test_revoking_a_policy_is_idempotent_seen_at_once_and_per_tenant(store):
+    assert not await store.is_policy_revoked("acme", "ci")
+    assert await store.revoke_policy("acme", "ci", "leaked") is True
+    assert await store.revoke_policy("acme", "ci", "again") is False
+    assert await store.is_policy_revoked("acme", "ci")
+    assert await store.revoked_policies("acme") == frozenset({"ci"})
+    assert not await store.is_policy_revoked("globex", "ci")  # another tenant's "ci" is another policy
+    assert await store.revoked_policies("globex") == frozenset()
 
 
 async def test_a_one_time_credential_is_accepted_once(store):
@@ -91,8 +93,8 @@ async def test_replicas_share_the_tree_and_the_revocations(control_plane_url):
         await one.record_delegation(step("d1", None))
         await two.record_delegation(step("d2", "d1"))
         assert [r.delegation_id for r in await two.subtree("acme", "d1")] == ["d1", "d2"]
-        await two.revoke_policy("ci", "acme", "leaked")
-        assert await one.is_policy_revoked("ci")
+        await two.revoke_policy("acme", "ci", "leaked")
+        assert await one.is_policy_revoked("acme", "ci")
     finally:
         await one.close()
         await two.close()

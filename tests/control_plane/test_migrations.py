@@ -72,7 +72,7 @@ async def test_a_mint_db_from_before_migrations_is_adopted_with_its_records(tmp_
         )
     store = await ControlPlaneStore.open(f"sqlite:///{path}")
     assert [r.delegation_id for r in await store.subtree("acme", "d1")] == ["d1"]
-    assert await store.is_policy_revoked("ci")
+    assert await store.is_policy_revoked("acme", "ci")  # carried to policy_revocations, now per tenant
     assert await store.schema_revision() == head_revision()
     await store.close()
 

@@ -201,7 +201,12 @@ async def test_revoking_a_trust_policy_stops_issuance_and_spares_issued_tokens(i
     response = await mint_server.client.post(
         "/api/admin/policies/agents/revoke", headers=bearer(admin_token(keyring)), json={"reason": "incident 42"}
     )
-    assert (await response.json()) == {"policy": "agents", "revoked": True, "already_revoked": False}
+    assert (await response.json()) == {
+        "policy": "agents",
+        "revoked": True,
+        "already_revoked": False,
+        "tokens_revoked": 0,
+    }
     status, body = await mint_server.exchange(idp.token("agent-1", "satgate"))
     assert (status, body["error"]) == (403, "policy_disabled")
     assert await valid(mint_server, issued["token"])

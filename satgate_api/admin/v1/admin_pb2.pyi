@@ -18,7 +18,7 @@ class PolicyName(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("name", "tenant", "provider", "disabled", "source", "read_only", "version", "document")
+    __slots__ = ("name", "tenant", "provider", "disabled", "source", "read_only", "version", "document", "state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Policy(_message.Message):
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     tenant: str
     provider: str
@@ -35,7 +36,8 @@ class Policy(_message.Message):
     read_only: bool
     version: int
     document: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., provider: _Optional[str] = ..., disabled: _Optional[bool] = ..., source: _Optional[str] = ..., read_only: _Optional[bool] = ..., version: _Optional[int] = ..., document: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    state: str
+    def __init__(self, name: _Optional[str] = ..., tenant: _Optional[str] = ..., provider: _Optional[str] = ..., disabled: _Optional[bool] = ..., source: _Optional[str] = ..., read_only: _Optional[bool] = ..., version: _Optional[int] = ..., document: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ListPoliciesResponse(_message.Message):
     __slots__ = ("policies",)
@@ -84,22 +86,26 @@ class UpdatePolicyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., document: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class RevokePolicyRequest(_message.Message):
-    __slots__ = ("name", "reason")
+    __slots__ = ("name", "reason", "revoke_tokens")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     name: str
     reason: str
-    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    revoke_tokens: bool
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ..., revoke_tokens: _Optional[bool] = ...) -> None: ...
 
 class RevokePolicyResponse(_message.Message):
-    __slots__ = ("policy", "revoked", "already_revoked")
+    __slots__ = ("policy", "revoked", "already_revoked", "tokens_revoked")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
     ALREADY_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_REVOKED_FIELD_NUMBER: _ClassVar[int]
     policy: str
     revoked: bool
     already_revoked: bool
-    def __init__(self, policy: _Optional[str] = ..., revoked: _Optional[bool] = ..., already_revoked: _Optional[bool] = ...) -> None: ...
+    tokens_revoked: int
+    def __init__(self, policy: _Optional[str] = ..., revoked: _Optional[bool] = ..., already_revoked: _Optional[bool] = ..., tokens_revoked: _Optional[int] = ...) -> None: ...
 
 class ListTokensRequest(_message.Message):
     __slots__ = ("policy", "label", "before", "limit")
