@@ -101,20 +101,22 @@ class BudgetExhaustedEvents:
             )
             await self._audit.append(event)
 
-    async def _exhausted_bucket(self, refused: _Refused) -> Bucket | None:
-        """The first bucket of the chain that cannot pay (off the decision path: one read per bucket)."""
-        for bucket in refused.token.buckets:
-            left = await self._ledger.remaining(refused.token.tenant, (bucket,))
-            if left is not None and left < refused.cost:
-                return bucket
-        return None
+    async def _exhausted_bucket(self, refused: _Refused) -> tuple[Bucket | None, int | None]:
+        """The first bucket of the chain that cannot pay and its limit now — changes included, the ledger's own for
+        an identity budget (off the decision path: one read)."""
+        token = refused.token
+        balances = await self._ledger.balances_each(token.tenant, token.buckets)
+        for bucket, (left, limit) in zip(token.buckets, balances, strict=True):
+            if left < refused.cost:
+                return bucket, bucket.limit if limit is None else limit
+        return None, None
 
     async def _write(self, refused: _Refused) -> None:
         token = refused.token
         try:
-            bucket = await self._exhausted_bucket(refused)
+            bucket, limit = await self._exhausted_bucket(refused)
         except LedgerUnavailable:
-            bucket = None
+            bucket, limit = None, None
         if bucket is None and token.buckets:
             bucket = token.buckets[-1]  # the store is gone or already refunded: name the innermost
         delegation_id = token.revocation_ids[-1] if len(token.revocation_ids) > 1 else None
@@ -125,7 +127,7 @@ class BudgetExhaustedEvents:
             token_id=token.token_id,
             details={
                 "bucket_id": bucket.bucket_id if bucket else None,
-                "bucket_limit": bucket.limit if bucket else None,
+                "bucket_limit": limit if limit is not None else bucket.limit if bucket else None,
                 "delegation_id": delegation_id,
                 "cost": refused.cost,
                 "remaining": refused.remaining,

@@ -47,21 +47,27 @@ class TokenAdmin:
                 wanted.append((i, "lifetime", lifetime))
             if (window := _window_bucket(r)) is not None:
                 wanted.append((i, "window", window))
-        lefts = await _answered(self._ledger.remaining_each(tenant, tuple(b for _, _, b in wanted), at=now))
+        balances = await _answered(self._ledger.balances_each(tenant, tuple(b for _, _, b in wanted), at=now))
         remaining: list[int | None] = [None] * len(records)
+        limits: list[int | None] = [None] * len(records)
         windows: list[dict[str, Any] | None] = [None] * len(records)
-        for (i, kind, bucket), left in zip(wanted, lefts, strict=True):
+        for (i, kind, bucket), (left, limit) in zip(wanted, balances, strict=True):
             if kind == "lifetime":
                 remaining[i] = left
+                limits[i] = limit  # an identity budget's limit now (a policy change, a top-up)
             else:
-                credits = BudgetWindow.parse(records[i].budget_window).credits
+                credits = BudgetWindow.parse(records[i].budget_window).credits if limit is None else limit
                 windows[i] = _window_state(bucket, left, now, credits)
         ids = tuple(getattr(r, id_field) for r in records)
         revoked = await _answered(self._ledger.revoked_each(tenant, ids))
-        return [
+        listed = [
             {**r.to_json(), "remaining": left, "window": window, "revoked": gone}
             for r, left, window, gone in zip(records, remaining, windows, revoked, strict=True)
         ]
+        if id_field == "token_id":  # registry tokens: an identity budget's limit now
+            for shown, limit in zip(listed, limits, strict=True):
+                shown["budget_limit"] = limit
+        return listed
 
     async def list_tokens(
         self, admin: VerifiedToken, *, policy: str | None, label: str | None, before: float | None, limit: int

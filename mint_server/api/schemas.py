@@ -173,6 +173,7 @@ class Token(Model):
     budget_per: str | None = None
     budget_rule: str | None = None
     budget_period: str | None = None
+    budget_limit: int | None = None  # an identity budget's limit now (budget_credits: as issued)
 
 
 class ListTokensResponse(Model):

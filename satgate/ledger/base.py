@@ -139,6 +139,14 @@ class Ledger(Protocol):
         """Each bucket's own remaining credits, in one round trip (listings: a page of tokens)."""
         ...
 
+    async def balances_each(
+        self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None
+    ) -> list[tuple[int, int | None]]:
+        """Each bucket's (remaining, limit now), in one round trip: a windowed bucket's limit with its changes
+        (the one a page or an alert must name after a budget change); None for a lifetime bucket, whose one
+        counter holds its spending and its changes alike."""
+        ...
+
     async def adjust(
         self, tenant: str, bucket: Bucket, delta: int, change_id: str, *, at: float | None = None
     ) -> BudgetAdjustment:

@@ -387,16 +387,24 @@ class RedisLedger:
         return [bool(f) for f in found]
 
     async def remaining_each(self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None) -> list[int]:
+        return [left for left, _limit in await self.balances_each(tenant, buckets, at=at)]
+
+    async def balances_each(
+        self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None
+    ) -> list[tuple[int, int | None]]:
         if not buckets:
             return []
         keys, _keeps = bucket_keys(tenant, buckets, self._clock() if at is None else at)
         counters = [key for i, key in enumerate(keys) if i % 3 != 2]  # one tenant: one slot, so one MGET
         spent = await self._call(_command(self._client.mget, counters))
-        left = []
+        found: list[tuple[int, int | None]] = []
         for j, bucket in enumerate(buckets):
             changes, window = int(spent[2 * j] or 0), int(spent[2 * j + 1] or 0)
-            left.append(max(bucket.limit - changes - (window if bucket.period is not None else 0), 0))
-        return left
+            if bucket.period is None:  # its one counter holds spending and changes alike
+                found.append((max(bucket.limit - changes, 0), None))
+            else:
+                found.append((max(bucket.limit - changes - window, 0), bucket.limit - changes))
+        return found
 
     async def close(self) -> None:
         if self._sending:  # pipelines in flight settle (and owe their refunds) first

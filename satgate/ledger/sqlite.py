@@ -391,9 +391,19 @@ class SqliteLedger:
         """Windowed buckets in the window of `at` (default now)."""
         if not buckets:
             return []
+        return [left for left, _limit in await self.balances_each(tenant, buckets, at=at)]
+
+    async def balances_each(
+        self, tenant: str, buckets: tuple[Bucket, ...], *, at: float | None = None
+    ) -> list[tuple[int, int | None]]:
+        if not buckets:
+            return []
         when = time.time() if at is None else at
         balances = await self._run(lambda db: sqlite_jobs.balances(db, tenant, buckets, when), write=False)
-        return [max(left, 0) for left, _limit in balances]
+        return [
+            (max(left, 0), None if bucket.period is None else limit)  # a lifetime row mixes spending and changes
+            for (left, limit), bucket in zip(balances, buckets, strict=True)
+        ]
 
     async def probe(self) -> None:
         await self._reader.run(lambda db: None)  # the reader checks the file and marker before every job

@@ -9,6 +9,9 @@ import aiohttp
 import httpx
 import pytest
 
+from satgate.keyring import load_keyring
+from satgate.timefmt import format_utc
+from satgate.tokens.mint import mint
 from satgate_dev.demo_idp import DemoIdp
 from satgate_dev.devstack import LOOPBACK, Stack, StackPorts
 from satgate_dev.redis_server import RedisServer
@@ -186,3 +189,24 @@ def test_a_policy_budget_cut_reaches_tokens_already_issued(stack, tmp_path):
         while exchange(stack, f"agent-restored-{time.monotonic_ns()}")["identity_budget"]["remaining"] != 20:
             assert time.monotonic() < deadline, "the Mint did not reload the restored policy"
             time.sleep(0.2)
+
+
+def test_the_exhausted_alert_and_the_registry_name_the_limit_the_ledger_holds(stack):
+    from tests.e2e.test_budget_exhausted_once import exhausted_events
+
+    issued = exchange(stack, "agent-alert")
+    bucket_id = next(c for c in issued["caveats"] if c.startswith("budget_bucket")).split(" = ")[1].split("/")[0]
+    assert asyncio.run(spend(stack, [issued["token"]], 21)).count(402) == 1
+    deadline = time.monotonic() + 15
+    while not (mine := [e for e in exhausted_events(stack) if e["details"]["bucket_id"] == bucket_id]):
+        assert time.monotonic() < deadline, "no budget_exhausted record"
+        time.sleep(0.2)
+    assert mine[0]["details"]["bucket_limit"] == 20  # the rule's, held by the ledger (the caveat carries none)
+    keyring = load_keyring(stack.state_dir / "keyring.json")
+    admin = mint(keyring, "demo", [("expires", format_utc(time.time() + 600)), ("scope", "satgate:admin")]).token
+    listed = httpx.get(
+        f"http://{LOOPBACK}:{stack.ports.mint}/api/admin/tokens/{issued['token_id']}",
+        headers={"authorization": f"Bearer {admin}"},
+        trust_env=False,
+    ).json()["token"]
+    assert (listed["budget_limit"], listed["remaining"], listed["budget_per"]) == (20, 0, "identity")

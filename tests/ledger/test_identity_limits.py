@@ -59,3 +59,12 @@ async def test_thresholds_are_fractions_of_the_limit_the_ledger_holds(ledger):
 async def test_a_lifetime_bucket_is_refused(ledger):
     with pytest.raises(ValueError, match="windowed"):
         await ledger.set_limit("acme", Bucket(secrets.token_hex(16), 5), 5)
+
+
+async def test_balances_name_a_windowed_buckets_limit_now_and_no_lifetime_limit(ledger):
+    bucket, lifetime = identity_bucket(), Bucket(secrets.token_hex(16), 9)
+    await ledger.set_limit("acme", bucket, 12)
+    await ledger.debit(at(T0, [bucket, lifetime], cost=2))
+    assert await ledger.balances_each("acme", (bucket, lifetime), at=T0) == [(10, 12), (7, None)]
+    await ledger.adjust("acme", bucket, -4, secrets.token_hex(8), at=T0)  # a cut for this identity alone
+    assert (await ledger.balances_each("acme", (bucket,), at=T0)) == [(6, 8)]
