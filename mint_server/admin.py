@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mint_server.admin_registry import TokenAdmin
+from mint_server.identity_budget_admin import IdentityBudgetAdmin
 from mint_server.managed_policies import Actor, ManagedPolicies
 from mint_server.policy_files import PolicyStore
 from mint_server.roles import OPERATION_ROLES, allows, role_of
@@ -97,6 +98,7 @@ class AdminService:
     ) -> None:
         self.managed = managed
         self.tokens = tokens
+        self.identity_budgets = IdentityBudgetAdmin(store=store, ledger=ledger, audit=audit)
         self._verifier = verifier
         self._ledger = ledger
         self._audit = audit

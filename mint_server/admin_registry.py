@@ -22,7 +22,7 @@ from satgate.usage import UsageSink, grouping
 T = TypeVar("T")
 
 
-async def _answered(call: Awaitable[T]) -> T:
+async def answered(call: Awaitable[T]) -> T:
     """A ledger read or change, or 503: the ledger cannot answer, nothing is assumed."""
     try:
         return await call
@@ -47,7 +47,7 @@ class TokenAdmin:
                 wanted.append((i, "lifetime", lifetime))
             if (window := _window_bucket(r)) is not None:
                 wanted.append((i, "window", window))
-        balances = await _answered(self._ledger.balances_each(tenant, tuple(b for _, _, b in wanted), at=now))
+        balances = await answered(self._ledger.balances_each(tenant, tuple(b for _, _, b in wanted), at=now))
         remaining: list[int | None] = [None] * len(records)
         limits: list[int | None] = [None] * len(records)
         windows: list[dict[str, Any] | None] = [None] * len(records)
@@ -59,7 +59,7 @@ class TokenAdmin:
                 credits = BudgetWindow.parse(records[i].budget_window).credits if limit is None else limit
                 windows[i] = _window_state(bucket, left, now, credits)
         ids = tuple(getattr(r, id_field) for r in records)
-        revoked = await _answered(self._ledger.revoked_each(tenant, ids))
+        revoked = await answered(self._ledger.revoked_each(tenant, ids))
         listed = [
             {**r.to_json(), "remaining": left, "window": window, "revoked": gone}
             for r, left, window, gone in zip(records, remaining, windows, revoked, strict=True)
@@ -116,7 +116,7 @@ class TokenAdmin:
         """A top-up (delta > 0) or a cut (delta < 0) of the budget that token or delegation carries; of a windowed
         budget, its per-window limit from the current window on."""
         chosen, _ = await self._budgeted(admin.tenant, target_id, bucket)
-        change = await _answered(self._ledger.adjust(admin.tenant, chosen, delta, secrets.token_hex(16)))
+        change = await answered(self._ledger.adjust(admin.tenant, chosen, delta, secrets.token_hex(16)))
         if not change.applied:
             spent = "spent in the current window" if chosen.period is not None else "spent"
             raise ExchangeDenied(

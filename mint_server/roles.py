@@ -25,6 +25,7 @@ OPERATION_ROLES: dict[str, str] = {
     "ListDelegations": VIEWER,
     "QueryUsage": VIEWER,
     "ExportAudit": VIEWER,
+    "ListIdentityBudgets": VIEWER,
     # act on tokens: member
     "Revoke": MEMBER,
     # policies and budgets: admin
@@ -35,6 +36,7 @@ OPERATION_ROLES: dict[str, str] = {
     "DeletePolicy": ADMIN,
     "RevokePolicy": ADMIN,
     "ChangeBudget": ADMIN,
+    "ChangeIdentityBudget": ADMIN,
 }
 
 

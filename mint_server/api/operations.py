@@ -13,6 +13,7 @@ from mint_server.admin import AdminService
 from mint_server.api.schemas import (
     BudgetChange,
     ChangeBudgetRequest,
+    ChangeIdentityBudgetRequest,
     CreatePolicyRequest,
     Empty,
     ExportAuditRequest,
@@ -21,6 +22,8 @@ from mint_server.api.schemas import (
     GetTokenResponse,
     ListDelegationsRequest,
     ListDelegationsResponse,
+    ListIdentityBudgetsRequest,
+    ListIdentityBudgetsResponse,
     ListPoliciesResponse,
     ListTokensRequest,
     ListTokensResponse,
@@ -147,6 +150,18 @@ async def _export_audit(admin: AdminService, token: VerifiedToken, r: ExportAudi
     return {"records": records[-r.limit :] if r.limit else records}
 
 
+async def _list_identity_budgets(
+    admin: AdminService, token: VerifiedToken, r: ListIdentityBudgetsRequest
+) -> dict[str, Any]:
+    return await admin.identity_budgets.list(token, r.policy)
+
+
+async def _change_identity_budget(
+    admin: AdminService, token: VerifiedToken, r: ChangeIdentityBudgetRequest
+) -> dict[str, Any]:
+    return await admin.identity_budgets.change(token, r.policy, r.identity, delta=r.delta, reason=r.reason, kind=r.kind)
+
+
 _P = "/api/admin/policies"
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -242,6 +257,24 @@ OPERATIONS: tuple[Operation, ...] = (
         BudgetChange,
         _change_budget,
         "Top up or cut a budget",
+    ),
+    Operation(
+        "ListIdentityBudgets",
+        "GET",
+        "/api/admin/identity-budgets",
+        ListIdentityBudgetsRequest,
+        ListIdentityBudgetsResponse,
+        _list_identity_budgets,
+        "A policy's identity budgets, by rule and identity, with what they have left",
+    ),
+    Operation(
+        "ChangeIdentityBudget",
+        "POST",
+        "/api/admin/identity-budgets",
+        ChangeIdentityBudgetRequest,
+        BudgetChange,
+        _change_identity_budget,
+        "Top up or cut one identity's budget under a policy",
     ),
     Operation(
         "Revoke",

@@ -69,6 +69,26 @@ class ChangeBudgetRequest(Model):
         return self
 
 
+class ListIdentityBudgetsRequest(Model):
+    policy: PolicyNameField
+
+
+class ChangeIdentityBudgetRequest(Model):
+    policy: PolicyNameField
+    identity: Annotated[str, Field(min_length=1, max_length=1024, description="the identity's subject (sub, ARN)")]
+    delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
+    reason: Reason = ""
+    kind: Literal["credits", "window"] | None = Field(
+        None, description="which of the rule's budgets: credits (per ttl period) or window; default credits"
+    )
+
+    @model_validator(mode="after")
+    def _moves(self) -> ChangeIdentityBudgetRequest:
+        if self.delta == 0:
+            raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
+        return self
+
+
 class RevokeRequest(Model):
     id: Id
     reason: Reason = ""
@@ -198,6 +218,25 @@ class Delegation(Model):
     budget_window: str | None = None
     window_bucket_id: str | None = None
     window: BudgetWindowState | None = None
+
+
+class IdentityBudget(Model):
+    """One identity budget of a trust rule (SPEC v2.2): shared by every token issued for its budget key."""
+
+    rule: str
+    kind: Literal["credits", "window"]
+    bucket_id: str
+    period: str
+    identities: list[str]  # the subjects its tokens were issued to (at most 20 shown)
+    tokens: int
+    limit: int | None
+    remaining: int
+    resets_at: str
+
+
+class ListIdentityBudgetsResponse(Model):
+    policy: str
+    budgets: list[IdentityBudget]
 
 
 class BudgetChange(Model):

@@ -240,6 +240,26 @@ class ControlPlaneStore:
                     found.add((rule, "window", window_id, window.partition("/")[2]))
         return sorted(found)
 
+    async def identity_budget_holders(self, tenant: str, policy: str, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Per identity budget of a policy and subject: its buckets and how many tokens were issued on them."""
+        t = tokens.c
+        query = (
+            select(
+                t.budget_rule,
+                t.bucket_id,
+                t.budget_period,
+                t.window_bucket_id,
+                t.budget_window,
+                t.subject,
+                func.count().label("issued"),
+            )
+            .where(t.tenant == tenant, t.policy == policy, t.budget_per.is_not(None))
+            .group_by(t.budget_rule, t.bucket_id, t.budget_period, t.window_bucket_id, t.budget_window, t.subject)
+            .limit(limit)
+        )
+        async with self._engine.connect() as db:
+            return [dict(row._mapping) for row in await db.execute(query)]
+
     async def issued_timeline(self, tenant: str, since: float, step_seconds: int) -> dict[int, int]:
         """Tokens issued per slot of `step_seconds` (slot start → count)."""
         slot = time_slot(tokens.c.issued_at, step_seconds, self._engine.dialect.name).label("slot")

@@ -38,6 +38,8 @@ SAMPLE = {
     "ListTokens": {},
     "GetToken": {"token_id": HEX},
     "ChangeBudget": {"id": HEX, "delta": 1},
+    "ListIdentityBudgets": {"policy": "agents"},
+    "ChangeIdentityBudget": {"policy": "agents", "identity": "agent-1", "delta": 1},
     "Revoke": {"id": HEX},
     "ListDelegations": {"token_id": HEX},
     "QueryUsage": {},

@@ -116,3 +116,36 @@ async def test_a_budget_change_through_the_api_reaches_tokens_already_issued(idp
         await ledger.close()
     changes = [r for r in await m.audit() if r["type"] == "budget_change"]
     assert [(r["policy"], r["details"]["identity_buckets"]) for r in changes] == [("managed", 1)]
+
+
+async def test_the_admin_api_lists_and_changes_identity_budgets(idp, start_mint, keyring):
+    m = await start_mint(policies(oidc_policy(idp.issuer, issue="budget_credits: 10, ttl: 2h, scopes: [api:read]")))
+    for subject in ("agent-1", "agent-1", "agent-2"):
+        await m.exchange(idp.token(subject, "satgate"))
+    admin = bearer(admin_token(keyring))
+    listed = await (await m.client.get("/api/admin/identity-budgets?policy=agents", headers=admin)).json()
+    rows = {tuple(b["identities"]): b for b in listed["budgets"]}
+    assert set(rows) == {("agent-1",), ("agent-2",)}
+    one = rows[("agent-1",)]
+    assert (one["tokens"], one["limit"], one["remaining"], one["period"], one["kind"]) == (2, 10, 10, "2h", "credits")
+
+    changed = await m.client.post(
+        "/api/admin/identity-budgets", headers=admin, json={"policy": "agents", "identity": "agent-1", "delta": 5}
+    )
+    assert changed.status == 200 and (await changed.json())["remaining"] == 15
+    _, again = await m.exchange(idp.token("agent-1", "satgate"))
+    assert again["identity_budget"]["remaining"] == 15  # the identity's, whichever token it holds
+    viewer = bearer(admin_token(keyring, "acme", "satgate:viewer"))
+    refused = await m.client.post(
+        "/api/admin/identity-budgets", headers=viewer, json={"policy": "agents", "identity": "agent-1", "delta": 5}
+    )
+    assert refused.status == 403
+    unknown = await m.client.post(
+        "/api/admin/identity-budgets", headers=admin, json={"policy": "agents", "identity": "nobody", "delta": 5}
+    )
+    assert unknown.status == 404
+    other_tenant = bearer(admin_token(keyring, "globex"))
+    assert (await (await m.client.get("/api/admin/identity-budgets?policy=agents", headers=other_tenant)).json()) == {
+        "policy": "agents",
+        "budgets": [],
+    }

@@ -358,3 +358,53 @@ class ExportAuditResponse(_message.Message):
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, records: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListIdentityBudgetsRequest(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    def __init__(self, policy: _Optional[str] = ...) -> None: ...
+
+class IdentityBudget(_message.Message):
+    __slots__ = ("rule", "kind", "bucket_id", "period", "identities", "tokens", "limit", "remaining", "resets_at")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    kind: str
+    bucket_id: str
+    period: str
+    identities: _containers.RepeatedScalarFieldContainer[str]
+    tokens: int
+    limit: int
+    remaining: int
+    resets_at: str
+    def __init__(self, rule: _Optional[str] = ..., kind: _Optional[str] = ..., bucket_id: _Optional[str] = ..., period: _Optional[str] = ..., identities: _Optional[_Iterable[str]] = ..., tokens: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., resets_at: _Optional[str] = ...) -> None: ...
+
+class ListIdentityBudgetsResponse(_message.Message):
+    __slots__ = ("policy", "budgets")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    budgets: _containers.RepeatedCompositeFieldContainer[IdentityBudget]
+    def __init__(self, policy: _Optional[str] = ..., budgets: _Optional[_Iterable[_Union[IdentityBudget, _Mapping]]] = ...) -> None: ...
+
+class ChangeIdentityBudgetRequest(_message.Message):
+    __slots__ = ("policy", "identity", "delta", "reason", "kind")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    identity: str
+    delta: int
+    reason: str
+    kind: str
+    def __init__(self, policy: _Optional[str] = ..., identity: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...

@@ -94,6 +94,16 @@ class AdminStub:
                 request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.SerializeToString,
                 response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
                 _registered_method=True)
+        self.ListIdentityBudgets = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/ListIdentityBudgets',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsResponse.FromString,
+                _registered_method=True)
+        self.ChangeIdentityBudget = channel.unary_unary(
+                '/satgate_api.admin.v1.Admin/ChangeIdentityBudget',
+                request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeIdentityBudgetRequest.SerializeToString,
+                response_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
+                _registered_method=True)
         self.Revoke = channel.unary_unary(
                 '/satgate_api.admin.v1.Admin/Revoke',
                 request_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.RevokeRequest.SerializeToString,
@@ -195,6 +205,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIdentityBudgets(self, request, context):
+        """A trust rule's identity budgets (v2.2): one per budget key, shared by every token issued for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeIdentityBudget(self, request, context):
+        """Top up or cut one identity's budget under a policy (until the policy's own budget changes again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Revoke(self, request, context):
         """Revoke a token id or a delegation id: everything carrying it is denied from its next request on.
         """
@@ -282,6 +306,16 @@ def add_AdminServicer_to_server(servicer, server):
             'ChangeBudget': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangeBudget,
                     request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.SerializeToString,
+            ),
+            'ListIdentityBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdentityBudgets,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsRequest.FromString,
+                    response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsResponse.SerializeToString,
+            ),
+            'ChangeIdentityBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeIdentityBudget,
+                    request_deserializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeIdentityBudgetRequest.FromString,
                     response_serializer=satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.SerializeToString,
             ),
             'Revoke': grpc.unary_unary_rpc_method_handler(
@@ -628,6 +662,60 @@ class Admin:
             target,
             '/satgate_api.admin.v1.Admin/ChangeBudget',
             satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeBudgetRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdentityBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/ListIdentityBudgets',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsRequest.SerializeToString,
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ListIdentityBudgetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeIdentityBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satgate_api.admin.v1.Admin/ChangeIdentityBudget',
+            satgate__api_dot_admin_dot_v1_dot_admin__pb2.ChangeIdentityBudgetRequest.SerializeToString,
             satgate__api_dot_admin_dot_v1_dot_admin__pb2.BudgetChange.FromString,
             options,
             channel_credentials,
