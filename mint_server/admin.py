@@ -14,6 +14,7 @@ from mint_server.admin_registry import TokenAdmin
 from mint_server.identity_budget_admin import IdentityBudgetAdmin
 from mint_server.managed_policies import Actor, ManagedPolicies
 from mint_server.policy_files import PolicyStore
+from mint_server.refusals import AdminRefusals
 from mint_server.roles import OPERATION_ROLES, allows, role_of
 from mint_server.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog, category_of
@@ -93,12 +94,14 @@ class AdminService:
         attribute_keys: frozenset[str],
         max_ttl_seconds: int,
         leeway_seconds: float = 30.0,
+        refusal_audit_seconds: float = 60.0,
         managed: ManagedPolicies,
         tokens: TokenAdmin,
     ) -> None:
         self.managed = managed
         self.tokens = tokens
         self.identity_budgets = IdentityBudgetAdmin(store=store, ledger=ledger, audit=audit)
+        self.refusals = AdminRefusals(audit, interval_seconds=refusal_audit_seconds)
         self._verifier = verifier
         self._ledger = ledger
         self._audit = audit

@@ -174,7 +174,7 @@ class AdminGrpc(admin_pb2_grpc.AdminServicer):
                     )
                 except ValidationError as exc:
                     raise refusal_of(exc) from None
-                result = operation.response.model_validate(await operation.run(self._admin, token, arguments))
+                result = operation.response.model_validate(await operation.perform(self._admin, token, arguments))
             except ExchangeDenied as denied:
                 await _abort(context, denied)
             except STORE_ERRORS:

@@ -153,7 +153,7 @@ def admin_handler(operation: Operation) -> Handler:
             arguments = operation.request.model_validate(_arguments(request, body))
         except ValidationError as exc:
             raise refusal_of(exc) from None
-        result = await operation.run(request.app[ADMIN], caller, arguments)
+        result = await operation.perform(request.app[ADMIN], caller, arguments)
         if operation.name == "ExportAudit" and getattr(arguments, "format", "json") == "csv":
             return web.Response(text=audit_csv(result["records"]), content_type="text/csv")
         return web.json_response(operation.response.model_validate(result).model_dump(mode="json"))

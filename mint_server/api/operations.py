@@ -59,6 +59,14 @@ class Operation:
     run: Run
     summary: str
 
+    async def perform(self, admin: AdminService, token: VerifiedToken, arguments: Any) -> dict[str, Any]:
+        """run(), with every refusal of an authenticated admin counted into the audit chain (aggregated)."""
+        try:
+            return await self.run(admin, token, arguments)
+        except ExchangeDenied as denied:
+            admin.refusals.record(token.tenant, token.token_id, self.name, denied.error, denied.status)
+            raise
+
     @property
     def role(self) -> str:
         return OPERATION_ROLES[self.name]

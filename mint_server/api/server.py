@@ -114,6 +114,7 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
         attribute_keys=attribute_keys,
         max_ttl_seconds=max_ttl,
         leeway_seconds=config.authz.leeway_seconds,
+        refusal_audit_seconds=mint.refusal_audit_seconds,
         managed=managed,
         tokens=TokenAdmin(store=store, ledger=ledger, audit=audit, usage=usage),
     )
@@ -175,6 +176,7 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
             watcher = asyncio.create_task(service.watch_policies(config.mint.policy_reload_seconds))
             keyring_watch = asyncio.create_task(service.keyring.watch())
             refusals_audit = asyncio.create_task(service.refusals.run())
+            admin_refusals_audit = asyncio.create_task(app[ADMIN].refusals.run())
             audit_retention = asyncio.create_task(
                 prune_audit_forever(service.audit, service.keyring, retention_days=config.mint.audit_retention_days)
             )
@@ -190,6 +192,9 @@ def create_app(config: Config, *, serve_grpc: bool = True) -> web.Application:
                 watcher.cancel()
                 keyring_watch.cancel()
                 refusals_audit.cancel()
+                admin_refusals_audit.cancel()
+                with contextlib.suppress(Exception):  # the last interval's admin refusals, if the store takes them
+                    await app[ADMIN].refusals.flush()
                 audit_retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher

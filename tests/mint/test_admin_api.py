@@ -375,3 +375,21 @@ def test_every_event_type_has_a_category():
 
     assert set(EVENT_CATEGORIES) == set(EVENT_TYPES)
     assert set(EVENT_CATEGORIES.values()) <= set(CATEGORIES)
+
+
+async def test_refused_admin_calls_are_audited_in_aggregate_under_the_callers_tenant(mint_server, keyring):
+    """A tenant admin probing ids its tenant does not hold: each refusal answered at once, counted, and written
+    once per interval (a flood costs a row, not one per request)."""
+    from mint_server.api.http import ADMIN
+
+    admin = bearer(admin_token(keyring))
+    for _ in range(3):
+        assert (await mint_server.client.get(f"/api/admin/tokens/{HEX}", headers=admin)).status == 404
+    bad = await mint_server.client.post("/api/admin/budgets", headers=admin, json={"id": HEX, "delta": 0})
+    assert bad.status == 400
+    await mint_server.client.app[ADMIN].refusals.flush()
+    denied = [r for r in await mint_server.audit() if r["type"] == "admin_denied"]
+    shown = sorted(
+        (r["tenant"], r["details"]["operation"], r["details"]["status"], r["details"]["count"]) for r in denied
+    )
+    assert shown == [("acme", "GetToken", 404, 3)]  # a 400 for a malformed body is the caller's, not a probe
