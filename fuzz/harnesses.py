@@ -11,10 +11,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import load_policies, validate_policy
-from mint_server.providers.aws import IamRequest, check_headers
-from mint_server.providers.identity import BadRequest
+from mint_server.identity.aws import IamRequest, check_headers
+from mint_server.identity.base import BadRequest
+from mint_server.policies.files import load_policies, validate_policy
+from mint_server.policies.models import PolicyError
 from satgate import mcp
 from satgate.caveats import CaveatSyntaxError, parse_caveat
 from satgate.keyring import Keyring

@@ -49,7 +49,7 @@ def authz(
 def mint(config_path: str | None) -> None:
     """Run the Mint: HTTP/JSON and gRPC."""
     from mint_server.api.server import check_startup, run  # noqa: PLC0415
-    from mint_server.policies import PolicyError  # noqa: PLC0415
+    from mint_server.policies.models import PolicyError  # noqa: PLC0415
     from satgate.config import ConfigError  # noqa: PLC0415
     from satgate.control_plane.url import ControlPlaneError  # noqa: PLC0415
     from satgate.logs import configure_logging  # noqa: PLC0415

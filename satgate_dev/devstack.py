@@ -141,7 +141,7 @@ class Stack:
             else:
                 doc[section] = values
         if self.policies_path is not None:
-            from mint_server.policy_files import attribute_caveat_keys  # noqa: PLC0415 - only for own policies
+            from mint_server.policies.files import attribute_caveat_keys  # noqa: PLC0415 - only for own policies
 
             declared = set(doc["authz"].get("attributes", []))
             declared |= set(attribute_caveat_keys(self.policies_path, doc["mint"].get("default_tenant")))

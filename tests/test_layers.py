@@ -42,7 +42,7 @@ def test_the_tree_keeps_every_contract(tree):
     [
         ("satgate/keyring.py", "import satgate_cli", "Layers"),  # the core reaching up to the CLI
         ("satgate/routes.py", "import authz_server.check", "Layers"),  # the core reaching up to a server
-        ("authz_server/responses.py", "import mint_server.service", "Layers"),  # across the two servers
+        ("authz_server/responses.py", "import mint_server.exchange.service", "Layers"),  # across the two servers
         ("satgate/caveats/scope.py", "import satgate.tokens.verify", "No import cycles"),  # caveats <-> tokens
         ("satgate/timefmt.py", "import httpx", "The core holds the domain"),
     ],

@@ -9,11 +9,11 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.message import Message
 from pydantic import ValidationError
 
-from mint_server.admin import AdminService, Caller, DelegateRequest
+from mint_server.admin.service import AdminService, Caller, DelegateRequest
 from mint_server.api.http import refusal_of
 from mint_server.api.operations import OPERATIONS, Operation
-from mint_server.providers.aws import IamRequest
-from mint_server.service import ExchangeDenied, MintService
+from mint_server.exchange.service import ExchangeDenied, MintService
+from mint_server.identity.aws import IamRequest
 from satgate.audit import canonical_json
 from satgate.caveats import Denial
 from satgate.control_plane.store import STORE_ERRORS

@@ -10,12 +10,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from mint_server.admin import AdminService, Caller, DelegateRequest
+from mint_server.admin.service import AdminService, Caller, DelegateRequest
 from mint_server.api.openapi import openapi_document
 from mint_server.api.operations import OPERATIONS, Operation
-from mint_server.providers.identity import BadRequest
-from mint_server.service import ExchangeDenied, MintService
-from mint_server.webhooks import WebhookDispatcher
+from mint_server.audit.webhooks import WebhookDispatcher
+from mint_server.exchange.service import ExchangeDenied, MintService
+from mint_server.identity.base import BadRequest
 from satgate.audit import audit_csv
 from satgate.caveats import Denial
 from satgate.control_plane.store import STORE_ERRORS

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mint_server.admin import AdminService
+from mint_server.admin.roles import OPERATION_ROLES
+from mint_server.admin.service import AdminService
 from mint_server.api.schemas import (
     BudgetChange,
     ChangeBudgetRequest,
@@ -40,9 +41,8 @@ from mint_server.api.schemas import (
     RevokeResponse,
     UpdatePolicyRequest,
 )
-from mint_server.managed_policies import Actor, PolicyRefused
-from mint_server.roles import OPERATION_ROLES
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
+from mint_server.policies.managed import Actor, PolicyRefused
 from satgate.tokens.verify import VerifiedToken
 
 # ------------------------------------------------------------------------------------------ the table

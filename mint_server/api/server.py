@@ -17,23 +17,23 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from mint_server.admin import AdminService
-from mint_server.admin_registry import TokenAdmin
+from mint_server.admin.registry import TokenAdmin
+from mint_server.admin.service import AdminService
 from mint_server.api.grpc import AdminGrpc, MintGrpc
 from mint_server.api.http import ADMIN, ADMIN_ROUTES, MAX_BODY_BYTES, PUBLIC_ROUTES, SERVICE, WEBHOOKS, error
-from mint_server.config_audit import config_loaded
+from mint_server.audit.config import config_loaded
+from mint_server.audit.keyring import KeyringAudit
+from mint_server.audit.retention import prune_audit_forever
+from mint_server.audit.webhooks import WebhookDispatcher, WebhookTarget
 from mint_server.console.routes import ADMIN_KEY as CONSOLE_ADMIN
 from mint_server.console.routes import ROUTES as CONSOLE_ROUTES
 from mint_server.console.routes import SERVICE_KEY as CONSOLE_SERVICE
-from mint_server.issuers import SharedIssuer
-from mint_server.keyring_audit import KeyringAudit
-from mint_server.managed_policies import ManagedPolicies
-from mint_server.policy_files import PolicyStore
-from mint_server.providers import aws
-from mint_server.rate_limit import RateLimiter
-from mint_server.retention import prune_audit_forever
-from mint_server.service import MintService, MintSettings
-from mint_server.webhooks import WebhookDispatcher, WebhookTarget
+from mint_server.exchange.rate_limit import RateLimiter
+from mint_server.exchange.service import MintService, MintSettings
+from mint_server.identity import aws
+from mint_server.policies.files import PolicyStore
+from mint_server.policies.managed import ManagedPolicies
+from mint_server.policies.tenants import SharedIssuer
 from satgate.config import Config, ConfigError
 from satgate.control_plane.store import ControlPlaneStore
 from satgate.control_plane.usage import open_usage_sink

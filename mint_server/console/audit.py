@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from mint_server.console.web import ADMIN_KEY, SERVICE_KEY, chrome_of, handler, page, session
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
 from satgate.audit import CATEGORIES, audit_csv, category_of
 from satgate.audit.retention import verify_retained
 from satgate.tokens.verify import VerifiedToken

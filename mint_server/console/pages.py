@@ -20,7 +20,7 @@ from mint_server.console.web import (
     see_other,
     session,
 )
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
 
 SESSION_SECONDS = 8 * 3600  # the cookie's life; the credential's own expiry ends the session sooner
 # span, slot: the periods every chart page offers

@@ -10,8 +10,8 @@ import yaml
 from aiohttp import web
 
 from mint_server.console.web import ADMIN_KEY, checked_form, chrome_of, handler, page, refused_page, see_other, session
-from mint_server.managed_policies import Actor, PolicyRefused
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
+from mint_server.policies.managed import Actor, PolicyRefused
 from satgate.tokens.verify import VerifiedToken
 
 MAX_DOCUMENT = 64 * 1024

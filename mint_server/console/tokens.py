@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from mint_server.console.web import ADMIN_KEY, checked_form, chrome_of, handler, page, refused_page, see_other, session
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
 
 TOKEN_ID = re.compile(r"[0-9a-f]{32}")
 SETTLED_SINCE, SETTLED_SHOWN = "7d", 50  # the token page's settled requests: the newest, of the last week

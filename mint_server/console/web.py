@@ -10,10 +10,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from mint_server.admin import AdminService, Caller
+from mint_server.admin.roles import OPERATION_ROLES, allows, role_of
+from mint_server.admin.service import AdminService, Caller
 from mint_server.console.session import COOKIE, CSRF_FIELD, csrf_token, csrf_valid
-from mint_server.roles import OPERATION_ROLES, allows, role_of
-from mint_server.service import ExchangeDenied, MintService
+from mint_server.exchange.service import ExchangeDenied, MintService
 from satgate.timefmt import format_utc
 from satgate.tokens.verify import VerifiedToken
 

@@ -7,7 +7,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mint_server.policy_files import load_policies
+from mint_server.policies.files import load_policies
 from satgate.config import load_config
 
 from .manifests import KUBERNETES, load_all, satgate_configmap

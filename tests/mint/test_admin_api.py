@@ -11,10 +11,10 @@ import yaml
 from google.protobuf.json_format import MessageToDict
 from openapi_spec_validator import validate
 
+from mint_server.admin.roles import ADMIN, MEMBER, ROLES, VIEWER
 from mint_server.api.openapi import openapi_document
 from mint_server.api.operations import OPERATIONS
-from mint_server.policy_files import validate_policy
-from mint_server.roles import ADMIN, MEMBER, ROLES, VIEWER
+from mint_server.policies.files import validate_policy
 from satgate.ledger import DebitRequest, Outcome
 from satgate.ledger.url import open_ledger
 from satgate.tokens.verify import TokenVerifier

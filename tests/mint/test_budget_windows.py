@@ -6,8 +6,8 @@ import time
 import grpc
 import pytest
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import load_policies
+from mint_server.policies.files import load_policies
+from mint_server.policies.models import PolicyError
 from satgate.ledger import DebitRequest
 from satgate.ledger.url import open_ledger
 from satgate.ledger.windows import Period

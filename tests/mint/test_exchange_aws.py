@@ -18,8 +18,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mint_server.providers import aws
-from mint_server.providers.identity import BadRequest, IdentityError
+from mint_server.identity import aws
+from mint_server.identity.base import BadRequest, IdentityError
 from satgate_api.mint.v1 import mint_pb2, mint_pb2_grpc
 from satgate_dev.devstack import free_port
 

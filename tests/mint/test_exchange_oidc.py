@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mint_server.identity_budgets import bucket_id
+from mint_server.exchange.identity_budgets import bucket_id
 from satgate.ledger.windows import Period
 from satgate.tokens.verify import TokenVerifier
 from satgate_dev.demo_idp import SigningKeyPair

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import load_policies
+from mint_server.policies.files import load_policies
+from mint_server.policies.models import PolicyError
 from satgate_dev.demo_idp import DemoIdp
 from satgate_dev.devstack import free_port
 

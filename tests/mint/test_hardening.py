@@ -11,8 +11,8 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mint_server.providers import oidc
-from mint_server.providers.identity import IdentityError
+from mint_server.identity import oidc
+from mint_server.identity.base import IdentityError
 from satgate.tokens.mint import mint as mint_token
 from satgate.urls import https_unless_loopback, is_loopback_url
 from satgate_dev.demo_idp import DemoIdp

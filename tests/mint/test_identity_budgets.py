@@ -3,8 +3,8 @@ budget keys an identity lacks, and a budget change through the admin API reachin
 
 import pytest
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import load_policies
+from mint_server.policies.files import load_policies
+from mint_server.policies.models import PolicyError
 from satgate.ledger import DebitRequest
 from satgate.ledger.url import open_ledger
 from satgate.tokens.verify import TokenVerifier

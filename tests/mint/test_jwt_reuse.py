@@ -6,8 +6,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import validate_policy
+from mint_server.policies.files import validate_policy
+from mint_server.policies.models import PolicyError
 from satgate.control_plane.schema import used_signatures
 
 from .conftest import oidc_policy, policies

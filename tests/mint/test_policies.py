@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mint_server.policies import (
+from mint_server.policies.files import load_policies
+from mint_server.policies.models import (
     Identity,
     PolicyError,
     TrustRule,
@@ -15,7 +16,6 @@ from mint_server.policies import (
     resolve_pointer,
     rule_matches,
 )
-from mint_server.policy_files import load_policies
 from satgate_dev.devstack import EXAMPLE_POLICIES
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mint_server.policies import PolicyError
-from mint_server.policy_files import PolicyStore, load_policies, unscoped_rules
+from mint_server.policies.files import PolicyStore, load_policies, unscoped_rules
+from mint_server.policies.models import PolicyError
 
 SEED_POLICIES = Path(__file__).with_name("seed_policies")
 SEED_DOCUMENT = "002_5da023b9a188b23f.txt"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mint_server.issuers import IssuerDirectory, SharedIssuer
-from mint_server.policies import PolicyError, TrustPolicy
-from mint_server.policy_files import PolicyStore
+from mint_server.policies.files import PolicyStore
+from mint_server.policies.models import PolicyError, TrustPolicy
+from mint_server.policies.tenants import IssuerDirectory, SharedIssuer
 from satgate.config import Config
 
 from .conftest import oidc_policy, policies

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from mint_server.api.http import WEBHOOKS
-from mint_server.webhooks import ATTEMPT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from mint_server.audit.webhooks import ATTEMPT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from satgate_dev.devstack import free_port
 
 from .conftest import oidc_policy, policies

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mint_server.roles import ADMIN as ADMIN_SCOPE
-from mint_server.roles import role_of
+from mint_server.admin.roles import ADMIN as ADMIN_SCOPE
+from mint_server.admin.roles import role_of
 from satgate.caveats import CaveatSyntaxError, RequestFacts
 from satgate.caveats.seal import seal_value
 from satgate.judge import judge

@@ -9,8 +9,7 @@ from typing import Any
 
 import structlog
 
-from mint_server.exchange_results import ExchangeDenied, ExchangeResult, MintSettings
-from mint_server.identity_budgets import (
+from mint_server.exchange.identity_budgets import (
     CREDITS,
     WINDOW,
     BoundedSet,
@@ -21,8 +20,9 @@ from mint_server.identity_budgets import (
     rule_ref,
     ttl_period,
 )
+from mint_server.exchange.results import ExchangeDenied, ExchangeResult, MintSettings
 from mint_server.metrics import MintMetrics
-from mint_server.policies import Identity, TrustPolicy, TrustRule, render_label
+from mint_server.policies.models import Identity, TrustPolicy, TrustRule, render_label
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.store import ControlPlaneStore, TokenRecord
 from satgate.keyring import KeyringFile

@@ -1,5 +1,5 @@
 """Control-plane operations: server-side delegation (authenticated by the parent token itself) and the admin
-API (authenticated by a token of the tenant holding the operation's role, mint_server/roles.py). An admin acts
+API (authenticated by a token of the tenant holding the operation's role, mint_server/admin/roles.py). An admin acts
 only on its own tenant."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mint_server.admin_registry import TokenAdmin
-from mint_server.identity_budget_admin import IdentityBudgetAdmin
-from mint_server.managed_policies import Actor, ManagedPolicies
-from mint_server.policy_files import PolicyStore
-from mint_server.refusals import AdminRefusals
-from mint_server.roles import OPERATION_ROLES, allows, role_of
-from mint_server.service import ExchangeDenied
+from mint_server.admin.identity_budgets import IdentityBudgetAdmin
+from mint_server.admin.registry import TokenAdmin
+from mint_server.admin.roles import OPERATION_ROLES, allows, role_of
+from mint_server.audit.refusals import AdminRefusals
+from mint_server.exchange.service import ExchangeDenied
+from mint_server.policies.files import PolicyStore
+from mint_server.policies.managed import Actor, ManagedPolicies
 from satgate.audit import AuditEvent, AuditLog, category_of
 from satgate.audit.export import exported
 from satgate.caveats import Denial, RequestFacts

@@ -14,8 +14,8 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
-from mint_server.issuers import IssuerDirectory, SharedIssuer, file_conflicts
-from mint_server.policies import PolicyError, PolicyFile, TrustPolicy
+from mint_server.policies.models import PolicyError, PolicyFile, TrustPolicy
+from mint_server.policies.tenants import IssuerDirectory, SharedIssuer, file_conflicts
 from satgate.caveats import BUILTIN, CaveatSyntaxError, format_caveat, parse_caveat
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -220,7 +220,7 @@ def load_policies(
 
 class PolicyStore:
     """The current trust policies: the files' (reloaded when a file changes; a bad edit keeps the last good set),
-    then those managed by API (mint_server/managed_policies.py), which may not reuse a file policy's name."""
+    then those managed by API (mint_server/policies/managed.py), which may not reuse a file policy's name."""
 
     def __init__(
         self,

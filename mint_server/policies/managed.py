@@ -5,20 +5,25 @@ change a new version in the control plane (so every Mint replica sharing it foll
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from mint_server.identity_budgets import RuleBudgets
-from mint_server.issuers import IssuerDirectory
-from mint_server.policies import PolicyError, TrustPolicy
-from mint_server.policy_files import PolicyStore, per_token_budgets, validate_policy
+from mint_server.policies.files import PolicyStore, per_token_budgets, validate_policy
+from mint_server.policies.models import PolicyError, TrustPolicy
+from mint_server.policies.tenants import IssuerDirectory
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.policy_versions import ENDED, PolicyConflict, PolicyVersion, PolicyVersions
 from satgate.control_plane.store import ControlPlaneStore
 from satgate.ledger import LedgerUnavailable
 
 log = structlog.get_logger("satgate.mint")
+
+
+class BudgetChanges(Protocol):
+    """Carries a policy's budget change to the identity budgets that exist (the exchange's RuleBudgets)."""
+
+    async def apply(self, before: TrustPolicy | None, after: TrustPolicy, actor: str | None) -> int: ...
 
 
 class PolicyRefused(Exception):
@@ -67,7 +72,7 @@ class ManagedPolicies:
         self._require_scopes = require_scopes
         self._generation = -1
         self._latest: dict[tuple[str, str], PolicyVersion] = {}  # (tenant, name): live and revoked API policies
-        self.budgets: RuleBudgets | None = None  # carries a budget change to existing identity budgets
+        self.budgets: BudgetChanges | None = None  # carries a budget change to existing identity budgets
 
     @property
     def attribute_keys(self) -> frozenset[str]:

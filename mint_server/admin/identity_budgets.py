@@ -7,8 +7,8 @@ import secrets
 import time
 from typing import Any
 
-from mint_server.admin_registry import answered
-from mint_server.service import ExchangeDenied
+from mint_server.admin.registry import answered
+from mint_server.exchange.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore
 from satgate.ledger import Bucket, Ledger

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 import aiohttp
 
-from mint_server.providers.identity import BadRequest, Identity, IdentityError
+from mint_server.identity.base import BadRequest, Identity, IdentityError
 
 GET_CALLER_IDENTITY_BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"

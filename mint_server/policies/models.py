@@ -1,7 +1,7 @@
 """Trust policies: which workload identities may exchange for which tokens (SPEC: Mint / Trust policies).
 
 Policies are evaluated in file order; within a policy, rules in order; the first matching rule wins.
-The models and the matching; the files they come from: mint_server/policy_files.py.
+The models and the matching; the files they come from: mint_server/policies/files.py.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mint_server.providers.identity import Identity
-from mint_server.providers.oidc import FetchOptions
+from mint_server.identity.base import Identity
+from mint_server.identity.oidc import FetchOptions
 from satgate.caveats.budget_window import BudgetWindow
 from satgate.caveats.grammar import CaveatSyntaxError
 from satgate.caveats.scope import is_valid_pattern

@@ -17,7 +17,7 @@ import aiohttp
 import jwt
 import structlog
 
-from mint_server.providers.identity import IdentityError
+from mint_server.identity.base import IdentityError
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}

@@ -13,7 +13,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from mint_server.policies import Identity, TrustPolicy, TrustRule, render_label
+from mint_server.policies.models import Identity, TrustPolicy, TrustRule, render_label
 from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats.budget_window import BudgetWindow
 from satgate.control_plane.store import ControlPlaneStore

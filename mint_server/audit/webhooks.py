@@ -19,7 +19,7 @@ import structlog
 
 from satgate.audit import AuditLog
 
-log = structlog.get_logger("mint_server.webhooks")
+log = structlog.get_logger("mint_server.audit.webhooks")
 SIGNATURE_HEADER = "X-Satgate-Signature"
 TIMESTAMP_HEADER = "X-Satgate-Timestamp"
 ATTEMPT_HEADER = "X-Satgate-Delivery-Attempt"

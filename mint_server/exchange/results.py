@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mint_server.policies import Identity, TrustPolicy
-from mint_server.providers import aws
+from mint_server.identity import aws
+from mint_server.policies.models import Identity, TrustPolicy
 
 
 class ExchangeDenied(Exception):

@@ -12,23 +12,23 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 
-from mint_server.exchange_results import ExchangeDenied, ExchangeResult, MintSettings, VerifyResult
-from mint_server.identity_budgets import (
+from mint_server.audit.refusals import UnauthenticatedRefusals
+from mint_server.exchange.identity_budgets import (
     RuleBudgets,
 )
-from mint_server.issuance import Issuance
-from mint_server.managed_policies import ManagedPolicies
+from mint_server.exchange.issuance import Issuance
+from mint_server.exchange.rate_limit import RateLimiter, workload_instance
+from mint_server.exchange.results import ExchangeDenied, ExchangeResult, MintSettings, VerifyResult
+from mint_server.identity import aws, oidc
+from mint_server.identity.base import BadRequest, IdentityError
 from mint_server.metrics import MintMetrics
-from mint_server.policies import (
+from mint_server.policies.files import PolicyStore
+from mint_server.policies.managed import ManagedPolicies
+from mint_server.policies.models import (
     Identity,
     TrustPolicy,
     rule_matches,
 )
-from mint_server.policy_files import PolicyStore
-from mint_server.providers import aws, oidc
-from mint_server.providers.identity import BadRequest, IdentityError
-from mint_server.rate_limit import RateLimiter, workload_instance
-from mint_server.refusals import UnauthenticatedRefusals
 from mint_server.tracing import exchange_span
 from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.store import ControlPlaneStore

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mint_server.providers.identity import Identity
+from mint_server.identity.base import Identity
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from mint_server.service import ExchangeDenied
+from mint_server.exchange.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
 from satgate.caveats.budget_window import BudgetWindow
 from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore, DelegationRecord, TokenRecord

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mint_server.policies import JWT_PROVIDERS, Match, PolicyError, TrustPolicy, match_holds
-from mint_server.providers.identity import Identity
-from mint_server.providers.oidc import PUBLIC, FetchOptions
+from mint_server.identity.base import Identity
+from mint_server.identity.oidc import PUBLIC, FetchOptions
+from mint_server.policies.models import JWT_PROVIDERS, Match, PolicyError, TrustPolicy, match_holds
 
 _ANY_ACCOUNT = "aws:*"
 

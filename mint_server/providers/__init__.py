@@ -1,1 +1,0 @@
-"""Identity providers: OIDC/JWT (Kubernetes, GitHub Actions, any IdP) and AWS IAM via STS."""
