@@ -3,14 +3,13 @@ have left now, and one identity's top-up or cut — held by the ledger, audited 
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
-from mint_server.admin.registry import answered
+from mint_server.admin.registry import answered, changed_budget
 from mint_server.exchange.service import ExchangeDenied
 from satgate.audit import AuditEvent, AuditLog
-from satgate.control_plane.store import BudgetChangeRecord, ControlPlaneStore
+from satgate.control_plane.store import ControlPlaneStore
 from satgate.ledger import Bucket, Ledger
 from satgate.ledger.windows import Period
 from satgate.timefmt import format_utc
@@ -76,25 +75,9 @@ class IdentityBudgetAdmin:
                 f"{admin.tenant!r} (it has exchanged under the policy? ListIdentityBudgets shows who has one)",
             )
         bucket = chosen[0]
-        change = await answered(self._ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16)))
-        if not change.applied:
-            raise ExchangeDenied(
-                409,
-                "below_spent",
-                f"a cut of {-delta} would take the budget below what is spent in the current "
-                f"window: {change.remaining} credits remain, so cut at most {change.remaining}",
-            )
-        record = BudgetChangeRecord(
-            tenant=admin.tenant,
-            target_id=bucket.bucket_id,
-            bucket_id=bucket.bucket_id,
-            delta=delta,
-            remaining=change.remaining,
-            actor=admin.token_id,
-            reason=reason[:200],
-            changed_at=time.time(),
+        record = await changed_budget(
+            self._ledger, self._store, admin, bucket, delta, target_id=bucket.bucket_id, reason=reason
         )
-        await self._store.record_budget_change(record)
         await self._audit.append(
             AuditEvent(
                 type="budget_change",
@@ -105,7 +88,7 @@ class IdentityBudgetAdmin:
                     "identity": identity,
                     "identity_budget": bucket.bucket_id,
                     "delta": delta,
-                    "remaining": change.remaining,
+                    "remaining": record.remaining,
                     "reason": reason[:200],
                     "window": str(bucket.period),
                 },

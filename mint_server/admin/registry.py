@@ -30,6 +30,40 @@ async def answered(call: Awaitable[T]) -> T:
         raise ExchangeDenied(503, "unavailable", "ledger unavailable") from None
 
 
+async def changed_budget(
+    ledger: Ledger,
+    store: ControlPlaneStore,
+    admin: VerifiedToken,
+    bucket: Bucket,
+    delta: int,
+    *,
+    target_id: str,
+    reason: str,
+) -> BudgetChangeRecord:
+    """A top-up or cut of one bucket, in the ledger's atomic step with the debits, then recorded (409 below spent)."""
+    change = await answered(ledger.adjust(admin.tenant, bucket, delta, secrets.token_hex(16)))
+    if not change.applied:
+        spent = "spent in the current window" if bucket.period is not None else "spent"
+        raise ExchangeDenied(
+            409,
+            "below_spent",
+            f"a cut of {-delta} would take the budget below what is {spent}: {change.remaining} credits remain, "
+            f"so cut at most {change.remaining}",
+        )
+    record = BudgetChangeRecord(
+        tenant=admin.tenant,
+        target_id=target_id,
+        bucket_id=bucket.bucket_id,
+        delta=delta,
+        remaining=change.remaining,
+        actor=admin.token_id,
+        reason=reason[:200],
+        changed_at=time.time(),
+    )
+    await store.record_budget_change(record)
+    return record
+
+
 class TokenAdmin:
     def __init__(self, *, store: ControlPlaneStore, ledger: Ledger, audit: AuditLog, usage: UsageSink | None) -> None:
         self._store = store
@@ -116,27 +150,10 @@ class TokenAdmin:
         """A top-up (delta > 0) or a cut (delta < 0) of the budget that token or delegation carries; of a windowed
         budget, its per-window limit from the current window on."""
         chosen, _ = await self._budgeted(admin.tenant, target_id, bucket)
-        change = await answered(self._ledger.adjust(admin.tenant, chosen, delta, secrets.token_hex(16)))
-        if not change.applied:
-            spent = "spent in the current window" if chosen.period is not None else "spent"
-            raise ExchangeDenied(
-                409,
-                "below_spent",
-                f"a cut of {-delta} would take the budget below what is {spent}: {change.remaining} credits remain, "
-                f"so cut at most {change.remaining}",
-            )
-        record = BudgetChangeRecord(
-            tenant=admin.tenant,
-            target_id=target_id,
-            bucket_id=chosen.bucket_id,
-            delta=delta,
-            remaining=change.remaining,
-            actor=admin.token_id,
-            reason=reason[:200],
-            changed_at=time.time(),
+        record = await changed_budget(
+            self._ledger, self._store, admin, chosen, delta, target_id=target_id, reason=reason
         )
-        await self._store.record_budget_change(record)
-        details: dict[str, Any] = {"delta": delta, "remaining": change.remaining, "reason": reason[:200]}
+        details: dict[str, Any] = {"delta": delta, "remaining": record.remaining, "reason": reason[:200]}
         if chosen.period is not None:
             details["window"] = str(chosen.period)
         await self._audit.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from satgate.audit import CATEGORIES
 
@@ -54,19 +54,22 @@ class GetTokenRequest(Model):
     token_id: Id
 
 
+def _moves(delta: int) -> int:
+    if delta == 0:
+        raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
+    return delta
+
+
+Delta = Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts"), AfterValidator(_moves)]
+
+
 class ChangeBudgetRequest(Model):
     id: Id
-    delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
+    delta: Delta
     reason: Reason = ""
     bucket: Literal["lifetime", "window"] | None = Field(
         None, description="which budget: window (its budget_window's) or lifetime; default lifetime when it has one"
     )
-
-    @model_validator(mode="after")
-    def _moves(self) -> ChangeBudgetRequest:
-        if self.delta == 0:
-            raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
-        return self
 
 
 class ListIdentityBudgetsRequest(Model):
@@ -76,17 +79,11 @@ class ListIdentityBudgetsRequest(Model):
 class ChangeIdentityBudgetRequest(Model):
     policy: PolicyNameField
     identity: Annotated[str, Field(min_length=1, max_length=1024, description="the identity's subject (sub, ARN)")]
-    delta: Annotated[int, Field(ge=-(10**15), le=10**15, description="credits: + tops up, - cuts")]
+    delta: Delta
     reason: Reason = ""
     kind: Literal["credits", "window"] | None = Field(
         None, description="which of the rule's budgets: credits (per ttl period) or window; default credits"
     )
-
-    @model_validator(mode="after")
-    def _moves(self) -> ChangeIdentityBudgetRequest:
-        if self.delta == 0:
-            raise ValueError("delta must not be 0: a positive number tops up, a negative one cuts")
-        return self
 
 
 class RevokeRequest(Model):
