@@ -98,9 +98,12 @@ class TokenAdmin:
             {**r.to_json(), "remaining": left, "window": window, "revoked": gone}
             for r, left, window, gone in zip(records, remaining, windows, revoked, strict=True)
         ]
-        if id_field == "token_id":  # registry tokens: an identity budget's limit now
-            for shown, limit in zip(listed, limits, strict=True):
+        if id_field == "token_id":  # registry tokens: an identity budget's limit now, and when its period refills
+            for shown, limit, record in zip(listed, limits, records, strict=True):
                 shown["budget_limit"] = limit
+                own = _credits_bucket(record)
+                period = own.period if own is not None else None
+                shown["budget_resets_at"] = None if period is None else format_utc(period.end(period.index(now)))
         return listed
 
     async def list_tokens(

@@ -191,6 +191,7 @@ class Token(Model):
     budget_rule: str | None = None
     budget_period: str | None = None
     budget_limit: int | None = None  # an identity budget's limit now (budget_credits: as issued)
+    budget_resets_at: str | None = None  # when an identity budget's period refills
 
 
 class ListTokensResponse(Model):

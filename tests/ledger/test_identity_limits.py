@@ -68,3 +68,18 @@ async def test_balances_name_a_windowed_buckets_limit_now_and_no_lifetime_limit(
     assert await ledger.balances_each("acme", (bucket, lifetime), at=T0) == [(10, 12), (7, None)]
     await ledger.adjust("acme", bucket, -4, secrets.token_hex(8), at=T0)  # a cut for this identity alone
     assert (await ledger.balances_each("acme", (bucket,), at=T0)) == [(6, 8)]
+
+
+async def test_after_a_cut_the_alerts_fire_at_the_new_limit_and_name_it(ledger):
+    """1000 cut to 11 with 4 spent: 80 % of 11 is crossed at 9 and 100 % at 11, each naming 11."""
+    bucket = identity_bucket()
+    await ledger.set_limit("acme", bucket, 1000)
+    for _ in range(4):
+        await ledger.debit(at(T0, [bucket], thresholds=(800, 1000)))
+    await ledger.set_limit("acme", bucket, 11)
+    crossed = []
+    for _ in range(8):
+        crossed += [
+            (c.permille, c.limit) for c in (await ledger.debit(at(T0, [bucket], thresholds=(800, 1000)))).crossed
+        ]
+    assert crossed == [(800, 11), (1000, 11)]

@@ -39,7 +39,7 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_lists_tokens(idp, mint
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     detail = await (await mint_server.client.get(f"/console/tokens/{issued['token_id']}")).text()
     assert "(5 remaining in this 1h period)" in detail  # the identity's budget (SPEC v2.2), per ttl period
-    assert "every token issued to it shares this budget" in detail
+    assert "every token issued to it shares this budget" in detail and "; refills " in detail
     assert 'action="/console/tokens/' not in detail  # a viewer sees no revoke form
 
 

@@ -120,7 +120,7 @@ class ListTokensRequest(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., label: _Optional[str] = ..., before: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class Token(_message.Message):
-    __slots__ = ("tenant", "token_id", "issued_at", "source", "policy", "subject", "label", "budget_credits", "bucket_id", "scopes", "expires_at", "remaining", "revoked", "budget_window", "window_bucket_id", "window", "budget_per", "budget_rule", "budget_period", "budget_limit")
+    __slots__ = ("tenant", "token_id", "issued_at", "source", "policy", "subject", "label", "budget_credits", "bucket_id", "scopes", "expires_at", "remaining", "revoked", "budget_window", "window_bucket_id", "window", "budget_per", "budget_rule", "budget_period", "budget_limit", "budget_resets_at")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class Token(_message.Message):
     BUDGET_RULE_FIELD_NUMBER: _ClassVar[int]
     BUDGET_PERIOD_FIELD_NUMBER: _ClassVar[int]
     BUDGET_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_RESETS_AT_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     token_id: str
     issued_at: float
@@ -161,7 +162,8 @@ class Token(_message.Message):
     budget_rule: str
     budget_period: str
     budget_limit: int
-    def __init__(self, tenant: _Optional[str] = ..., token_id: _Optional[str] = ..., issued_at: _Optional[float] = ..., source: _Optional[str] = ..., policy: _Optional[str] = ..., subject: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., bucket_id: _Optional[str] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ..., budget_window: _Optional[str] = ..., window_bucket_id: _Optional[str] = ..., window: _Optional[_Union[BudgetWindowState, _Mapping]] = ..., budget_per: _Optional[str] = ..., budget_rule: _Optional[str] = ..., budget_period: _Optional[str] = ..., budget_limit: _Optional[int] = ...) -> None: ...
+    budget_resets_at: str
+    def __init__(self, tenant: _Optional[str] = ..., token_id: _Optional[str] = ..., issued_at: _Optional[float] = ..., source: _Optional[str] = ..., policy: _Optional[str] = ..., subject: _Optional[str] = ..., label: _Optional[str] = ..., budget_credits: _Optional[int] = ..., bucket_id: _Optional[str] = ..., scopes: _Optional[str] = ..., expires_at: _Optional[str] = ..., remaining: _Optional[int] = ..., revoked: _Optional[bool] = ..., budget_window: _Optional[str] = ..., window_bucket_id: _Optional[str] = ..., window: _Optional[_Union[BudgetWindowState, _Mapping]] = ..., budget_per: _Optional[str] = ..., budget_rule: _Optional[str] = ..., budget_period: _Optional[str] = ..., budget_limit: _Optional[int] = ..., budget_resets_at: _Optional[str] = ...) -> None: ...
 
 class BudgetWindowState(_message.Message):
     __slots__ = ("credits", "period", "window_start", "resets_at", "remaining")
