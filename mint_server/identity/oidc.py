@@ -225,9 +225,12 @@ def verify(token: str, key: SigningKey, peeked: UnverifiedJwt, audiences: Iterab
 
 
 def replay_key(token: str, issuer: str, claims: Mapping[str, Any]) -> tuple[bytes, float]:
-    """A verified JWT's one-time key — its issuer and `jti`, or without one a hash of the whole token — and until
-    when it could still be presented (its exp plus the leeway)."""
+    """A verified JWT's one-time key — its issuer and `jti`, or without one a hash of what was signed (header and
+    payload as sent: changing them breaks the signature) — and until when it could still be presented (its exp
+    plus the leeway). Never the text of the signature: padding appended to it, or (ECDSA) another valid signature
+    of the same content, would make the same JWT new again."""
     jti = claims.get("jti")
-    which = f"jti\n{jti}" if isinstance(jti, str) and jti else f"token\n{token}"
+    signed = token.strip().rsplit(".", 1)[0]
+    which = f"jti\n{jti}" if isinstance(jti, str) and jti else f"signed\n{signed}"
     digest = hashlib.sha256(f"jwt\n{issuer}\n{which}".encode()).digest()
     return digest, float(claims["exp"]) + LEEWAY_SECONDS

@@ -57,3 +57,14 @@ def test_jwt_reuse_takes_only_its_two_values():
     }
     with pytest.raises(PolicyError, match="jwt_reuse"):
         validate_policy(document, frozenset(), tenant="acme")
+
+
+async def test_a_jwt_without_jti_re_encoded_is_the_same_jwt(idp, mint_server):
+    """Base64 padding on the signature segment leaves the signature the JWT library verifies unchanged: the same
+    JWT, refused as replayed — the one-time key is what was signed, not the text as sent."""
+    jwt = idp.token("ci-9", "satgate")
+    assert (await mint_server.exchange(jwt))[0] == 200
+    status, refused = await mint_server.exchange(jwt + "==")
+    assert (status, refused.get("error")) == (401, "replayed")
+    for variant in ("=", "====", "=="):  # whatever the library makes of it: never a second token
+        assert (await mint_server.exchange(jwt + variant))[0] == 401
