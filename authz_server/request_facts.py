@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authz_server.check_input import CheckInput
 from satgate.caveats import RequestFacts
-from satgate.urls import strip_port
+from satgate.urls import canonical_host
 
 
 def request_facts(request: CheckInput, now: float, leeway: float) -> RequestFacts:
@@ -12,7 +12,7 @@ def request_facts(request: CheckInput, now: float, leeway: float) -> RequestFact
         now=now,
         method=request.method.upper(),
         path=request.path.partition("?")[0].partition("#")[0] or "/",
-        host=strip_port(request.host.lower()),
+        host=canonical_host(request.host),
         source_ip=request.source_ip,
         leeway_seconds=leeway,
     )

@@ -18,7 +18,7 @@ from satgate.sqlite_db import others_may_write
 from satgate.timefmt import parse_duration
 from satgate.tls import TlsFiles
 from satgate.tokens.identifier import TENANT_RE
-from satgate.urls import https_unless_loopback
+from satgate.urls import canonical_host, https_unless_loopback
 
 if TYPE_CHECKING:
     from satgate.audit.chain import AuditLog
@@ -191,7 +191,7 @@ class AuthzConfig(_Strict):
                 RouteRule(
                     settings=dict(rule.settings),
                     path_prefix=rule.match.path_prefix,
-                    host=rule.match.host.lower() if rule.match.host else None,
+                    host=canonical_host(rule.match.host) if rule.match.host else None,
                     methods=frozenset(rule.match.methods) if rule.match.methods else None,
                 )
                 for rule in self.routes

@@ -33,6 +33,12 @@ def strip_port(host: str) -> str:
     return name if sep and port.isdigit() and ":" not in name else host
 
 
+def canonical_host(host: str) -> str:
+    """How hosts compare — in the route index and the `hosts` caveat alike: lowercase, without a port and without
+    DNS's trailing dot (`Admin.Example.com.:443` is `admin.example.com`), so no spelling of a name skips its rules."""
+    return strip_port(host.lower()).rstrip(".")
+
+
 def display_url(url: str) -> str:
     """The URL as it may be printed or logged: a password (it comes from a Secret) becomes ***."""
     parts = urlsplit(url)

@@ -14,6 +14,7 @@ from satgate_dev.devstack import Stack, StackPorts
 pytestmark = pytest.mark.e2e
 
 ROUTES = [
+    {"match": {"host": "admin.example.com", "path_prefix": "/hosted/"}, "settings": {"scope": "api:admin"}},
     {"match": {"path_prefix": "/observed/admin/"}, "settings": {"mode": "observe", "scope": "api:admin"}},
     {"match": {"path_prefix": "/observed/"}, "settings": {"mode": "observe"}},
     {"match": {"path_prefix": "/v1/"}, "settings": {"scope": "api:read"}},  # enforced (on gRPC envoy.yaml's too)
@@ -60,3 +61,19 @@ def test_an_observed_route_lets_refusals_through_and_records_them(observe_stack)
     assert ("/observed/admin/report", 403, False) in observed
     assert ("/observed/items", 402, False) in observed and ("/observed/items", 401, False) in observed
     assert ("/v1/items", 402, True) in observed
+
+
+def test_a_trailing_dot_host_meets_the_same_host_rule_and_hosts_caveat(observe_stack):
+    """`admin.example.com.` is `admin.example.com` (DNS's absolute form): the host rule and the `hosts` caveat see
+    one host, with or without the dot and a port."""
+    keyring = load_keyring(observe_stack.state_dir / "keyring.json")
+    reader = mint(keyring, "demo", [("scope", "api:read"), ("budget", "100")]).token
+    pinned = mint(keyring, "demo", [("scope", "api:*"), ("hosts", "admin.example.com"), ("budget", "100")]).token
+    with httpx.Client(base_url=observe_stack.url, trust_env=False, timeout=10) as client:
+
+        def status(token: str, host: str) -> int:
+            return client.get("/hosted/x", headers={"authorization": f"Bearer {token}", "host": host}).status_code
+
+        for host in ("admin.example.com", "admin.example.com.", "ADMIN.example.com.:443"):
+            assert status(reader, host) == 403, host  # the host rule needs api:admin
+            assert status(pinned, host) == 200, host  # the hosts caveat holds
