@@ -37,7 +37,7 @@ from satgate.control_plane.url import ControlPlaneError, sqlite_file
 from satgate.keyring import KeyringFile
 from satgate.ledger import LedgerUnavailable
 from satgate.ledger.url import open_ledger
-from satgate.listeners import claim, release
+from satgate.listeners import claim, private_sockets, release
 from satgate.logs import configure_logging
 from satgate.mcp import PricingTable
 from satgate.sqlite_db import use_group_readable_state
@@ -226,19 +226,19 @@ async def _start_transports(
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogService(delivery), server)
         tls = config.authz.tls
-        if tls is not None and not config.authz.listen.startswith("unix:"):
+        if tls is not None:  # never a unix: listener (refused at load)
             port = server.add_secure_port(config.authz.listen, server_credentials(tls.files("authz.tls")))
         else:
-            port = server.add_insecure_port(config.authz.listen)
+            with private_sockets(config.authz.listen, int(config.authz.socket_mode, 8)):
+                port = server.add_insecure_port(config.authz.listen)
         if port == 0:
             raise OSError(f"authz.listen: cannot listen on {config.authz.listen}; set authz.listen to a free address")
         await server.start()
     if transport in ("http", "both"):
         app = HttpAuthorization(pipeline, ready=lambda: state.serving)
         tls_files = config.authz.tls.files("authz.tls") if config.authz.tls else None
-        if config.authz.http_listen.startswith("unix:"):
-            tls_files = None
-        http_listener = HttpListener(app, config.authz.http_listen, shared_port=shared_port, tls=tls_files)
+        with private_sockets(config.authz.http_listen, int(config.authz.socket_mode, 8)):
+            http_listener = HttpListener(app, config.authz.http_listen, shared_port=shared_port, tls=tls_files)
         await http_listener.start()
     return server, port, http_listener
 

@@ -124,7 +124,9 @@ class AuthzConfig(_Strict):
     transport: Literal["grpc", "http", "both"] = "grpc"
     listen: AuthzListenAddress = "127.0.0.1:9191"  # or unix:/path (Envoy's `pipe` address)
     http_listen: AuthzListenAddress = "127.0.0.1:9192"
-    tls: TlsConfig | None = None  # both transports (unix sockets stay plain: the file's permissions guard them)
+    tls: TlsConfig | None = None  # both transports' TCP listeners (a unix socket is guarded by its file mode)
+    # The mode of unix: listener files, set as they are created (never the umask's): Envoy's group may connect
+    socket_mode: Annotated[str, Field(pattern=r"^0?[0-7]{3}$")] = "0660"
     metrics_listen: ListenAddress | None = None  # Prometheus /metrics over HTTP; off unless set
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     leeway_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
@@ -166,6 +168,11 @@ class AuthzConfig(_Strict):
                 raise ValueError(
                     f"{setting}: {address} is served by one process (workers share TCP ports only); set "
                     "authz.workers: 1, or listen on host:port"
+                )
+            if address.startswith(UNIX_PREFIX) and self.tls is not None:
+                raise ValueError(
+                    f"authz.tls: {setting} is {address}, a unix socket, which carries no TLS (its file mode guards "
+                    "it: authz.socket_mode); drop authz.tls, or listen on host:port"
                 )
         return self
 

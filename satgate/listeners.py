@@ -14,6 +14,7 @@ import errno
 import os
 import socket
 import stat
+from collections.abc import Iterator
 
 UNIX_PREFIX = "unix:"
 
@@ -88,3 +89,18 @@ def claim(setting: str, address: str) -> None:
         ) from None
     finally:
         probe.close()
+
+
+@contextlib.contextmanager
+def private_sockets(address: str, mode: int) -> Iterator[None]:
+    """Around creating a unix: listener: the file exists with no more than `mode` allows from its first instant
+    (a umask of 0 would make it 0777 until a chmod), then exactly `mode`. A TCP address: nothing to do."""
+    if not address.startswith(UNIX_PREFIX):
+        yield
+        return
+    previous = os.umask(0o777 & ~mode)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+    os.chmod(address.removeprefix(UNIX_PREFIX), mode)

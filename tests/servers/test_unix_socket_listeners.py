@@ -1,8 +1,10 @@
 """authz.listen / http_listen as unix:/path: the file is claimed like a port, stale ones are replaced, it goes
 with its server, and what cannot work is refused in one line."""
 
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -92,3 +94,43 @@ def test_a_socket_the_server_does_not_serve_is_left_alone(tmp_path, keyring_file
         assert other.exists()
     finally:
         listener.close()
+
+
+def test_the_socket_is_created_group_only_whatever_the_umask(tmp_path, keyring_file):
+    """Under umask 0 a plain bind makes the socket 0777: anyone on the host could ask for checks. It is 0660 (or
+    authz.socket_mode) from the moment it exists."""
+    path = tmp_path / "authz.sock"
+    config = write_config(tmp_path, keyring_file, listen=f"unix:{path}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "satgate_cli", "authz", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: os.umask(0),  # noqa: PLW1509 - the child's own umask, set before it runs
+    )
+    try:
+        for _ in range(200):
+            if grpc_serving(f"unix:{path}"):
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+
+
+@pytest.mark.parametrize(
+    "authz",
+    [
+        {"listen": "unix:/run/a.sock"},
+        {"transport": "http", "http_listen": "unix:/run/a.sock"},
+    ],
+)
+def test_tls_on_a_unix_listener_is_refused_at_load(tmp_path, keyring_file, authz):
+    tls = {"cert_file": str(tmp_path / "c.pem"), "key_file": str(tmp_path / "k.pem")}
+    config = write_config(tmp_path, keyring_file, tls=tls, **authz)
+    with pytest.raises(ConfigError, match=r"authz\.tls") as refused:
+        load_config(config)
+    (problem,) = str(refused.value).splitlines()[1:]  # one problem line under the file's, as every config error
+    assert "authz.tls" in problem and "socket_mode" in problem
