@@ -123,13 +123,14 @@ async def build_services(config: Config, session: aiohttp.ClientSession) -> tupl
 
 
 def _admin_only_on_its_listener(admin_port: int):
-    """With `mint.admin_listen` set, /api/admin/* answers only there, and only /healthz besides."""
+    """With `mint.admin_listen` set, /api/admin/* and the console answer only there, and only /healthz besides."""
 
     @web.middleware
     async def split(request: web.Request, handler):
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         on_admin_listener = sockname is not None and sockname[1] == admin_port
-        if request.path != "/healthz" and request.path.startswith("/api/admin/") != on_admin_listener:
+        admin_only = request.path.startswith(("/api/admin/", "/console"))  # the console acts as an admin does
+        if request.path != "/healthz" and admin_only != on_admin_listener:
             return error(404, "not_found", f"no {request.path} on this listener")
         return await handler(request)
 

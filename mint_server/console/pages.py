@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from importlib.resources import files
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -111,8 +112,21 @@ async def sign_in_form(request: web.Request) -> web.StreamResponse:
     return page(request, "sign_in.html", signed_in=False, error=None)
 
 
+def cross_site(request: web.Request) -> bool:
+    """The browser says the form came from another site: Sec-Fetch-Site (cross-site), or an Origin other than
+    this Mint's own. A request that carries neither (curl, old browsers) is judged by the credential alone."""
+    if request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return urlsplit(origin).netloc != request.host  # the host, not the scheme: TLS may end at a proxy in front
+
+
 @handler
 async def sign_in(request: web.Request) -> web.StreamResponse:
+    if cross_site(request):  # a page elsewhere posting a credential it holds: a session the user never asked for
+        return page(request, "sign_in.html", 403, signed_in=False, error="sign in from the console's own page")
     form = await request.post()
     credential = str(form.get("token", "")).strip()
     try:

@@ -180,3 +180,26 @@ def test_axis_tops_are_round_numbers():
     from mint_server.console.charts import nice_ceiling
 
     assert [nice_ceiling(v) for v in (0, 1, 3, 7, 12, 100, 101, 999)] == [1, 1, 5, 10, 20, 100, 200, 1000]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}],
+)
+async def test_a_cross_site_sign_in_sets_no_session(mint_server, keyring, headers):
+    """A page elsewhere posting a credential it holds would plant its session in the admin's browser."""
+    response = await mint_server.client.post(
+        "/console/sign-in", data={"token": admin_token(keyring)}, headers=headers, allow_redirects=False
+    )
+    assert response.status == 403 and "Set-Cookie" not in response.headers
+
+
+async def test_a_same_origin_sign_in_works(mint_server, keyring):
+    own = str(mint_server.client.make_url("/")).rstrip("/")
+    response = await mint_server.client.post(
+        "/console/sign-in",
+        data={"token": admin_token(keyring)},
+        headers={"Origin": own, "Sec-Fetch-Site": "same-origin"},
+        allow_redirects=False,
+    )
+    assert response.status == 303 and "Set-Cookie" in response.headers

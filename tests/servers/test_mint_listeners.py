@@ -62,6 +62,8 @@ def test_the_admin_api_answers_only_on_its_own_listeners(fenced_mint):
     assert http_status(f"{public}/api/admin/audit") == 404
     assert http_status(f"{admin}/api/admin/audit") == 401  # there, and asking for an admin token
     assert http_status(f"{admin}/api/mint/verify") == 404
+    assert http_status(f"{public}/console/sign-in") == 404  # the console acts as an admin: only there too
+    assert http_status(f"{admin}/console/sign-in") == 200
     assert http_status(f"{public}/healthz") == http_status(f"{admin}/healthz") == 200
     assert grpc_code(addresses["grpc_listen"], list_delegations) == grpc.StatusCode.UNIMPLEMENTED
     assert grpc_code(addresses["admin_grpc_listen"], list_delegations) == grpc.StatusCode.UNAUTHENTICATED
