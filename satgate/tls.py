@@ -65,23 +65,32 @@ def _why(exc: Exception) -> str:
 
 
 class ReloadingContext:
-    """An SSLContext for asyncio servers (aiohttp, uvicorn) that takes new files in place: a handshake after a
-    reload presents the new certificate; connections already open keep theirs."""
+    """An SSLContext for asyncio servers (aiohttp, uvicorn) that takes new files: a handshake after a reload uses a
+    context built afresh from them — the new certificate, and only the client CAs the file now holds (adding to the
+    old context would keep trusting a CA that was removed). The listener keeps the first context, whose SNI
+    callback hands each new connection the current one; connections already open keep theirs."""
 
     def __init__(self, files: TlsFiles) -> None:
         self.files = files
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.set_alpn_protocols(["http/1.1"])
         files.check()
-        self._load()
+        self.context = self._built()
+        self.context.sni_callback = self._current_for  # called for every ClientHello, with or without SNI
+        self._current = self.context
         self._stamp = files.stamp()
 
-    def _load(self) -> None:
-        self.context.load_cert_chain(self.files.cert_file, self.files.key_file)
+    def _built(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(self.files.cert_file, self.files.key_file)
         if self.files.client_ca_file is not None:
-            self.context.load_verify_locations(cafile=self.files.client_ca_file)
-            self.context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=self.files.client_ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def _current_for(self, connection: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        if self._current is not self.context:
+            connection.context = self._current
 
     def reload_if_changed(self) -> bool:
         stamp = self.files.stamp()
@@ -92,7 +101,7 @@ class ReloadingContext:
         except TlsError as exc:  # half-written, or wrong: keep serving the last good pair, try again later
             log.warning("tls_reload_deferred", detail=str(exc))
             return False
-        self._load()
+        self._current = self._built()
         self._stamp = stamp
         log.info("tls_reloaded", setting=self.files.setting, cert_file=str(self.files.cert_file))
         return True
