@@ -163,6 +163,11 @@ class CheckPipeline:
         except RouteConfigError as exc:
             self._logger.error("route_config_invalid", detail=str(exc), path=facts.path)
             return self._deny(UNAVAILABLE, request_id)
+        # ... and a path other parsers could read differently is refused in every mode: observing it would let a
+        # request reach an enforced route's upstream (`/public/..;/admin/`) with no token at all
+        if (ambiguous := ambiguity(facts.path)) is not None:
+            refused = Denial(400, "invalid_request", f"the path holds {ambiguous}: an upstream could read another path")
+            return self._deny(refused, request_id, reply=Reply(mcp=route.mcp))
         observe = (route.mode or self._settings.mode) == "observe"
         decision = await self._decide_route(request, request_id, deadline, facts, route, observe=observe)
         if not observe:
@@ -185,9 +190,6 @@ class CheckPipeline:
         # Refusals before the token verified are JSON-RPC on MCP routes, but the body stays unread (id null):
         # strangers get no work done for them, and learn nothing from parse errors.
         reply = Reply(mcp=route.mcp)
-        if (ambiguous := ambiguity(facts.path)) is not None:  # one path for the caveats, the routes and upstream
-            refused = Denial(400, "invalid_request", f"the path holds {ambiguous}: an upstream could read another path")
-            return self._deny(refused, request_id, reply=reply)
 
         # 2. credential
         token_text = bearer_token(request.headers.get("authorization", ""))

@@ -77,3 +77,19 @@ def test_a_trailing_dot_host_meets_the_same_host_rule_and_hosts_caveat(observe_s
         for host in ("admin.example.com", "admin.example.com.", "ADMIN.example.com.:443"):
             assert status(reader, host) == 403, host  # the host rule needs api:admin
             assert status(pinned, host) == 200, host  # the hosts caveat holds
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ("/observed/%2e%2e;/v1/items", {400}),  # ambiguous: refused in observe mode as in enforce mode
+        ("/observed/%252e%252e/v1/items", {400}),
+        ("/observed/..;/v1/items", {400, 401}),  # Envoy may resolve it to /v1/items first: the enforced route's
+    ],
+)
+def test_an_ambiguous_path_is_refused_on_an_observed_route_too(observe_stack, path, refused):
+    """Observing a path an upstream may read as another (Tomcat's `..;`) would let it reach an enforced route's
+    upstream with no token: that refusal protects the path itself, so it holds in every mode."""
+    with httpx.Client(base_url=observe_stack.url, trust_env=False, timeout=10) as client:
+        response = client.get(path)
+    assert response.status_code in refused, response.text
