@@ -62,11 +62,24 @@ class RedisServer:
             ]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         deadline = time.monotonic() + timeout
-        while not self.ping():
+        # Ours answering, not merely someone: a port found free can be taken before redis-server binds it, and a
+        # PONG from that other server would hand the tests a store they do not own.
+        while not (self.ping() and self._answered_by_own_process()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on {self.port} did not start: {self.directory / 'redis.log'}")
             time.sleep(0.02)
         return self
+
+    def _answered_by_own_process(self) -> bool:
+        assert self.process is not None
+        info = subprocess.run(  # noqa: S603 - redis-cli from PATH, like redis-server
+            ["redis-cli", "-p", str(self.port), "info", "server"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        return f"process_id:{self.process.pid}\r" in info or f"process_id:{self.process.pid}\n" in info
 
     def ping(self) -> bool:
         try:
