@@ -57,7 +57,7 @@ class IdentityBudgetAdmin:
         for bucket, (left, limit) in zip(buckets, balances, strict=True):
             assert bucket.period is not None
             budgets[bucket.bucket_id].update(
-                remaining=left, limit=limit, resets_at=format_utc(bucket.period.end(bucket.period.index(now)))
+                remaining=left, limit=limit, resets_at=format_utc(bucket.period.window_end(now))
             )
         return {"policy": policy, "budgets": sorted(budgets.values(), key=lambda b: (b["rule"], b["identities"]))}
 

@@ -103,7 +103,7 @@ class TokenAdmin:
                 shown["budget_limit"] = limit
                 own = _credits_bucket(record)
                 period = own.period if own is not None else None
-                shown["budget_resets_at"] = None if period is None else format_utc(period.end(period.index(now)))
+                shown["budget_resets_at"] = None if period is None else format_utc(period.window_end(now))
         return listed
 
     async def list_tokens(

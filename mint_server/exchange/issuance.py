@@ -172,6 +172,6 @@ class Issuance:
         left, tightest = min(zip(lefts, owned, strict=True), key=lambda pair: pair[0])
         period = tightest.bucket.period
         assert period is not None
-        return {"remaining": left, "resets_at": format_utc(period.end(period.index(now))), "period": str(period)}
+        return {"remaining": left, "resets_at": format_utc(period.window_end(now)), "period": str(period)}
 
     # ------------------------------------------------------------------------------------ verify

@@ -256,7 +256,7 @@ class MintService:
             return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, None)
         remaining, tightest = min(zip(lefts, token.buckets, strict=True), key=lambda pair: pair[0])
         period = tightest.period  # a windowed budget (an identity's too) refills when its window ends
-        resets_at = None if period is None else format_utc(period.end(period.index(now)))
+        resets_at = None if period is None else format_utc(period.window_end(now))
         return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, remaining, resets_at=resets_at)
 
     # ------------------------------------------------------------------------------------ lifecycle

@@ -85,7 +85,7 @@ def resets_at(request: DebitRequest, at: float, short: str) -> float | None:
     buckets = [request.buckets[int(position) - 1] for position in short.split(",") if position]
     if not buckets or any(b.period is None for b in buckets):
         return None
-    return min(b.period.end(b.period.index(at)) for b in buckets if b.period is not None)
+    return min(b.period.window_end(at) for b in buckets if b.period is not None)
 
 
 def debit_record_key(tenant: str, debit_id: str | None) -> str:

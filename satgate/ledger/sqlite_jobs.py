@@ -104,7 +104,7 @@ def record_crossings(
 def resets_at(buckets: tuple[Bucket, ...], before: list[tuple[int, int]], cost: int, at: float) -> float | None:
     """When a refused debit could next be paid by the window alone: every bucket short of `cost` is windowed."""
     short = [bucket for (left, _limit), bucket in zip(before, buckets, strict=True) if left < cost]
-    ends = [b.period.end(b.period.index(at)) for b in short if b.period is not None]
+    ends = [b.period.window_end(at) for b in short if b.period is not None]
     return min(ends) if ends and len(ends) == len(short) else None
 
 

@@ -59,6 +59,10 @@ class Period:
         """When window `index` ends (the next one starts), unix seconds."""
         return self.start(index + 1)
 
+    def window_end(self, at: float) -> float:
+        """When the window that `at` falls in ends: a windowed budget's reset."""
+        return self.end(self.index(at))
+
     def keep_seconds(self, index: int, at: float) -> int:
         """How long from `at` the store keeps window `index`: to the end of the window after it (SPEC: windows
         before the previous one may be dropped), counted from the check's own time so an injected clock works."""
