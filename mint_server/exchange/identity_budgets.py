@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mint_server.policies.models import Identity, TrustPolicy, TrustRule, render_label
@@ -19,9 +20,15 @@ from satgate.caveats.budget_window import BudgetWindow
 from satgate.control_plane.store import ControlPlaneStore
 from satgate.ledger import Bucket, Ledger
 from satgate.ledger.windows import MAX_PERIOD_COUNT, Period
-from satgate.timefmt import parse_duration
+from satgate.timefmt import format_utc, parse_duration
 
 CREDITS, WINDOW = "credits", "window"  # budget_credits (per ttl period) and budget_window (per its window)
+
+
+def tightest(buckets: Sequence[Bucket], lefts: Sequence[int], now: float) -> tuple[int, Bucket, str | None]:
+    """The smallest remaining across buckets, its bucket, and when that bucket refills (None: never, lifetime)."""
+    left, bucket = min(zip(lefts, buckets, strict=True), key=lambda pair: pair[0])
+    return left, bucket, None if bucket.period is None else format_utc(bucket.period.window_end(now))
 
 
 class NoBudgetKey(Exception):

@@ -18,6 +18,7 @@ from mint_server.exchange.identity_budgets import (
     budget_key,
     rule_buckets,
     rule_ref,
+    tightest,
     ttl_period,
 )
 from mint_server.exchange.results import ExchangeDenied, ExchangeResult, MintSettings
@@ -143,7 +144,7 @@ class Issuance:
         self, policy: TrustPolicy, rule: TrustRule, identity: Identity
     ) -> list[IdentityBucket] | None:
         """The rule's budgets for this identity's budget key, their limits in the ledger (set once; a policy change
-        moves them: `apply_budget_changes`), or None for `budget_per: token`."""
+        moves them: RuleBudgets.apply), or None for `budget_per: token`."""
         try:
             key = budget_key(rule, identity)
         except NoBudgetKey as exc:
@@ -162,16 +163,13 @@ class Issuance:
 
     async def _budget_state(self, tenant: str, owned: list[IdentityBucket]) -> dict[str, Any] | None:
         """What the identity has left now and when its tightest budget refills (None if the ledger cannot say)."""
-        now = time.time()
-        try:
-            lefts = await self._ledger.remaining_each(tenant, tuple(b.bucket for b in owned), at=now)
-        except LedgerUnavailable:
-            return None
         if not owned:
             return None
-        left, tightest = min(zip(lefts, owned, strict=True), key=lambda pair: pair[0])
-        period = tightest.bucket.period
-        assert period is not None
-        return {"remaining": left, "resets_at": format_utc(period.window_end(now)), "period": str(period)}
-
-    # ------------------------------------------------------------------------------------ verify
+        now = time.time()
+        buckets = [b.bucket for b in owned]
+        try:
+            lefts = await self._ledger.remaining_each(tenant, tuple(buckets), at=now)
+        except LedgerUnavailable:
+            return None
+        left, bucket, resets_at = tightest(buckets, lefts, now)
+        return {"remaining": left, "resets_at": resets_at, "period": str(bucket.period)}

@@ -13,9 +13,7 @@ import aiohttp
 import structlog
 
 from mint_server.audit.refusals import UnauthenticatedRefusals
-from mint_server.exchange.identity_budgets import (
-    RuleBudgets,
-)
+from mint_server.exchange.identity_budgets import RuleBudgets, tightest
 from mint_server.exchange.issuance import Issuance
 from mint_server.exchange.rate_limit import RateLimiter, workload_instance
 from mint_server.exchange.results import ExchangeDenied, ExchangeResult, MintSettings, VerifyResult
@@ -34,7 +32,6 @@ from satgate.audit import AuditEvent, AuditLog
 from satgate.control_plane.store import ControlPlaneStore
 from satgate.keyring import KeyringFile
 from satgate.ledger import Ledger, LedgerUnavailable
-from satgate.timefmt import format_utc
 from satgate.tokens.verify import TokenRejected, TokenVerifier
 from satgate.tracing import Tracing
 
@@ -254,9 +251,7 @@ class MintService:
             return VerifyResult(valid=False, error="expired")
         if not lefts:
             return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, None)
-        remaining, tightest = min(zip(lefts, token.buckets, strict=True), key=lambda pair: pair[0])
-        period = tightest.period  # a windowed budget (an identity's too) refills when its window ends
-        resets_at = None if period is None else format_utc(period.window_end(now))
+        remaining, _, resets_at = tightest(token.buckets, lefts, now)  # a windowed budget refills when its window ends
         return VerifyResult(True, token.token_id, token.tenant, token.caveat_texts, remaining, resets_at=resets_at)
 
     # ------------------------------------------------------------------------------------ lifecycle
